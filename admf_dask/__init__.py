@@ -1,0 +1,42 @@
+"""admf-dask: backtest thousands of portfolios over shared features and ML signals on Dask.
+
+>>> import admf_dask as ad
+>>> result = ad.run(ad.load_pipeline("pipelines/quickstart.yaml"))  # doctest: +SKIP
+>>> result.metrics.sort_values("sharpe").tail()                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InputError",
+    "__version__",
+    "compute_features",
+    "load_market_data",
+    "load_pipeline",
+    "open_run",
+    "run",
+]
+
+from admf_dask.config import load_pipeline
+from admf_dask.errors import InputError
+from admf_dask.pipeline import open_run, run
+
+
+def load_market_data(spec: Any, *, base_dir: Any = None):
+    """Market data as an xarray Dataset (time × symbol); see `admf_dask.data.load_market_data`."""
+    from admf_dask.data import load_market_data as _load
+
+    return _load(spec, base_dir=base_dir)
+
+
+def compute_features(data: Any, specs: Any):
+    """Feature Dataset (lazy) for ``{name: {kind, params}}``; see `admf_dask.features`."""
+    from admf_dask.features import compute_features as _compute
+    from admf_dask.features import validate_feature_spec
+
+    specs = {name: validate_feature_spec(name, dict(spec)) for name, spec in dict(specs).items()}
+    return _compute(data, specs)

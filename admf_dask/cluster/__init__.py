@@ -1,0 +1,258 @@
+"""Where a run executes: a LocalCluster sized to this machine, or an existing scheduler.
+
+Sizing is plain arithmetic (`plan_cluster`, no I/O) so it can be tested on any shape of machine;
+`make_local_cluster` starts what the plan says; `session_client` keeps one cluster per Python
+process so notebooks and repeated `ad.run` calls reuse workers (and their persisted features).
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from admf_dask.config.models import ClusterConfig
+from admf_dask.errors import ConfigError
+
+ML = "ML"
+GPU = "GPU"
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """One worker: its name, threads, memory limit in bytes and resource tags."""
+
+    name: str
+    nthreads: int
+    memory_limit: int
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """What `make_local_cluster` starts."""
+
+    workers: tuple[WorkerPlan, ...]
+    host: str
+    dashboard_address: str | None
+
+    @property
+    def n_workers(self) -> int:
+        return len(self.workers)
+
+
+def detect_machine() -> dict[str, Any]:
+    """Cores usable by this process, total memory in bytes and whether CUDA is present."""
+    import psutil
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return {"cores": cores, "memory": int(psutil.virtual_memory().total), "gpu": cuda_available()}
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA device (import is lazy: torch is slow to import)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - no torch or a broken driver means no GPU
+        return False
+
+
+def parse_memory(text: str, where: str = "cluster.memory_limit") -> int:
+    """Parse '4GiB', '512MB', '2e9' into bytes."""
+    from dask.utils import parse_bytes
+
+    try:
+        value = int(parse_bytes(text))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(where, f"cannot read memory size '{text}'", "write e.g. 4GiB or 'auto'") from exc
+    if value <= 0:
+        raise ConfigError(where, f"memory size must be positive, got '{text}'", "write e.g. 4GiB")
+    return value
+
+
+def plan_cluster(cfg: ClusterConfig, cores: int, memory: int, gpu: bool = False) -> ClusterPlan:
+    """Size a LocalCluster for a machine.
+
+    Auto rules: one single-threaded worker process per core up to 4 cores (numba kernels and the
+    per-batch chains want processes, not threads fighting over the GIL); above that, two threads
+    per worker. Memory: 90% of RAM shared equally. The first ``ml_workers`` workers carry resource
+    ``ML`` (and ``GPU`` when CUDA is present), so ML tasks land only there.
+    """
+    cores = max(1, int(cores))
+    if cfg.threads_per_worker == "auto":
+        threads = 1 if cores <= 4 else 2
+        if cfg.n_workers != "auto":
+            threads = max(1, cores // cfg.n_workers)
+    else:
+        threads = cfg.threads_per_worker
+    n_workers = max(1, cores // threads) if cfg.n_workers == "auto" else cfg.n_workers
+    n_ml = cfg.ml_workers
+    if n_ml > n_workers:
+        if cfg.n_workers == "auto":
+            n_ml = n_workers
+        else:
+            raise ConfigError(
+                "cluster.ml_workers",
+                f"{n_ml} ML workers asked for but only {n_workers} workers",
+                "lower cluster.ml_workers or raise cluster.n_workers",
+            )
+    if cfg.memory_limit == "auto":
+        per_worker = int(memory * 0.9 / n_workers)
+    else:
+        per_worker = parse_memory(cfg.memory_limit)
+    workers = []
+    for i in range(n_workers):
+        tags: dict[str, float] = {}
+        if i < n_ml:
+            tags[ML] = 1
+            if gpu:
+                tags[GPU] = 1
+        name = f"ml-{i}" if tags else f"cpu-{i}"
+        workers.append(WorkerPlan(name, threads, per_worker, tags))
+    dash = cfg.dashboard_address
+    if dash is not None and dash.startswith(":"):
+        dash = f"{cfg.host}{dash}"  # ":0" would listen on every interface
+    return ClusterPlan(tuple(workers), cfg.host, dash)
+
+
+def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | None = None):
+    """Start a `distributed.LocalCluster` following `plan` (default: sized to this machine).
+
+    Returns the cluster; its workers are named after their plan (``ml-0``, ``cpu-1``, ...).
+    """
+    from distributed import LocalCluster
+
+    cfg = cfg or ClusterConfig()
+    if plan is None:
+        m = detect_machine()
+        plan = plan_cluster(cfg, m["cores"], m["memory"], m["gpu"])
+    cluster = LocalCluster(
+        n_workers=0,
+        threads_per_worker=1,
+        processes=True,
+        host=plan.host,
+        dashboard_address=plan.dashboard_address,
+        silence_logs=40,
+    )
+    # LocalCluster gives every worker the same options; write one spec per worker instead so only
+    # the planned workers carry the ML/GPU resource tags.
+    for w in plan.workers:
+        spec = copy.deepcopy(cluster.new_spec)
+        spec["options"].update(
+            nthreads=w.nthreads, memory_limit=w.memory_limit, resources=dict(w.resources), name=w.name
+        )
+        cluster.worker_spec[w.name] = spec
+    cluster.sync(cluster._correct_state)
+    cluster.wait_for_workers(plan.n_workers, timeout=120)
+    return cluster
+
+
+def describe_cluster(client) -> dict[str, Any]:
+    """Scheduler address, dashboard link and one record per worker (run.json ``cluster``)."""
+    info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+    workers = []
+    for addr, w in sorted(info.get("workers", {}).items()):
+        workers.append(
+            {
+                "address": addr,
+                "name": str(w.get("name", "")),
+                "nthreads": int(w.get("nthreads", 0)),
+                "memory_limit": int(w.get("memory_limit") or 0),
+                "resources": dict(w.get("resources") or {}),
+            }
+        )
+    return {
+        "scheduler": client.scheduler.address,
+        "dashboard": client.dashboard_link,
+        "workers": workers,
+    }
+
+
+def _accepts_n_workers(client) -> bool:
+    import inspect
+
+    return "n_workers" in inspect.signature(client.scheduler_info).parameters
+
+
+@dataclass
+class _Session:
+    key: str
+    cluster: Any
+    client: Any
+
+
+_LOCK = threading.Lock()
+_SESSION: _Session | None = None
+
+
+def session_client(cfg: ClusterConfig):
+    """The client of this process's session cluster, started on first use and then reused.
+
+    With ``cfg.address`` set, connects to that scheduler instead (also reused). A different
+    cluster section closes the old session cluster and starts a new one.
+    """
+    global _SESSION
+    from distributed import Client
+
+    key = repr(sorted(asdict_cfg(cfg).items()))
+    with _LOCK:
+        if _SESSION is not None and _SESSION.key == key and _SESSION.client.status == "running":
+            return _SESSION.client
+        close_session()
+        if cfg.address:
+            try:
+                client = Client(cfg.address, timeout="20s", set_as_default=False)
+            except OSError as exc:
+                raise ConfigError(
+                    "cluster.address",
+                    f"cannot reach a Dask scheduler at {cfg.address} ({exc})",
+                    "start one with 'dask scheduler' or fix the address",
+                ) from exc
+            cluster = None
+        else:
+            cluster = make_local_cluster(cfg)
+            client = Client(cluster, set_as_default=False)
+        _SESSION = _Session(key, cluster, client)
+        return client
+
+
+def close_session() -> None:
+    """Close the session client and its LocalCluster, if any."""
+    global _SESSION
+    s, _SESSION = _SESSION, None
+    if s is None:
+        return
+    try:
+        s.client.close()
+    finally:
+        if s.cluster is not None:
+            s.cluster.close()
+
+
+def asdict_cfg(cfg: ClusterConfig) -> dict[str, Any]:
+    return cfg.model_dump()
+
+
+atexit.register(close_session)
+
+__all__ = [
+    "ML",
+    "GPU",
+    "ClusterPlan",
+    "WorkerPlan",
+    "close_session",
+    "cuda_available",
+    "describe_cluster",
+    "detect_machine",
+    "make_local_cluster",
+    "plan_cluster",
+    "session_client",
+]

@@ -1,0 +1,116 @@
+"""Results of a run, opened lazily from its run folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from admf_dask.errors import InputError
+from admf_dask.pipeline.manifest import read_manifest
+
+
+@dataclass
+class RunResult:
+    """A finished run.
+
+    Attributes
+    ----------
+    path : Path
+        The run folder.
+    manifest : dict
+        run.json.
+    results : xr.Dataset
+        results.zarr, lazily opened (equity, cash, metrics, grid coords, positions).
+    features, signals : xr.Dataset, xr.DataArray or None
+        The persisted collections of the run (``ad.run``) or signals.zarr (``ad.open_run``).
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    results: Any
+    features: Any = None
+    signals: Any = None
+    _orders: Any = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest["run_id"]
+
+    @property
+    def equity(self):
+        """Equity (time, portfolio), lazy."""
+        return self.results["equity"]
+
+    @property
+    def cash(self):
+        """Cash (time, portfolio), lazy."""
+        return self.results["cash"]
+
+    @property
+    def metrics(self):
+        """`pandas.DataFrame` of metrics, one row per portfolio, grid parameters as columns."""
+        import numpy as np
+
+        ds = self.results
+        cols = [v for v in ds.data_vars if ds[v].dims == ("portfolio",)]
+        df = ds[cols].to_dataframe() if cols else ds.portfolio.to_dataframe()
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].astype(str)
+        return df.replace([np.inf, -np.inf], np.nan)
+
+    @property
+    def orders_path(self) -> Path:
+        return self.path / "orders.parquet"
+
+    @property
+    def orders(self):
+        """The order ledger as a pandas DataFrame (loads it all: use `orders_dataset` when big)."""
+        if self._orders is None:
+            import pandas as pd
+
+            if not self.orders_path.exists():
+                self._orders = pd.DataFrame(
+                    columns=["portfolio", "time", "symbol", "qty", "price", "commission", "reason"]
+                )
+            else:
+                self._orders = self.orders_dataset().to_table().to_pandas()
+                self._orders = self._orders.sort_values(["portfolio", "time", "symbol"],
+                                                        kind="stable").reset_index(drop=True)
+        return self._orders
+
+    def orders_dataset(self):
+        """The order ledger as a `pyarrow.dataset.Dataset` (filter and scan without loading)."""
+        import pyarrow.dataset as pads
+
+        return pads.dataset(self.orders_path, format="parquet")
+
+    def __repr__(self) -> str:
+        n = self.results.sizes.get("portfolio", 0)
+        return f"<RunResult {self.run_id} {self.manifest.get('name')}: {n} portfolios at {self.path}>"
+
+
+def open_run(path: str | Path) -> RunResult:
+    """Open a run folder written by `admf_dask.run` / ``admf-dask run``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run folder (holding run.json).
+
+    Returns
+    -------
+    RunResult
+    """
+    import xarray as xr
+
+    p = Path(path)
+    if not (p / "run.json").is_file():
+        raise InputError(str(p), "not a run folder (no run.json)", "pass the folder a run wrote")
+    manifest = read_manifest(p / "run.json")
+    results = xr.open_zarr(p / "results.zarr") if (p / "results.zarr").exists() else xr.Dataset()
+    signals = None
+    if (p / "signals.zarr").exists():
+        signals = xr.open_zarr(p / "signals.zarr")["signals"]
+    return RunResult(path=p, manifest=manifest, results=results, signals=signals)

@@ -1,0 +1,237 @@
+"""Run a pipeline: plan the stages, execute them on the cluster, write the run folder.
+
+The decision logic (config, grid, graph building) lives in the stages; this module only sequences
+them, times them, and makes the output atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from admf_dask.config import PipelineConfig, config_hash, load_pipeline
+from admf_dask.pipeline import rundir
+from admf_dask.pipeline.manifest import versions, write_manifest
+from admf_dask.pipeline.results import RunResult, open_run
+
+log = logging.getLogger("admf_dask")
+
+STAGES = ("data", "features", "signals", "portfolio", "write")
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """What a run tells its user while it works (CLI: rich display; API: logging)."""
+
+    def start(self, run_id: str, dashboard: str | None) -> None: ...
+    def stage(self, name: str) -> contextlib.AbstractContextManager[Callable[[str], None]]: ...
+    def warn(self, text: str) -> None: ...
+
+
+class LogReporter:
+    """Default reporter: the dashboard link printed, stage lines logged with the run id."""
+
+    def __init__(self, echo: Callable[[str], None] = print) -> None:
+        self.echo = echo
+        self.run_id = ""
+
+    def start(self, run_id: str, dashboard: str | None) -> None:
+        self.run_id = run_id
+        self.echo(f"admf-dask run {run_id}" + (f" — dashboard: {dashboard}" if dashboard else ""))
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[Callable[[str], None]]:
+        t0 = time.perf_counter()
+        notes: list[str] = []
+        log.info("[%s] %s started", self.run_id, name)
+        yield notes.append
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        log.info("[%s] %s done in %.2fs%s", self.run_id, name, time.perf_counter() - t0, extra)
+
+    def warn(self, text: str) -> None:
+        log.warning("[%s] %s", self.run_id, text)
+        self.echo(f"warning: {text}")
+
+
+class RunIdFilter(logging.Filter):
+    """Stamps every admf_dask log record with the current run id (``%(run_id)s``)."""
+
+    run_id = "-"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = RunIdFilter.run_id
+        return True
+
+
+def new_run_id() -> str:
+    """Sortable, unique: UTC time plus 6 random hex digits."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 4)
+
+
+def run(
+    pipeline: str | Path | dict[str, Any] | PipelineConfig,
+    client: Any = None,
+    *,
+    out: str | Path | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    reporter: Reporter | None = None,
+    profile: bool = False,
+    strict: bool = False,
+) -> RunResult:
+    """Run a pipeline and return its results.
+
+    Parameters
+    ----------
+    pipeline : path, dict or PipelineConfig
+        The pipeline (see `load_pipeline`).
+    client : distributed.Client, optional
+        Run on this client. Default: ``cluster.address`` if set, else this process's session
+        LocalCluster (started once, reused by later runs, so persisted features are reused too).
+    out : path, optional
+        Run folder (default ``output.path``, relative to the current directory).
+    overrides : list of str
+        ``key.path=value`` overrides.
+    reporter : Reporter, optional
+        Progress display (CLI: rich). Default: the dashboard link printed, stages logged.
+    profile : bool
+        Save a Dask ``performance_report`` as ``profile.html`` in the run folder.
+    strict : bool
+        Failures that would only warn (an ML fold that cannot train) stop the run instead.
+
+    Returns
+    -------
+    RunResult
+        ``equity``, ``metrics``, ``orders``, ``signals``, ``features``, ``manifest``.
+    """
+    from admf_dask.cluster import describe_cluster, session_client
+    from admf_dask.data import load_market_data
+    from admf_dask.features import feature_stage
+    from admf_dask.portfolio import expand_grid, run_portfolios
+    from admf_dask.strategies import StrategyContext, signal_stage
+
+    cfg = load_pipeline(pipeline, overrides)
+    reporter = reporter or LogReporter()
+    run_id = new_run_id()
+    RunIdFilter.run_id = run_id
+    target = Path(out if out is not None else cfg.output.path).expanduser().resolve()
+    rundir.check_target(target, cfg.output.overwrite, "--out" if out is not None else "output.path")
+    timer = _Timer()
+    t_start = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat()
+    if client is None:
+        client = session_client(cfg.cluster)
+    cluster_info = describe_cluster(client)
+    reporter.start(run_id, cluster_info.get("dashboard"))
+    tmp: Path | None = rundir.temp_dir_for(target, run_id)
+    base_dir = Path(cfg.base_dir) if cfg.base_dir else None
+    try:
+        with _maybe_profile(profile, tmp / "profile.html"):
+            with reporter.stage("data") as note, timer("data"):
+                data = load_market_data(cfg.data, base_dir=base_dir)
+                data = client.persist(data)
+                note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
+            with reporter.stage("features") as note, timer("features"):
+                features, feat_cache = feature_stage(data, cfg.features, client=client)
+                note(f"{len(features.data_vars)} variables, cache {feat_cache}")
+            ctx = StrategyContext(
+                client=client, run_id=run_id, base_dir=base_dir, run_dir=tmp, strict=strict
+            )
+            with reporter.stage("signals") as note, timer("signals"):
+                signals, sig_cache = signal_stage(data, features, cfg.strategies, ctx)
+                note(f"{signals.sizes['strategy']} strategies, cache {sig_cache}")
+            for w in ctx.warnings:
+                reporter.warn(w)
+            with reporter.stage("portfolio") as note, timer("portfolio"):
+                book = expand_grid(
+                    cfg.portfolios, cfg.execution, list(signals.strategy.values), data.sizes["symbol"]
+                )
+                result = run_portfolios(
+                    data,
+                    signals,
+                    features,
+                    book,
+                    tmp,
+                    client=client,
+                    run_id=run_id,
+                    write_orders=cfg.output.orders,
+                    batch_size=cfg.portfolios.batch_size,
+                )
+                note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
+            with reporter.stage("write") as note, timer("write"):
+                if cfg.output.save_signals:
+                    signals.to_dataset(name="signals").to_zarr(tmp / "signals.zarr", mode="w")
+                timer.timings["total"] = round(time.perf_counter() - t_start, 4)
+                manifest = {
+                    "run_id": run_id,
+                    "name": cfg.name,
+                    "started_at": started_at,
+                    "finished_at": datetime.now(UTC).isoformat(),
+                    "config": cfg.model_dump(mode="json"),
+                    "config_hash": config_hash(cfg),
+                    "pipeline_dir": cfg.base_dir,
+                    "data": {
+                        "source": cfg.data.source,
+                        "fingerprint": data.attrs.get("fingerprint"),
+                        "symbols": [str(s) for s in data.symbol.values],
+                        "start": str(data.time.values[0])[:10],
+                        "end": str(data.time.values[-1])[:10],
+                        "bars": int(data.sizes["time"]),
+                    },
+                    "portfolios": {"n": int(book.n_portfolios), "n_orders": int(result.n_orders)},
+                    "versions": versions(),
+                    "cluster": cluster_info,
+                    "timings": dict(timer.timings),
+                    "stage_timings": getattr(result, "timings", {}),
+                    "cache": {"features": feat_cache, "signals": sig_cache},
+                    "trace": list(ctx.trace),
+                    "ml": dict(ctx.quality),
+                    "warnings": list(ctx.warnings),
+                }
+                write_manifest(tmp / "run.json", manifest)
+                if cfg.output.report:
+                    from admf_dask.report import build_report
+
+                    build_report(tmp)
+                note(str(target))
+            timer.timings["total"] = round(time.perf_counter() - t_start, 4)
+            manifest["timings"] = dict(timer.timings)
+            write_manifest(tmp / "run.json", manifest)
+        rundir.commit(tmp, target, cfg.output.overwrite)
+        tmp = None
+    finally:
+        rundir.discard(tmp)
+    res = open_run(target)
+    res.features = features
+    res.signals = signals
+    return res
+
+
+@contextlib.contextmanager
+def _maybe_profile(enabled: bool, path: Path) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    from distributed import performance_report
+
+    with performance_report(filename=str(path)):
+        yield
