@@ -1,0 +1,96 @@
+"""A run against a separately started `dask scheduler` + `dask worker` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        args, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """`dask scheduler` and two `dask worker` processes (one tagged ML) on loopback."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [
+        _start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)],
+               tmp_path / "scheduler.log")
+    ]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert sched_file.exists(), (tmp_path / "scheduler.log").read_text()
+        address = json.loads(sched_file.read_text())["address"]
+        for name, extra in (("ml-0", ["--resources", "ML=1"]), ("cpu-1", [])):
+            procs.append(_start(
+                [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                 "--nworkers", "1", "--name", name, "--memory-limit", "3GiB", *extra],
+                tmp_path / f"{name}.log"))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in reversed(procs):
+            _stop(p)
+
+
+def test_run_on_existing_scheduler(tmp_path, small_pipeline, deployment):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(small_pipeline))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(out),
+         "--address", deployment],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["cluster"]["scheduler"] == deployment
+    names = sorted(w["name"] for w in manifest["cluster"]["workers"])
+    assert names == ["cpu-1", "ml-0"]
+    # the scheduler outlives the run: the CLI only disconnects from an existing cluster
+    from distributed import Client
+
+    with Client(deployment, timeout="10s") as c:
+        assert len(c.scheduler_info()["workers"]) == 2
+
+
+def test_unreachable_address_is_a_clear_error(tmp_path, small_pipeline):
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(small_pipeline))
+    proc = subprocess.run(
+        [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(tmp_path / "o"),
+         "--address", "tcp://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().startswith("error: cluster.address: cannot reach")
+    assert not (tmp_path / "o").exists()

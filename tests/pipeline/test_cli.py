@@ -1,0 +1,108 @@
+"""The CLI contract: exit 0 / 2 (one error line, no traceback) and an atomic run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "admf_dask.cli", *args],
+        capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout, env=env,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def write_pipeline(tmp_path: Path, cfg: dict, name: str = "p.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def test_validate_ok():
+    proc = cli("validate", "pipelines/quickstart.yaml")
+    assert proc.returncode == 0, proc.stderr
+    assert "is valid" in proc.stdout
+
+
+def test_validate_with_bad_set():
+    proc = cli("validate", "pipelines/quickstart.yaml", "--set", "data.bars=-3")
+    assert_one_line_error(proc, "data.bars")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [(["frobnicate"], "invalid choice"), (["run"], "required"), (["validate", "x.yaml", "--bogus"], "unrecognized"),
+     ([], "required")],
+)
+def test_bad_arguments_exit_2(args, needle):
+    assert_one_line_error(cli(*args), needle)
+
+
+def test_missing_pipeline_file(tmp_path):
+    assert_one_line_error(cli("run", str(tmp_path / "none.yaml")), "not found")
+
+
+def test_report_on_non_run_folder(tmp_path):
+    assert_one_line_error(cli("report", str(tmp_path)), "not a run folder")
+
+
+def test_run_writes_complete_folder(tmp_path, small_pipeline):
+    p = write_pipeline(tmp_path, small_pipeline)
+    out = tmp_path / "out"
+    proc = cli("run", str(p), "--out", str(out), "--set", "portfolios.grid.stop_loss=[null]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "dashboard: http://127.0.0.1:" in proc.stderr
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["config"]["portfolios"]["grid"]["stop_loss"] == [None]
+    assert set(manifest["timings"]) >= {"data", "features", "signals", "portfolio", "write", "total"}
+    assert manifest["data"]["fingerprint"]
+    assert len(manifest["config_hash"]) == 16
+    assert all(w["address"].startswith("tcp://127.0.0.1") for w in manifest["cluster"]["workers"])
+    assert (out / "results.zarr").is_dir() and (out / "signals.zarr").is_dir()
+    assert not [x for x in tmp_path.iterdir() if x.name.startswith(".out.tmp")]
+    # never over an existing folder
+    again = cli("run", str(p), "--out", str(out))
+    assert_one_line_error(again, "already exists")
+    assert json.loads((out / "run.json").read_text())["run_id"] == manifest["run_id"]
+
+
+def test_failing_run_leaves_nothing(tmp_path, small_pipeline):
+    # a replay file whose symbols are unknown fails in the signals stage, after data and features
+    sig = tmp_path / "sig.csv"
+    sig.write_text("time,symbol,signal\n2010-01-04,NOPE,1\n")
+    small_pipeline["strategies"]["replay"] = {"kind": "signals", "path": "sig.csv"}
+    p = write_pipeline(tmp_path, small_pipeline)
+    out = tmp_path / "runs" / "fail"
+    proc = cli("run", str(p), "--out", str(out))
+    assert_one_line_error(proc, "NOPE")
+    assert not out.exists()
+    assert not any(x.name.startswith(".fail.tmp") for x in (tmp_path / "runs").iterdir())
+
+
+def test_output_path_that_is_a_file(tmp_path, small_pipeline):
+    p = write_pipeline(tmp_path, small_pipeline)
+    f = tmp_path / "afile"
+    f.write_text("keep me")
+    assert_one_line_error(cli("run", str(p), "--out", str(f)), "is a file")
+    assert f.read_text() == "keep me"
