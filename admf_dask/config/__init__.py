@@ -192,7 +192,7 @@ def load_pipeline(
 
 def _validate_stages(cfg: PipelineConfig) -> None:
     """Check feature/strategy specs with their registries, and cross-references."""
-    from admf_dask.features import validate_feature_spec
+    from admf_dask.features import validate_feature_spec, validate_feature_specs
     from admf_dask.strategies import validate_strategy_spec
 
     feats = {}
@@ -200,7 +200,7 @@ def _validate_stages(cfg: PipelineConfig) -> None:
         if not isinstance(spec, dict):
             raise ConfigError(f"features.{name}", "must be a mapping with a kind", "e.g. {kind: sma, window: 10}")
         feats[name] = validate_feature_spec(name, spec)
-    cfg.features = feats
+    cfg.features = validate_feature_specs(feats)
     strats = {}
     for name, spec in cfg.strategies.items():
         if not isinstance(spec, dict):
@@ -229,12 +229,9 @@ def _validate_stages(cfg: PipelineConfig) -> None:
 
 
 def _feature_outputs(feats: dict[str, dict[str, Any]]) -> list[str]:
-    from admf_dask.features import feature_outputs
+    from admf_dask.features import feature_variables
 
-    names: list[str] = []
-    for name, spec in feats.items():
-        names.extend(feature_outputs(name, spec))
-    return names
+    return list(feature_variables(feats))
 
 
 def _check_strategy_refs(cfg: PipelineConfig) -> None:

@@ -145,7 +145,9 @@ def run(
     tmp: Path | None = rundir.temp_dir_for(target, run_id)
     base_dir = Path(cfg.base_dir) if cfg.base_dir else None
     try:
-        with _maybe_profile(profile, tmp / "profile.html"):
+        # as_current: any dask compute inside the stages goes to this client (the persisted
+        # collections live on its workers), without making it the process-wide default
+        with client.as_current(), _maybe_profile(profile, tmp / "profile.html"):
             with reporter.stage("data") as note, timer("data"):
                 data = load_market_data(cfg.data, base_dir=base_dir)
                 data = client.persist(data)
@@ -165,6 +167,7 @@ def run(
                 book = expand_grid(
                     cfg.portfolios, cfg.execution, list(signals.strategy.values), data.sizes["symbol"]
                 )
+                batch_size = _guard_memory(cfg, data, features, signals, book, cluster_info, reporter)
                 result = run_portfolios(
                     data,
                     signals,
@@ -174,7 +177,7 @@ def run(
                     client=client,
                     run_id=run_id,
                     write_orders=cfg.output.orders,
-                    batch_size=cfg.portfolios.batch_size,
+                    batch_size=batch_size,
                 )
                 note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
             with reporter.stage("write") as note, timer("write"):
@@ -224,6 +227,31 @@ def run(
     res.features = features
     res.signals = signals
     return res
+
+
+def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter) -> int:
+    """Batch size that fits the workers (shrunk with a warning), or a ConfigError."""
+    from admf_dask.pipeline.memory import plan_memory
+
+    workers = cluster_info.get("workers", [])
+    plan = plan_memory(
+        n_bars=data.sizes["time"],
+        n_symbols=data.sizes["symbol"],
+        n_features=len(features.data_vars),
+        n_strategies=signals.sizes["strategy"],
+        n_portfolios=book.n_portfolios,
+        batch_size=cfg.portfolios.batch_size,
+        tchunk=cfg.data.chunks.time,
+        record_orders=cfg.output.orders,
+        worker_memory=[int(w.get("memory_limit") or 0) for w in workers],
+        threads_per_worker=max([int(w.get("nthreads") or 1) for w in workers] or [1]),
+    )
+    if plan.shrunk:
+        reporter.warn(
+            f"batch_size {cfg.portfolios.batch_size} would not fit worker memory; using "
+            f"{plan.batch_size} ({plan.describe()})"
+        )
+    return plan.batch_size
 
 
 @contextlib.contextmanager

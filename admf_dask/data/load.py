@@ -1,0 +1,383 @@
+"""The data stage: a `DataConfig` in, a dask-chunked (time, symbol) OHLCV Dataset out."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+from pydantic import BaseModel, ValidationError
+
+from admf_dask.config.models import DataConfig
+from admf_dask.data import sources
+from admf_dask.data.sources import Dense, LongTable
+from admf_dask.data.validate import FIELDS
+from admf_dask.errors import ConfigError, DataError, did_you_mean
+
+# Bumped when the meaning of the data changes without its values changing.
+_FINGERPRINT_VERSION = "admf-dask market data v1"
+
+
+def load_market_data(
+    spec: DataConfig | dict[str, Any], *, base_dir: str | Path | None = None
+) -> xr.Dataset:
+    """Load market data as an OHLCV Dataset over (time, symbol).
+
+    Parameters
+    ----------
+    spec : DataConfig or dict
+        The pipeline's ``data`` section; a dict is validated first (a bad key or value raises
+        `ConfigError` naming ``data.<key>``).
+    base_dir : str or Path, optional
+        Folder that relative ``path`` values resolve against (the pipeline file's folder);
+        default: the working directory.
+
+    Returns
+    -------
+    xarray.Dataset
+        float64 ``open, high, low, close, volume`` over ``(time, symbol)``: ``time``
+        datetime64[ns] sorted and unique, ``symbol`` str; a missing bar is NaN in all five.
+        Dask-chunked ``{time: spec.chunks.time, symbol: -1}``. ``attrs``: ``source``,
+        ``fingerprint`` (see `fingerprint`) and, for files, ``path``.
+
+    Raises
+    ------
+    ConfigError
+        A bad ``data`` key or value (``start`` after ``end``, an unparseable date, ...).
+    DataError
+        A bad data file (names the file and row), an unknown symbol, an empty selection.
+    """
+    cfg = as_data_config(spec)
+    start, end = _window(cfg)
+    attrs: dict[str, str] = {"source": cfg.source}
+    if cfg.source == "synthetic":
+        if isinstance(cfg.symbols, list):
+            _check_names(cfg.symbols)
+        dense = sources.read_synthetic(
+            cfg.symbols,
+            cfg.bars,
+            cfg.seed,
+            cfg.calendar_start,
+            missing=cfg.missing,
+            late_listed=cfg.late_listed,
+        )
+        dense = _select_dense(dense, None, start, end)
+    else:
+        if isinstance(cfg.symbols, int):
+            raise ConfigError(
+                "data.symbols",
+                f"a number of symbols ({cfg.symbols}) only applies to source synthetic",
+                "give a list of symbol names to select, or remove data.symbols",
+            )
+        wanted = _check_names(cfg.symbols) if cfg.symbols is not None else None
+        if cfg.source == "bokeh_stocks":
+            data: LongTable | Dense = sources.read_bokeh_stocks(cfg.adjust)
+        else:
+            path = _resolve(cfg.path, base_dir)
+            attrs["path"] = str(path)
+            reader = {
+                "csv": sources.read_csv,
+                "parquet": sources.read_parquet,
+                "zarr": sources.read_zarr,
+            }[cfg.source]
+            data = reader(path, str(cfg.path))
+        if isinstance(data, LongTable):
+            dense = _pivot(data, wanted, start, end)
+        else:
+            dense = _select_dense(data, wanted, start, end)
+    ds = _dataset(dense, attrs)
+    ds.attrs["fingerprint"] = fingerprint(ds)
+    return _chunk(ds, cfg.chunks.time)
+
+
+def fingerprint(ds: xr.Dataset) -> str:
+    """Deterministic hex token of a market Dataset's values, coordinates and source.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Market data as returned by `load_market_data` (dask-backed data is computed).
+
+    Returns
+    -------
+    str
+        ``dask.base.tokenize`` of the five variables' values, ``time``, ``symbol`` and
+        ``attrs["source"]``: equal data gives an equal token in any process; any changed value,
+        date, symbol or source changes it.
+    """
+    time = np.asarray(ds["time"].values).astype("datetime64[ns]")
+    # Fixed-width unicode: object arrays would be pickled, which is not guaranteed stable.
+    symbols = np.asarray([str(s) for s in np.asarray(ds["symbol"].values).tolist()], dtype=str)
+    values = [
+        np.ascontiguousarray(ds[f].transpose("time", "symbol").values, dtype=np.float64)
+        for f in FIELDS
+    ]
+    with dask.config.set({"tokenize.ensure-deterministic": True}):
+        return tokenize(_FINGERPRINT_VERSION, str(ds.attrs.get("source")), time, symbols, *values)
+
+
+def as_data_config(spec: DataConfig | dict[str, Any]) -> DataConfig:
+    """Validate a ``data`` section, turning pydantic's errors into one-line `ConfigError`.
+
+    Parameters
+    ----------
+    spec : DataConfig or dict
+        The section.
+
+    Returns
+    -------
+    DataConfig
+        The validated model.
+    """
+    if isinstance(spec, DataConfig):
+        return spec
+    if not isinstance(spec, dict):
+        raise ConfigError(
+            "data",
+            f"must be a mapping, got {type(spec).__name__}",
+            "write e.g. data: {source: synthetic, symbols: 20}",
+        )
+    try:
+        return DataConfig.model_validate(spec)
+    except ValidationError as e:
+        raise _config_error(e, "data", DataConfig) from None
+
+
+def _config_error(exc: ValidationError, prefix: str, model: type[BaseModel]) -> ConfigError:
+    errors = exc.errors()
+    first = _field_path(errors[0]["loc"], model)
+    # A union (symbols: int | list[str]) fails once per member: prefer the deepest failure
+    # (a bad list item), else name the accepted types.
+    same = [e for e in errors if _field_path(e["loc"], model) == first or e is errors[0]]
+    err = max(same, key=lambda e: len(e["loc"]))
+    tags = [str(e["loc"][len(first)]) for e in same if len(e["loc"]) > len(first)]
+    where = ".".join([prefix, *first]) + "".join(
+        f"[{i}]" for i in err["loc"][len(first) :] if isinstance(i, int)
+    )
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden" and err["loc"]:
+        key = str(err["loc"][-1])
+        parent: type[BaseModel] = model
+        for item in first:
+            ann = parent.model_fields[item].annotation
+            parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else parent
+        keys = list(parent.model_fields)
+        return ConfigError(
+            ".".join([prefix, *first, key]),
+            f"unknown key '{key}'{did_you_mean(key, keys)}",
+            "keys are " + ", ".join(keys),
+        )
+    if len(same) > 1 and len(err["loc"]) == len(first) + 1 and len(tags) == len(same):
+        msg = "expected " + " or ".join(tags)
+    if not first and err["type"] == "value_error":
+        # a model-level check: its message starts with, or names, the key it is about
+        keys = list(model.model_fields)
+        named = [k for k in keys if f"{prefix}.{k}" in msg] or [
+            k for k in keys if msg.startswith(f"{k} ")
+        ]
+        if named:
+            where = f"{prefix}.{named[0]}"
+    if "input" in err and err["type"] not in ("value_error", "missing"):
+        msg += f", got {err['input']!r}"
+    return ConfigError(where, msg, None)
+
+
+def _field_path(loc: tuple[int | str, ...], model: type[BaseModel]) -> list[str]:
+    """The field names in a pydantic error location (union member tags and indices dropped)."""
+    parts: list[str] = []
+    current: type[BaseModel] | None = model
+    for item in loc:
+        if current is None or not isinstance(item, str) or item not in current.model_fields:
+            break
+        parts.append(item)
+        ann = current.model_fields[item].annotation
+        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return parts
+
+
+def _check_names(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for s in names:
+        if not str(s).strip():
+            raise ConfigError("data.symbols", "a symbol name is empty", "remove it")
+        if s in seen:
+            raise ConfigError("data.symbols", f"'{s}' is listed twice", "list each symbol once")
+        seen.add(s)
+    return list(names)
+
+
+def _parse_date(text: str | None, key: str) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(
+            key, f"'{text}' is not a date", "write an ISO date such as 2012-01-31"
+        ) from e
+    if pd.isna(ts):
+        raise ConfigError(key, f"'{text}' is not a date", "write an ISO date such as 2012-01-31")
+    if ts.tz is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def _window(cfg: DataConfig) -> tuple[np.datetime64 | None, np.datetime64 | None]:
+    """``[start, end)`` as datetime64[ns]; a date-only end keeps that whole day."""
+    start = _parse_date(cfg.start, "data.start")
+    end = _parse_date(cfg.end, "data.end")
+    if start is not None and end is not None and start > end:
+        raise ConfigError(
+            "data.start",
+            f"start {cfg.start} is after end {cfg.end}",
+            "swap them or correct one",
+        )
+    stop = None
+    if end is not None:
+        stop = end + pd.Timedelta(days=1) if end == end.normalize() else end + pd.Timedelta(1, "ns")
+    as_ns = lambda t: None if t is None else np.datetime64(t.as_unit("ns").to_datetime64(), "ns")  # noqa: E731
+    return as_ns(start), as_ns(stop)
+
+
+def _in_window(
+    time: np.ndarray, start: np.datetime64 | None, stop: np.datetime64 | None
+) -> np.ndarray:
+    keep = np.ones(time.shape, dtype=bool)
+    if start is not None:
+        keep &= time >= start
+    if stop is not None:
+        keep &= time < stop
+    return keep
+
+
+def _no_bars(
+    time: np.ndarray, start: np.datetime64 | None, stop: np.datetime64 | None
+) -> DataError:
+    span = f"{str(time.min())[:10]} to {str(time.max())[:10]}" if time.size else "nothing"
+    return DataError(
+        "data.start" if start is not None else "data.end",
+        f"no bars in the selected window (the data covers {span})",
+        "widen data.start / data.end",
+    )
+
+
+def _unknown(missing: list[str], available: list[str]) -> DataError:
+    shown = ", ".join(available[:20]) + (
+        f", ... ({len(available)} in all)" if len(available) > 20 else ""
+    )
+    return DataError(
+        "data.symbols",
+        f"unknown symbol(s) {', '.join(repr(m) for m in missing)}"
+        f"{did_you_mean(missing[0], available)}; available: {shown}",
+        "pick symbols from the data",
+    )
+
+
+def _pivot(
+    table: LongTable,
+    wanted: list[str] | None,
+    start: np.datetime64 | None,
+    stop: np.datetime64 | None,
+) -> Dense:
+    """Long rows -> (time, symbol) grid; the calendar is the union of the kept rows' times."""
+    symbol = table.symbol
+    available = sorted(set(symbol.tolist()))
+    if wanted is not None:
+        missing = [s for s in wanted if s not in set(available)]
+        if missing:
+            raise _unknown(missing, available)
+        names = wanted
+    else:
+        names = available
+    keep = _in_window(table.time, start, stop)
+    if wanted is not None:
+        keep &= pd.Index(symbol).isin(wanted)
+    if not keep.any():
+        raise _no_bars(table.time, start, stop)
+    time = table.time[keep]
+    times, ti = np.unique(time, return_inverse=True)  # sorted: unsorted input is fine
+    si = pd.Index(names).get_indexer(symbol[keep])
+    values = {}
+    for f in FIELDS:
+        grid = np.full((times.size, len(names)), np.nan)
+        grid[ti, si] = table.values[f][keep]
+        values[f] = grid
+    return Dense(times, list(names), values)
+
+
+def _select_dense(
+    dense: Dense,
+    wanted: list[str] | None,
+    start: np.datetime64 | None,
+    stop: np.datetime64 | None,
+) -> Dense:
+    cols = slice(None)
+    names = dense.symbols
+    if wanted is not None:
+        index = pd.Index(dense.symbols)
+        missing = [s for s in wanted if s not in index]
+        if missing:
+            raise _unknown(missing, sorted(dense.symbols))
+        cols = index.get_indexer(wanted)
+        names = list(wanted)
+    rows = _in_window(dense.time, start, stop)
+    if not rows.any():
+        raise _no_bars(dense.time, start, stop)
+    if rows.all() and wanted is None:
+        return dense
+    values = {f: v[rows][:, cols] for f, v in dense.values.items()}
+    return Dense(dense.time[rows], names, values)
+
+
+def _dataset(dense: Dense, attrs: dict[str, str]) -> xr.Dataset:
+    if dense.time.size == 0 or not dense.symbols:
+        raise DataError("data", "no bars", "check the data source")
+    coords = {
+        "time": dense.time.astype("datetime64[ns]"),
+        "symbol": np.array(dense.symbols, dtype=object),
+    }
+    data_vars = {f: (("time", "symbol"), np.asarray(dense.values[f], np.float64)) for f in FIELDS}
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
+
+
+def _chunk(ds: xr.Dataset, size: int) -> xr.Dataset:
+    """Dask arrays over views of the loaded arrays, ``{time: size, symbol: -1}``.
+
+    ``Dataset.chunk`` would copy every array once more (dask's ``from_array`` guards against
+    later mutation) and hash it again; these arrays are private to this call, so the chunks are
+    views and the keys are named after the fingerprint (deterministic across runs).
+    """
+    n_time, n_sym = ds.sizes["time"], ds.sizes["symbol"]
+    bounds = list(range(0, n_time, size)) + [n_time]
+    chunks = (tuple(np.diff(bounds).tolist()), (n_sym,))
+    out = ds.copy()
+    for f in FIELDS:
+        arr = ds[f].values
+        name = f"market-{f}-{tokenize(ds.attrs['fingerprint'], f, chunks)}"
+        graph = {(name, i, 0): arr[a:b] for i, (a, b) in enumerate(itertools.pairwise(bounds))}
+        out[f] = (
+            ("time", "symbol"),
+            da.Array(graph, name, chunks, dtype=arr.dtype, meta=arr[:0, :0]),
+        )
+    return out
+
+
+def _resolve(path: str | None, base_dir: str | Path | None) -> Path:
+    if not path:
+        raise ConfigError("data.path", "this source needs a path", "add data.path")
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(base_dir or Path.cwd()) / p
+    if not p.exists():
+        raise DataError(
+            "data.path",
+            f"'{path}' does not exist (looked for {p})",
+            "check the path; relative paths start at the pipeline file's folder",
+        )
+    return p

@@ -1,0 +1,579 @@
+"""Indicator kernels: numba, 2-D float64 ``(time, symbol)`` ndarrays in and out.
+
+No xarray, dask or config here (DESIGN §8.1). Every kernel loops time outside and symbols
+inside: arrays are C-ordered ``(time, symbol)``, so the inner loop is contiguous and the
+per-symbol recursions (EMA, Wilder) are independent chains the CPU overlaps.
+
+Two families:
+
+* **Window kernels** (``sma``, ``bbands``, ``zscore``, ``volatility``, ``donchian``, ``roc``,
+  ``returns``) take ``offset``, the global time index of row 0. A window statistic is built
+  from a suffix of the previous *aligned* block of ``window`` rows plus a prefix of the current
+  one (van Herk / Gil-Werman). Blocks are aligned to global indices, so the value at bar t is
+  a function of the window's values and ``t % window`` only: any halo'd time chunking gives
+  bit-identical results, in O(n) per output series. Rows with fewer than ``window`` rows of
+  history in the given array are NaN (a halo'd caller trims them).
+  *Missing bars*: a NaN anywhere in the window gives NaN (pandas ``rolling(window)`` with the
+  default ``min_periods=window``).
+* **Recursive kernels** (``ema``, ``rsi``, ``atr``, ``macd``) take and return a ``state`` array
+  ``(n_state, symbol)``; feeding a chunk's returned state into the next chunk gives exactly the
+  single-pass result. Each symbol is seeded exactly as TA-Lib seeds a series that starts at
+  its first valid bar (SMA seed for EMA/MACD, Wilder averages for RSI/ATR, TA-Lib's operation
+  order; values match TA-Lib to ~1e-14 relative, EMA and the MACD line bit for bit).
+  *Missing bars*: a NaN bar is skipped; the state is carried through unchanged and the output
+  on that bar is NaN. The result equals TA-Lib run on the symbol's valid bars only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# TA-Lib's TA_IS_ZERO: |v| < 1e-8 counts as zero (RSI's gain+loss test).
+_TA_EPSILON = 0.00000001
+
+
+def _as2d(x: np.ndarray) -> np.ndarray:
+    """Return a C-contiguous 2-D float64 view/copy (1-D input becomes one symbol column)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    return np.ascontiguousarray(a)
+
+
+# --------------------------------------------------------------------------------------------
+# window kernels (prefix/suffix over global blocks)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _rolling_sum(x, w, offset):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.full((n_t, n_s), np.nan)
+    suf = np.empty((w, n_s))
+    pre = np.empty(n_s)
+    r = 0
+    while r < n_t:
+        g0 = offset + r
+        end = min(n_t, g0 - g0 % w + w - offset)  # row after this block's last row
+        for rr in range(r, end):
+            if rr == r:
+                for s in range(n_s):
+                    pre[s] = x[rr, s]
+            else:
+                for s in range(n_s):
+                    pre[s] += x[rr, s]
+            if rr >= w - 1:
+                a_pos = (offset + rr + 1) % w  # window start's position in its block
+                if a_pos == 0:
+                    for s in range(n_s):
+                        out[rr, s] = pre[s]
+                else:
+                    for s in range(n_s):
+                        out[rr, s] = suf[a_pos, s] + pre[s]
+        for rr in range(end - 1, r - 1, -1):
+            pos = (offset + rr) % w
+            if rr == end - 1:
+                for s in range(n_s):
+                    suf[pos, s] = x[rr, s]
+            else:
+                for s in range(n_s):
+                    suf[pos, s] = x[rr, s] + suf[pos + 1, s]
+        r = end
+    return out
+
+
+@njit(**_JIT)
+def _rolling_mean_m2(x, w, offset):  # pragma: no cover - numba
+    """Rolling mean and sum of squared deviations (M2) by Welford prefix/suffix merges."""
+    n_t, n_s = x.shape
+    mean = np.full((n_t, n_s), np.nan)
+    m2 = np.full((n_t, n_s), np.nan)
+    suf_mean = np.empty((w, n_s))
+    suf_m2 = np.empty((w, n_s))
+    pre_mean = np.empty(n_s)
+    pre_m2 = np.empty(n_s)
+    r = 0
+    while r < n_t:
+        g0 = offset + r
+        b0 = g0 - g0 % w
+        end = min(n_t, b0 + w - offset)
+        for rr in range(r, end):
+            g = offset + rr
+            if rr == r:
+                for s in range(n_s):
+                    pre_mean[s] = x[rr, s]
+                    pre_m2[s] = 0.0
+            else:
+                nb = float(g - b0 + 1)
+                for s in range(n_s):
+                    v = x[rr, s]
+                    d = v - pre_mean[s]
+                    pre_mean[s] += d / nb
+                    pre_m2[s] += d * (v - pre_mean[s])
+            if rr >= w - 1:
+                a_pos = (g + 1) % w
+                if a_pos == 0:
+                    for s in range(n_s):
+                        mean[rr, s] = pre_mean[s]
+                        m2[rr, s] = pre_m2[s]
+                else:
+                    na = float(w - a_pos)
+                    nb = float(a_pos)
+                    for s in range(n_s):
+                        d = pre_mean[s] - suf_mean[a_pos, s]
+                        mean[rr, s] = suf_mean[a_pos, s] + d * nb / w
+                        m2[rr, s] = suf_m2[a_pos, s] + pre_m2[s] + d * d * na * nb / w
+        for rr in range(end - 1, r - 1, -1):
+            pos = (offset + rr) % w
+            if rr == end - 1:
+                for s in range(n_s):
+                    suf_mean[pos, s] = x[rr, s]
+                    suf_m2[pos, s] = 0.0
+            else:
+                na = float(w - pos)
+                for s in range(n_s):
+                    v = x[rr, s]
+                    d = v - suf_mean[pos + 1, s]
+                    mu = suf_mean[pos + 1, s] + d / na
+                    suf_mean[pos, s] = mu
+                    suf_m2[pos, s] = suf_m2[pos + 1, s] + d * (v - mu)
+        r = end
+    return mean, m2
+
+
+@njit(**_JIT)
+def _rolling_extreme(x, w, offset, want_max):  # pragma: no cover - numba
+    """Rolling max (``want_max``) or min; NaN in the window propagates."""
+    n_t, n_s = x.shape
+    out = np.full((n_t, n_s), np.nan)
+    suf = np.empty((w, n_s))
+    pre = np.empty(n_s)
+    r = 0
+    while r < n_t:
+        g0 = offset + r
+        end = min(n_t, g0 - g0 % w + w - offset)
+        for rr in range(r, end):
+            if rr == r:
+                for s in range(n_s):
+                    pre[s] = x[rr, s]
+            else:
+                for s in range(n_s):
+                    v = x[rr, s]
+                    p = pre[s]
+                    # keep a NaN once seen; else the larger (smaller) value
+                    if v != v or (p == p and ((v > p) if want_max else (v < p))):
+                        pre[s] = v
+            if rr >= w - 1:
+                a_pos = (offset + rr + 1) % w
+                if a_pos == 0:
+                    for s in range(n_s):
+                        out[rr, s] = pre[s]
+                else:
+                    for s in range(n_s):
+                        a = suf[a_pos, s]
+                        b = pre[s]
+                        if a != a or b != b:
+                            out[rr, s] = np.nan
+                        elif (a > b) if want_max else (a < b):
+                            out[rr, s] = a
+                        else:
+                            out[rr, s] = b
+        for rr in range(end - 1, r - 1, -1):
+            pos = (offset + rr) % w
+            if rr == end - 1:
+                for s in range(n_s):
+                    suf[pos, s] = x[rr, s]
+            else:
+                for s in range(n_s):
+                    v = x[rr, s]
+                    p = suf[pos + 1, s]
+                    if v != v or (p == p and ((v > p) if want_max else (v < p))):
+                        suf[pos, s] = v
+                    else:
+                        suf[pos, s] = p
+        r = end
+    return out
+
+
+@njit(**_JIT)
+def _sma_kernel(x, w, offset):  # pragma: no cover - numba
+    out = _rolling_sum(x, w, offset)
+    n_t, n_s = x.shape
+    for t in range(n_t):
+        for s in range(n_s):
+            out[t, s] = out[t, s] / w
+    return out
+
+
+@njit(**_JIT)
+def _bbands_kernel(x, w, k, offset):  # pragma: no cover - numba
+    mean, m2 = _rolling_mean_m2(x, w, offset)
+    n_t, n_s = x.shape
+    upper = np.empty((n_t, n_s))
+    lower = np.empty((n_t, n_s))
+    for t in range(n_t):
+        for s in range(n_s):
+            v = m2[t, s]
+            std = math.sqrt(v / w) if v > 0.0 else (0.0 if v == v else np.nan)
+            dev = k * std
+            upper[t, s] = mean[t, s] + dev
+            lower[t, s] = mean[t, s] - dev
+    return upper, mean, lower
+
+
+@njit(**_JIT)
+def _zscore_kernel(x, w, offset):  # pragma: no cover - numba
+    mean, m2 = _rolling_mean_m2(x, w, offset)
+    n_t, n_s = x.shape
+    out = np.empty((n_t, n_s))
+    for t in range(n_t):
+        for s in range(n_s):
+            v = m2[t, s]
+            if v > 0.0:
+                out[t, s] = (x[t, s] - mean[t, s]) / math.sqrt(v / (w - 1))
+            elif v == v:  # a flat window: x is its mean, 0 (not 0/0)
+                out[t, s] = 0.0
+            else:
+                out[t, s] = np.nan
+    return out
+
+
+@njit(**_JIT)
+def _volatility_kernel(x, w, ppy, offset):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    lr = np.empty((n_t, n_s))
+    for s in range(n_s):
+        lr[0, s] = np.nan
+    for t in range(1, n_t):
+        for s in range(n_s):
+            lr[t, s] = math.log(x[t, s] / x[t - 1, s])
+    _mean, m2 = _rolling_mean_m2(lr, w, offset)
+    scale = math.sqrt(ppy)
+    out = np.empty((n_t, n_s))
+    for t in range(n_t):
+        for s in range(n_s):
+            v = m2[t, s]
+            out[t, s] = math.sqrt(v / (w - 1)) * scale if v > 0.0 else (0.0 if v == v else v)
+    return out
+
+
+@njit(**_JIT)
+def _roc_kernel(x, w):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.full((n_t, n_s), np.nan)
+    for t in range(w, n_t):
+        for s in range(n_s):
+            base = x[t - w, s]
+            # TA-Lib ROCP: a zero base gives 0; a NaN base gives NaN (NaN != 0)
+            out[t, s] = (x[t, s] - base) / base if base != 0.0 else 0.0
+    return out
+
+
+@njit(**_JIT)
+def _returns_kernel(x, w):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.full((n_t, n_s), np.nan)
+    for t in range(w, n_t):
+        for s in range(n_s):
+            out[t, s] = x[t, s] / x[t - w, s] - 1.0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# recursive kernels (state carried chunk to chunk)
+# --------------------------------------------------------------------------------------------
+
+EMA_STATE = 3  # valid bars seen, seed sum, previous EMA
+RSI_STATE = 4  # valid bars seen, previous value, average gain, average loss
+ATR_STATE = 3  # valid bars seen, previous close, TR seed sum / previous ATR
+MACD_STATE = 7  # valid bars, slow seed sum, fast seed sum, slow EMA, fast EMA, signal sum/EMA, -
+
+
+@njit(**_JIT)
+def _ema_kernel(x, period, state):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.empty((n_t, n_s))
+    k = 2.0 / float(period + 1)  # TA-Lib PER_TO_K
+    for t in range(n_t):
+        for s in range(n_s):
+            v = x[t, s]
+            if v != v:
+                out[t, s] = np.nan
+                continue
+            n = state[0, s] + 1.0
+            state[0, s] = n
+            if n < period:
+                state[1, s] += v
+                out[t, s] = np.nan
+            elif n == period:
+                state[1, s] += v
+                state[2, s] = state[1, s] / period
+                out[t, s] = state[2, s]
+            else:
+                p = state[2, s]
+                p = ((v - p) * k) + p
+                state[2, s] = p
+                out[t, s] = p
+    return out
+
+
+@njit(**_JIT)
+def _rsi_value(gain, loss):  # pragma: no cover - numba
+    tot = gain + loss
+    if -_TA_EPSILON < tot < _TA_EPSILON:
+        return 0.0
+    return 100.0 * (gain / tot)
+
+
+@njit(**_JIT)
+def _rsi_kernel(x, period, state):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.empty((n_t, n_s))
+    pm1 = float(period - 1)
+    for t in range(n_t):
+        for s in range(n_s):
+            v = x[t, s]
+            if v != v:
+                out[t, s] = np.nan
+                continue
+            n = state[0, s] + 1.0
+            state[0, s] = n
+            if n == 1.0:
+                state[1, s] = v
+                out[t, s] = np.nan
+                continue
+            d = v - state[1, s]
+            state[1, s] = v
+            if n <= period + 1:  # Wilder's seed: plain average of the first `period` changes
+                if d < 0.0:
+                    state[3, s] -= d
+                else:
+                    state[2, s] += d
+                if n == period + 1:
+                    state[3, s] /= period
+                    state[2, s] /= period
+                    out[t, s] = _rsi_value(state[2, s], state[3, s])
+                else:
+                    out[t, s] = np.nan
+            else:
+                loss = state[3, s] * pm1
+                gain = state[2, s] * pm1
+                if d < 0.0:
+                    loss -= d
+                else:
+                    gain += d
+                loss /= period
+                gain /= period
+                state[3, s] = loss
+                state[2, s] = gain
+                out[t, s] = _rsi_value(gain, loss)
+    return out
+
+
+@njit(**_JIT)
+def _atr_kernel(high, low, close, period, state):  # pragma: no cover - numba
+    n_t, n_s = close.shape
+    out = np.empty((n_t, n_s))
+    pm1 = float(period - 1)
+    for t in range(n_t):
+        for s in range(n_s):
+            h = high[t, s]
+            lo = low[t, s]
+            c = close[t, s]
+            if h != h or lo != lo or c != c:
+                out[t, s] = np.nan
+                continue
+            n = state[0, s] + 1.0
+            state[0, s] = n
+            pc = state[1, s]
+            state[1, s] = c
+            if n == 1.0:
+                out[t, s] = np.nan
+                continue
+            # TA-Lib TRANGE, same comparisons
+            tr = h - lo
+            v2 = abs(pc - h)
+            if v2 > tr:
+                tr = v2
+            v3 = abs(pc - lo)
+            if v3 > tr:
+                tr = v3
+            if n <= period + 1:
+                state[2, s] += tr
+                if n == period + 1:
+                    state[2, s] = state[2, s] / period
+                    out[t, s] = state[2, s]
+                else:
+                    out[t, s] = np.nan
+            else:
+                a = state[2, s] * pm1
+                a += tr
+                a /= period
+                state[2, s] = a
+                out[t, s] = a
+    return out
+
+
+@njit(**_JIT)
+def _macd_kernel(x, fast, slow, signal, state):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    macd = np.empty((n_t, n_s))
+    sig = np.empty((n_t, n_s))
+    hist = np.empty((n_t, n_s))
+    fast_k = 2.0 / float(fast + 1)
+    slow_k = 2.0 / float(slow + 1)
+    sig_k = 2.0 / float(signal + 1)
+    for t in range(n_t):
+        for s in range(n_s):
+            v = x[t, s]
+            if v != v:
+                macd[t, s] = np.nan
+                sig[t, s] = np.nan
+                hist[t, s] = np.nan
+                continue
+            n = state[0, s] + 1.0
+            state[0, s] = n
+            if n <= slow:
+                # seeds: slow over the first `slow` bars, fast over the last `fast` of them
+                # (TA-Lib aligns the fast EMA to start where the slow one does)
+                state[1, s] += v
+                if n > slow - fast:
+                    state[2, s] += v
+                if n < slow:
+                    macd[t, s] = np.nan
+                    sig[t, s] = np.nan
+                    hist[t, s] = np.nan
+                    continue
+                state[3, s] = state[1, s] / slow
+                state[4, s] = state[2, s] / fast
+                m = state[4, s] - state[3, s]
+                state[5, s] = 0.0 + m
+            else:
+                state[4, s] = (v - state[4, s]) * fast_k + state[4, s]
+                state[3, s] = (v - state[3, s]) * slow_k + state[3, s]
+                m = state[4, s] - state[3, s]
+            n_macd = n - slow + 1.0
+            if n_macd > 1.0 and n_macd <= signal:
+                state[5, s] += m
+            if n_macd == signal:
+                state[6, s] = state[5, s] / signal
+            elif n_macd > signal:
+                state[6, s] = (m - state[6, s]) * sig_k + state[6, s]
+            if n_macd >= signal:
+                p = state[6, s]
+                macd[t, s] = m
+                sig[t, s] = p
+                hist[t, s] = m - p
+            else:
+                macd[t, s] = np.nan
+                sig[t, s] = np.nan
+                hist[t, s] = np.nan
+    return macd, sig, hist
+
+
+# --------------------------------------------------------------------------------------------
+# ndarray-level API (what the registered indicators and the benchmarks call)
+# --------------------------------------------------------------------------------------------
+
+
+def new_state(n_state: int, n_symbols: int) -> np.ndarray:
+    """Return the initial (empty history) state of a recursive kernel."""
+    return np.zeros((n_state, n_symbols))
+
+
+def sma(x: np.ndarray, window: int, offset: int = 0) -> np.ndarray:
+    """Simple moving average; twin: ``talib.SMA(x, window)``."""
+    return _sma_kernel(_as2d(x), int(window), int(offset))
+
+
+def bbands(
+    x: np.ndarray, window: int, k: float, offset: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands (upper, middle, lower), population std (ddof 0).
+
+    Twin: ``talib.BBANDS(x, window, k, k, matype=0)``.
+    """
+    return _bbands_kernel(_as2d(x), int(window), float(k), int(offset))
+
+
+def zscore(x: np.ndarray, window: int, offset: int = 0) -> np.ndarray:
+    """Rolling z-score with sample std (ddof 1); twin:
+    ``(s - s.rolling(w).mean()) / s.rolling(w).std()``. A flat window (std 0) gives 0.
+    """
+    return _zscore_kernel(_as2d(x), int(window), int(offset))
+
+
+def volatility(x: np.ndarray, window: int, periods_per_year: float, offset: int = 0) -> np.ndarray:
+    """Annualized std (ddof 1) of log returns; twin:
+    ``np.log(s / s.shift(1)).rolling(w).std() * sqrt(periods_per_year)``.
+    """
+    return _volatility_kernel(_as2d(x), int(window), float(periods_per_year), int(offset))
+
+
+def rolling_max(x: np.ndarray, window: int, offset: int = 0) -> np.ndarray:
+    """Rolling max including the current bar; twin: ``talib.MAX`` / ``s.rolling(w).max()``."""
+    return _rolling_extreme(_as2d(x), int(window), int(offset), True)
+
+
+def rolling_min(x: np.ndarray, window: int, offset: int = 0) -> np.ndarray:
+    """Rolling min including the current bar; twin: ``talib.MIN`` / ``s.rolling(w).min()``."""
+    return _rolling_extreme(_as2d(x), int(window), int(offset), False)
+
+
+def roc(x: np.ndarray, window: int) -> np.ndarray:
+    """Rate of change as a fraction; twin: ``talib.ROCP(x, window)`` (zero base gives 0)."""
+    return _roc_kernel(_as2d(x), int(window))
+
+
+def returns(x: np.ndarray, window: int = 1) -> np.ndarray:
+    """Simple return over ``window`` bars; twin: ``s.pct_change(window)`` (no fill)."""
+    return _returns_kernel(_as2d(x), int(window))
+
+
+def ema(
+    x: np.ndarray, window: int, state: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """EMA with TA-Lib's SMA seed; twin: ``talib.EMA(x, window)``. Returns (ema, state)."""
+    x = _as2d(x)
+    st = new_state(EMA_STATE, x.shape[1]) if state is None else state
+    return _ema_kernel(x, int(window), st), st
+
+
+def rsi(
+    x: np.ndarray, window: int = 14, state: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder RSI; twin: ``talib.RSI(x, window)`` (default unstable period 0)."""
+    x = _as2d(x)
+    st = new_state(RSI_STATE, x.shape[1]) if state is None else state
+    return _rsi_kernel(x, int(window), st), st
+
+
+def atr(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    window: int = 14,
+    state: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder ATR; twin: ``talib.ATR(high, low, close, window)``."""
+    c = _as2d(close)
+    st = new_state(ATR_STATE, c.shape[1]) if state is None else state
+    return _atr_kernel(_as2d(high), _as2d(low), c, int(window), st), st
+
+
+def macd(
+    x: np.ndarray,
+    fast: int = 12,
+    slow: int = 26,
+    signal: int = 9,
+    state: np.ndarray | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """MACD line, signal, histogram; twin: ``talib.MACD(x, fast, slow, signal)``."""
+    x = _as2d(x)
+    st = new_state(MACD_STATE, x.shape[1]) if state is None else state
+    return _macd_kernel(x, int(fast), int(slow), int(signal), st), st

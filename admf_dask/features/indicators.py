@@ -1,0 +1,185 @@
+"""The built-in indicators: one registered function each (DESIGN §5).
+
+Each works on 2-D ``(time, symbol)`` float64 blocks and names its TA-Lib or pandas twin; the
+tests check it against the twin to 1e-8 relative from the twin's first value.
+
+Missing bars (NaN): window indicators give NaN when any bar of their window is missing
+(pandas ``rolling(window)``, ``min_periods=window``); ``roc`` and ``returns`` only read the two
+end bars. Recursive indicators (``ema``, ``rsi``, ``atr``, ``macd``) skip a missing bar: state
+carries through, the bar's value is NaN, i.e. TA-Lib on the symbol's valid bars only. A symbol
+that lists late starts like TA-Lib on the series from its first bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from admf_dask.features import _kernels as K
+from admf_dask.features.registry import FIELDS, REQUIRED, Param, register_indicator
+
+FIELD = Param("field", str, "close", "data variable read", choices=FIELDS)
+
+
+def _window(default: int | None, minimum: int = 1) -> Param:
+    return Param(
+        "window", int, REQUIRED if default is None else default, "bars in the window", min=minimum
+    )
+
+
+@register_indicator("sma", params=(_window(None), FIELD), lookback=lambda p: p["window"] - 1)
+def sma(x: np.ndarray, *, window: int, offset: int = 0) -> np.ndarray:
+    """Simple moving average of ``window`` bars. Twin: ``talib.SMA(x, timeperiod=window)``."""
+    return K.sma(x, window, offset)
+
+
+@register_indicator("ema", params=(_window(None), FIELD), recursive=True)
+def ema(
+    x: np.ndarray, *, window: int, state: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exponential moving average, k = 2/(window+1), seeded with the SMA of the first
+    ``window`` bars. Twin: ``talib.EMA(x, timeperiod=window)``.
+    """
+    return K.ema(x, window, state)
+
+
+@register_indicator("rsi", params=(_window(14, 2), FIELD), recursive=True)
+def rsi(
+    x: np.ndarray, *, window: int = 14, state: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder's RSI (0..100), seeded with the plain average of the first ``window`` changes.
+    Twin: ``talib.RSI(x, timeperiod=window)`` with TA-Lib's default settings (unstable period 0,
+    default compatibility).
+    """
+    return K.rsi(x, window, state)
+
+
+@register_indicator("atr", params=(_window(14),), inputs=("high", "low", "close"), recursive=True)
+def atr(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    *,
+    window: int = 14,
+    state: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder's average true range, seeded with the mean of the first ``window`` true ranges.
+    Twin: ``talib.ATR(high, low, close, timeperiod=window)``. A bar is missing when any of its
+    high, low, close is NaN.
+    """
+    return K.atr(high, low, close, window, state)
+
+
+def _macd_check(p: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    if p["fast"] >= p["slow"]:
+        return (
+            "fast",
+            f"fast ({p['fast']}) must be shorter than slow ({p['slow']})",
+            "swap them or pick fast < slow",
+        )
+    return None
+
+
+@register_indicator(
+    "macd",
+    params=(
+        Param("fast", int, 12, "fast EMA period", min=2),
+        Param("slow", int, 26, "slow EMA period", min=2),
+        Param("signal", int, 9, "signal EMA period", min=1),
+        FIELD,
+    ),
+    outputs=("macd", "signal", "hist"),
+    recursive=True,
+    check=_macd_check,
+)
+def macd(
+    x: np.ndarray,
+    *,
+    fast: int = 12,
+    slow: int = 26,
+    signal: int = 9,
+    state: np.ndarray | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """MACD line (fast EMA - slow EMA), its signal EMA and the histogram. As TA-Lib, the fast
+    EMA is seeded on the ``fast`` bars ending where the slow seed ends, so both start on the
+    same bar; all three outputs start at bar ``slow + signal - 2``.
+    Twin: ``talib.MACD(x, fastperiod=fast, slowperiod=slow, signalperiod=signal)``.
+    """
+    return K.macd(x, fast, slow, signal, state)
+
+
+@register_indicator(
+    "bbands",
+    params=(_window(20), Param("k", float, 2.0, "band width in standard deviations", min=0), FIELD),
+    outputs=("upper", "middle", "lower"),
+    lookback=lambda p: p["window"] - 1,
+)
+def bbands(
+    x: np.ndarray, *, window: int = 20, k: float = 2.0, offset: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bollinger bands: SMA ± k population standard deviations (ddof 0).
+    Twin: ``talib.BBANDS(x, timeperiod=window, nbdevup=k, nbdevdn=k, matype=0)``.
+    """
+    return K.bbands(x, window, k, offset)
+
+
+@register_indicator("roc", params=(_window(None), FIELD), lookback=lambda p: p["window"])
+def roc(x: np.ndarray, *, window: int, offset: int = 0) -> np.ndarray:
+    """Rate of change as a fraction, (x[t] - x[t-w]) / x[t-w] (a zero base gives 0).
+    Twin: ``talib.ROCP(x, timeperiod=window)``.
+    """
+    return K.roc(x, window)
+
+
+@register_indicator(
+    "volatility",
+    params=(
+        _window(20, 2),
+        Param("periods_per_year", float, 252.0, "bars per year", min=1e-9),
+        FIELD,
+    ),
+    lookback=lambda p: p["window"],
+)
+def volatility(
+    x: np.ndarray, *, window: int = 20, periods_per_year: float = 252.0, offset: int = 0
+) -> np.ndarray:
+    """Annualized volatility: sample std (ddof 1) of the last ``window`` log returns times
+    sqrt(periods_per_year). Twin (pandas):
+    ``np.log(s / s.shift(1)).rolling(window).std() * np.sqrt(periods_per_year)``.
+    """
+    return K.volatility(x, window, periods_per_year, offset)
+
+
+@register_indicator("zscore", params=(_window(20, 2), FIELD), lookback=lambda p: p["window"] - 1)
+def zscore(x: np.ndarray, *, window: int = 20, offset: int = 0) -> np.ndarray:
+    """(x - rolling mean) / rolling sample std (ddof 1); a flat window (std 0) gives 0.
+    Twin (pandas): ``(s - s.rolling(window).mean()) / s.rolling(window).std()``.
+    """
+    return K.zscore(x, window, offset)
+
+
+@register_indicator(
+    "donchian",
+    params=(_window(20),),
+    inputs=("high", "low"),
+    outputs=("high", "low"),
+    lookback=lambda p: p["window"] - 1,
+)
+def donchian(
+    high: np.ndarray, low: np.ndarray, *, window: int = 20, offset: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Donchian channel: highest high and lowest low of the last ``window`` bars, this bar
+    included. Twins: ``talib.MAX(high, window)``, ``talib.MIN(low, window)`` (pandas
+    ``rolling(window).max()/.min()``).
+    """
+    return K.rolling_max(high, window, offset), K.rolling_min(low, window, offset)
+
+
+@register_indicator("returns", params=(_window(1), FIELD), lookback=lambda p: p["window"])
+def returns(x: np.ndarray, *, window: int = 1, offset: int = 0) -> np.ndarray:
+    """Simple return over ``window`` bars, x[t] / x[t-w] - 1.
+    Twin (pandas): ``s.pct_change(window)`` (no fill of missing bars).
+    """
+    return K.returns(x, window)

@@ -1,0 +1,336 @@
+"""Walk-forward ML strategies: fold plan, task graph, signals, registry, trace and fold quality.
+
+Fold f (DESIGN §3): predict bars ``[b, c)`` with ``c = min(b + retrain_every, n)``; train on rows
+``[a, b - purge)`` with ``a = max(0, b - train_window)``; the first ``b`` is ``train_window`` and
+bars before it have signal 0. A training row t has label ``sign(close[t+h]/close[t] - 1)``;
+``purge >= horizon`` means ``t + h <= b - 1``: every label is known at the close of the bar
+before the first predicted bar, when the model is (notionally) trained. The train task is only
+given closes before ``b``, so this holds by construction too.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from admf_dask.errors import ConfigError, InputError
+from admf_dask.ml.models import SEQUENCE_KINDS
+from admf_dask.ml.placement import GPU, make_runner
+from admf_dask.ml.registry import feature_hash as _feature_hash
+from admf_dask.ml.registry import model_id as _model_id
+from admf_dask.ml.registry import save_model
+from admf_dask.ml.spec import validate_ml_spec
+from admf_dask.ml.tasks import InferJob, TrainJob, assemble_task, infer_task, quality_task, train_task
+
+log = logging.getLogger("admf_dask")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold; all bounds are bar indices, ``*_end`` exclusive.
+
+    Attributes
+    ----------
+    fold : int
+        Fold number (0, 1, ...).
+    train_start, train_end : int
+        Training rows ``[train_start, train_end)`` (``train_end = predict_start - purge``).
+    predict_start, predict_end : int
+        Predicted bars ``[predict_start, predict_end)``.
+    """
+
+    fold: int
+    train_start: int
+    train_end: int
+    predict_start: int
+    predict_end: int
+
+
+def walk_forward_folds(
+    n_bars: int, train_window: int, retrain_every: int, purge: int
+) -> list[Fold]:
+    """Split ``n_bars`` into walk-forward folds (see the module docstring).
+
+    Parameters
+    ----------
+    n_bars : int
+        Bars in the data.
+    train_window : int
+        Training history per fold; also the first predicted bar.
+    retrain_every : int
+        Bars predicted per fold.
+    purge : int
+        Rows dropped from the end of each training window (>= the label horizon).
+
+    Returns
+    -------
+    list of Fold
+        Empty when ``n_bars <= train_window``.
+    """
+    if train_window < 1 or retrain_every < 1 or purge < 0 or purge >= train_window:
+        raise ValueError(
+            f"bad fold plan: train_window={train_window}, retrain_every={retrain_every}, "
+            f"purge={purge}"
+        )
+    folds = []
+    b = train_window
+    while b < n_bars:
+        a = max(0, b - train_window)
+        folds.append(Fold(len(folds), a, b - purge, b, min(b + retrain_every, n_bars)))
+        b += retrain_every
+    return folds
+
+
+def _pieces(fold: Fold, edges: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(chunk, start, stop)`` parts of a fold's predicted range cut at the data's time chunks."""
+    out = []
+    for j in range(len(edges) - 1):
+        s, e = max(fold.predict_start, edges[j]), min(fold.predict_end, edges[j + 1])
+        if s < e:
+            out.append((j, int(s), int(e)))
+    return out
+
+
+def _take(handles: list[Any], edges: np.ndarray, lo: int, hi: int) -> tuple[list[Any], int]:
+    """The chunk handles covering rows ``[lo, hi)`` (clipped to the data) and the first's start."""
+    lo_c, hi_c = max(lo, 0), min(hi, int(edges[-1]))
+    j0 = int(np.searchsorted(edges, lo_c, side="right") - 1)
+    j1 = int(np.searchsorted(edges, max(hi_c - 1, lo_c), side="right") - 1)
+    j0 = min(max(j0, 0), len(handles) - 1)
+    j1 = min(max(j1, j0), len(handles) - 1)
+    return list(handles[j0 : j1 + 1]), int(edges[j0])
+
+
+def _time_chunks(arr: Any, n: int) -> tuple[int, ...]:
+    chunks = getattr(arr, "chunks", None)
+    if chunks and isinstance(chunks, tuple) and chunks and isinstance(chunks[0], tuple):
+        return tuple(int(c) for c in chunks[0])
+    return (n,)
+
+
+def _stack_features(features: xr.Dataset, names: list[str], chunks: tuple[int, ...]) -> Any:
+    """``(time, symbol, feature)`` array of the listed variables (dask when any input is)."""
+    import dask.array as da
+
+    arrs = [features[v].transpose("time", "symbol").data for v in names]
+    if any(isinstance(a, da.Array) for a in arrs):
+        arrs = [
+            (a if isinstance(a, da.Array) else da.from_array(np.asarray(a))).astype(np.float64)
+            for a in arrs
+        ]
+        return da.stack(arrs, axis=-1).rechunk({0: chunks, 1: -1, 2: -1})
+    return np.stack([np.asarray(a, dtype=np.float64) for a in arrs], axis=-1)
+
+
+def _fingerprint(data: xr.Dataset) -> str:
+    fp = data.attrs.get("fingerprint")
+    if fp:
+        return str(fp)
+    from dask.base import tokenize
+
+    return tokenize(data["close"].data, data["time"].values, data["symbol"].values)
+
+
+def _date(times: np.ndarray, i: int) -> str:
+    return str(np.datetime_as_string(times[i], unit="D")) if np.issubdtype(
+        times.dtype, np.datetime64
+    ) else str(times[i])
+
+
+def _clean(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def run_ml_strategy(
+    data: xr.Dataset,
+    features: xr.Dataset,
+    spec: dict[str, Any],
+    ctx: Any,
+    name: str | None = None,
+) -> xr.DataArray:
+    """Walk-forward train + predict one ML strategy; signals in [-1, 1] ``(time, symbol)``.
+
+    Parameters
+    ----------
+    data : xr.Dataset
+        Market data with ``close`` ``(time, symbol)``; its time chunks become the signal's.
+    features : xr.Dataset
+        Feature variables ``(time, symbol)`` (causal: a value at t uses bars <= t only).
+    spec : dict
+        Strategy spec (`validate_ml_spec`; validated again here, idempotently).
+    ctx : StrategyContext
+        ``client`` (None: local threaded scheduler), ``run_id``, ``run_dir`` (models are saved
+        in ``run_dir/models``), ``trace``, ``warnings``, ``strict``, ``quality``.
+    name : str, optional
+        Strategy name (default ``spec["name"]`` or the kind).
+
+    Returns
+    -------
+    xr.DataArray
+        Signal ``2p - 1`` per (time, symbol); 0 before the first fold, where a fold's model could
+        not train, and where inputs are missing. With a client, training and inference have
+        finished on the ML workers when this returns; the array's chunks are futures.
+
+    Raises
+    ------
+    ConfigError
+        Bad spec, a feature that is not there, or no ML worker on the cluster.
+    InputError
+        A fold could not train and ``ctx.strict`` is set.
+    """
+    name = name or spec.get("name") or spec.get("kind", "ml")
+    spec = {k: v for k, v in spec.items() if k != "name"}
+    spec = validate_ml_spec(name, spec)
+    where = f"strategies.{name}"
+    kind = spec["kind"]
+    names = spec["features"]
+    missing = [f for f in names if f not in features.data_vars]
+    if missing:
+        from admf_dask.errors import did_you_mean
+
+        raise ConfigError(
+            f"{where}.features",
+            f"feature '{missing[0]}' is not computed{did_you_mean(missing[0], set(features.data_vars))}",
+            "define it under features: or fix the name",
+        )
+    close_da = data["close"].transpose("time", "symbol")
+    n_bars, n_sym = close_da.shape
+    chunks = _time_chunks(close_da.data, n_bars)
+    edges = np.cumsum([0, *chunks])
+    lookback = int(spec.get("lookback", 1)) if kind in SEQUENCE_KINDS else 1
+    horizon = spec["horizon"]
+    run_id = str(getattr(ctx, "run_id", None) or "local")
+    folds = walk_forward_folds(n_bars, spec["train_window"], spec["retrain_every"], spec["purge"])
+    coords = {"time": close_da["time"], "symbol": close_da["symbol"]}
+    attrs = {"strategy": name, "kind": kind}
+    quality = _quality_table(ctx)
+    if not folds:
+        _fail(
+            ctx, where,
+            f"{n_bars} bars are not more than train_window {spec['train_window']}: no fold trains",
+            "lower train_window or load more history",
+        )  # fmt: skip
+        quality[name] = []
+        import dask.array as da
+
+        zeros = da.zeros((n_bars, n_sym), chunks=(chunks, n_sym))
+        return xr.DataArray(zeros, dims=("time", "symbol"), coords=coords, name=name, attrs=attrs)
+
+    from dask.base import tokenize
+
+    feats = _stack_features(features, names, chunks)
+    fhash = _feature_hash(names, [tokenize(features[v].data) for v in names])
+    fprint = _fingerprint(data)
+    runner = make_runner(getattr(ctx, "client", None), where="cluster.ml_workers")
+    requested = dict(runner.resources)
+    xb = runner.blocks(feats, chunks)
+    cb = runner.blocks(close_da.data, chunks)
+    nonce = secrets.token_hex(3)  # keys unique per call: a rerun never reuses a stale future
+    tag = f"{name}-{run_id}-{nonce}"
+
+    trains, qualities, ids = [], [], []
+    by_chunk: dict[int, list[tuple[int, Any]]] = {j: [] for j in range(len(chunks))}
+    for f in folds:
+        mid = _model_id(kind, spec, f.fold, fhash, fprint)
+        ids.append(mid)
+        tkey = f"ml-train-{tag}-f{f.fold}-{mid[:10]}"
+        job = TrainJob(
+            run_id=run_id, strategy=name, kind=kind, key=tkey, fold=f.fold, model_id=mid,
+            feature_hash=fhash, fingerprint=fprint, features=tuple(names), spec=spec,
+            train_start=f.train_start, train_end=f.train_end, predict_start=f.predict_start,
+            lookback=lookback, horizon=horizon, gpu=GPU in requested, requested=requested,
+        )  # fmt: skip
+        xp, xs = _take(xb, edges, f.train_start - lookback + 1, f.train_end)
+        cp, cs = _take(cb, edges, f.train_start, f.predict_start)
+        trained = runner.submit(train_task, job, xp, xs, cp, cs, key=tkey, ml=True)
+        trains.append(trained)
+        inferred = []
+        for j, s, e in _pieces(f, edges):
+            ikey = f"ml-infer-{tag}-f{f.fold}-b{j}-{mid[:10]}"
+            ijob = InferJob(run_id, name, ikey, f.fold, j, s, e, lookback, requested)
+            xp, xs = _take(xb, edges, s - lookback + 1, e)
+            res = runner.submit(infer_task, trained, ijob, xp, xs, key=ikey, ml=True)
+            inferred.append(res)
+            by_chunk[j].append((s - int(edges[j]), res))
+        cp, cs = _take(cb, edges, f.predict_start, f.predict_end + horizon)
+        qkey = f"ml-quality-{tag}-f{f.fold}"
+        qualities.append(
+            runner.submit(
+                quality_task, f.fold, horizon, inferred, cp, cs, f.predict_start, f.predict_end,
+                key=qkey, ml=False,
+            )  # fmt: skip
+        )
+    blocks = [
+        runner.submit(assemble_task, int(chunks[j]), n_sym, by_chunk[j], key=f"ml-signal-{tag}-c{j}",
+                      ml=False)
+        for j in range(len(chunks))
+    ]  # fmt: skip
+    small, blocks = runner.collect(trains + qualities, blocks)
+    train_res, quality_res = small[: len(folds)], small[len(folds) :]
+
+    times = close_da["time"].values
+    models_dir = Path(ctx.run_dir) / "models" if getattr(ctx, "run_dir", None) else None
+    table = []
+    for f, tr, q in zip(folds, train_res, quality_res, strict=True):
+        ctx.trace.append(tr["trace"])
+        ctx.trace.extend(q["traces"])
+        ok = tr["bundle"] is not None
+        if ok and models_dir is not None:
+            save_model(models_dir, tr["bundle"])
+        m = q["metrics"]
+        table.append(
+            {
+                "fold": f.fold,
+                "model_id": ids[f.fold],
+                "status": "ok" if ok else "failed",
+                "train_start": _date(times, f.train_start),
+                "train_end": _date(times, f.train_end - 1),
+                "predict_start": _date(times, f.predict_start),
+                "predict_end": _date(times, f.predict_end - 1),
+                "bars": asdict(f),
+                "n_train": int(tr["n_train"]),
+                "n_eval": int(m["n_eval"]),
+                "ic": _clean(m["ic"]) if ok else None,
+                "rank_ic": _clean(m["rank_ic"]) if ok else None,
+                "accuracy": _clean(m["accuracy"]) if ok else None,
+                "auc": _clean(m["auc"]) if ok else None,
+            }
+        )
+        if not ok:
+            _fail(
+                ctx, where,
+                f"fold {f.fold} (train {_date(times, f.train_start)}..{_date(times, f.train_end - 1)}) "
+                f"could not train a {kind} model: {tr['reason']}; signal 0 for "
+                f"{_date(times, f.predict_start)}..{_date(times, f.predict_end - 1)}",
+                "check that fold's features and labels, or run without strict to accept signal 0",
+            )  # fmt: skip
+    quality[name] = table
+    shapes = [(int(c), n_sym) for c in chunks]
+    arr = runner.to_array(blocks, shapes)
+    return xr.DataArray(arr, dims=("time", "symbol"), coords=coords, name=name, attrs=attrs)
+
+
+def _quality_table(ctx: Any) -> dict[str, Any]:
+    q = getattr(ctx, "quality", None)
+    if q is None:
+        q = {}
+        try:
+            ctx.quality = q
+        except AttributeError:  # pragma: no cover - a frozen context without quality
+            pass
+    return q
+
+
+def _fail(ctx: Any, where: str, what: str, fix: str) -> None:
+    """A fold that cannot train: strict runs stop, others warn and carry on with signal 0."""
+    if getattr(ctx, "strict", False):
+        raise InputError(where, what, fix)
+    text = f"{where}: {what}"
+    ctx.warnings.append(text)
+    log.warning(text)

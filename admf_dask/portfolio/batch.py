@@ -1,0 +1,252 @@
+"""One batch of portfolios in memory: its state and the numpy layer around the step kernel.
+
+`BatchState` is what a task of the engine's chain receives from the task before it and hands to
+the next one; `step` advances it over one time chunk; `simulate` runs a whole series in memory
+(chunked or not), which the engine must reproduce exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from admf_dask.portfolio import _kernels as K
+
+
+@dataclass
+class BatchState:
+    """State of P portfolios over S symbols between two bars (DESIGN §2), plus accumulators.
+
+    Attributes
+    ----------
+    last_close : ndarray (S,)
+        Last finite close of each symbol (nan: never priced). Shared by the batch.
+    cash, peak : ndarray (P,)
+    halted : ndarray bool (P,)
+    q, entry, target, w_set, u_prev : ndarray (P, S)
+        Shares, entry price, target shares Q, set weight, last raw weight u.
+    stopped, reason : ndarray int8 (P, S)
+        Stop flag (``STOP_*``) and why the pending target was set (``REASON_*``).
+    traded : ndarray (P,)
+        Sum of |qty * fill price| so far.
+    gross_sum : ndarray (P,)
+        Sum over bars of sum|q * last close| / equity.
+    n_orders : ndarray int64 (P,)
+        Fills so far.
+    n_bars : int
+        Bars stepped so far.
+    """
+
+    last_close: np.ndarray
+    cash: np.ndarray
+    peak: np.ndarray
+    halted: np.ndarray
+    q: np.ndarray
+    entry: np.ndarray
+    target: np.ndarray
+    w_set: np.ndarray
+    u_prev: np.ndarray
+    stopped: np.ndarray
+    reason: np.ndarray
+    traded: np.ndarray
+    gross_sum: np.ndarray
+    n_orders: np.ndarray
+    n_bars: int = 0
+
+    @classmethod
+    def new(cls, n_portfolios: int, n_symbols: int, capital: float | np.ndarray) -> BatchState:
+        """Start state: cash = capital, everything else 0 (last close: none yet)."""
+        P, S = int(n_portfolios), int(n_symbols)
+        cash = np.empty(P)
+        cash[:] = capital
+        return cls(
+            last_close=np.full(S, np.nan),
+            cash=cash,
+            peak=np.zeros(P),
+            halted=np.zeros(P, dtype=np.bool_),
+            q=np.zeros((P, S)),
+            entry=np.zeros((P, S)),
+            target=np.zeros((P, S)),
+            w_set=np.zeros((P, S)),
+            u_prev=np.zeros((P, S)),
+            stopped=np.zeros((P, S), dtype=np.int8),
+            reason=np.zeros((P, S), dtype=np.int8),
+            traded=np.zeros(P),
+            gross_sum=np.zeros(P),
+            n_orders=np.zeros(P, dtype=np.int64),
+        )
+
+    def copy(self) -> BatchState:
+        """A deep copy (tasks never mutate the state they were given)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        return BatchState(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kw.items()})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+
+
+@dataclass
+class OrderRecords:
+    """Compact order records of one step: batch-local portfolio, global bar index, symbol index."""
+
+    portfolio: np.ndarray  # int32, index within the batch
+    time: np.ndarray  # int32, global bar index of the fill
+    symbol: np.ndarray  # int32
+    qty: np.ndarray
+    price: np.ndarray
+    commission: np.ndarray
+    reason: np.ndarray  # int8 REASON_*
+
+    def __len__(self) -> int:
+        return int(self.qty.shape[0])
+
+    @classmethod
+    def concat(cls, parts: list[OrderRecords]) -> OrderRecords:
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+    @classmethod
+    def empty(cls) -> OrderRecords:
+        i4, f8 = np.empty(0, np.int32), np.empty(0)
+        return cls(i4, i4.copy(), i4.copy(), f8, f8.copy(), f8.copy(), np.empty(0, np.int8))
+
+
+def step(
+    state: BatchState,
+    open_: np.ndarray,
+    close: np.ndarray,
+    signals: np.ndarray,
+    vol: np.ndarray | None,
+    mixes: np.ndarray,
+    fparams: np.ndarray,
+    iparams: np.ndarray,
+    *,
+    record: bool = True,
+    copy: bool = True,
+) -> tuple[BatchState, np.ndarray, np.ndarray, OrderRecords]:
+    """Advance a batch over one time chunk.
+
+    Parameters
+    ----------
+    state : BatchState
+        State after the previous chunk (``state.n_bars`` is the chunk's first global bar).
+    open_, close : ndarray (T, S)
+    signals : ndarray (T, S, K)
+    vol : ndarray (V, T, S) or None
+        Volatility stack for vol_target portfolios (None: no vol_target portfolio).
+    mixes, fparams, iparams : ndarray
+        Packed parameters, see `admf_dask.portfolio._kernels`.
+    record : bool
+        Return order records (false: only count fills).
+    copy : bool
+        Work on a copy of ``state`` (false: update it in place).
+
+    Returns
+    -------
+    state : BatchState
+    equity, cash : ndarray (T, P)
+    orders : OrderRecords
+    """
+    st = state.copy() if copy else state
+    T, S = close.shape
+    P = st.cash.shape[0]
+    f8 = np.float64
+    open_ = np.ascontiguousarray(open_, dtype=f8)
+    close = np.ascontiguousarray(close, dtype=f8)
+    signals = np.ascontiguousarray(signals, dtype=f8)
+    if signals.ndim == 2:
+        signals = signals[:, :, None]
+    if vol is None:
+        vol = np.empty((0, T, S))
+    vol = np.ascontiguousarray(vol, dtype=f8)
+    equity = np.empty((T, P))
+    cash = np.empty((T, P))
+    out = K.step_chunk(
+        open_,
+        close,
+        signals,
+        vol,
+        np.ascontiguousarray(mixes, dtype=f8),
+        np.ascontiguousarray(fparams, dtype=f8),
+        np.ascontiguousarray(iparams, dtype=np.int64),
+        st.last_close,
+        st.cash,
+        st.peak,
+        st.halted,
+        st.q,
+        st.entry,
+        st.target,
+        st.w_set,
+        st.u_prev,
+        st.stopped,
+        st.reason,
+        st.traded,
+        st.gross_sum,
+        st.n_orders,
+        equity,
+        cash,
+        st.n_bars,
+        record,
+    )
+    n = out[-1]
+    orders = OrderRecords(*(a[:n] for a in out[:-1]))
+    st.n_bars += T
+    return st, equity, cash, orders
+
+
+def chunk_bounds(n_bars: int, chunks: int | tuple[int, ...] | None) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` of a time axis cut into chunks (an int: that many bars each)."""
+    if chunks is None:
+        sizes: tuple[int, ...] = (n_bars,)
+    elif isinstance(chunks, int):
+        sizes = tuple(min(chunks, n_bars - i) for i in range(0, n_bars, chunks))
+    else:
+        sizes = tuple(chunks)
+    if sum(sizes) != n_bars:
+        raise ValueError(f"chunks {sizes} do not add up to {n_bars} bars")
+    edges = np.cumsum((0, *sizes))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def simulate(
+    open_: np.ndarray,
+    close: np.ndarray,
+    signals: np.ndarray,
+    vol: np.ndarray | None,
+    mixes: np.ndarray,
+    fparams: np.ndarray,
+    iparams: np.ndarray,
+    capital: float | np.ndarray,
+    *,
+    chunks: int | tuple[int, ...] | None = None,
+    record: bool = True,
+) -> tuple[np.ndarray, np.ndarray, OrderRecords, BatchState]:
+    """Run one batch over a whole series in memory, optionally cut into time chunks.
+
+    Returns
+    -------
+    equity, cash : ndarray (T, P)
+    orders : OrderRecords
+        Sorted by (portfolio, time, symbol).
+    state : BatchState
+        The final state.
+    """
+    T, S = close.shape
+    st = BatchState.new(fparams.shape[0], S, capital)
+    eqs, cashes, parts = [], [], []
+    for a, b in chunk_bounds(T, chunks):
+        v = None if vol is None else vol[:, a:b]
+        st, e, c, o = step(
+            st, open_[a:b], close[a:b], signals[a:b], v, mixes, fparams, iparams, record=record,
+            copy=False,
+        )
+        eqs.append(e)
+        cashes.append(c)
+        parts.append(o)
+    orders = OrderRecords.concat(parts)
+    idx = np.lexsort((orders.symbol, orders.time, orders.portfolio))
+    orders = OrderRecords(*(getattr(orders, f.name)[idx] for f in fields(OrderRecords)))
+    return np.concatenate(eqs), np.concatenate(cashes), orders, st

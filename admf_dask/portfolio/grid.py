@@ -1,0 +1,381 @@
+"""Grid expansion: the ``portfolios`` section of a pipeline → one flat parameter row per portfolio.
+
+Portfolio *i* is the *i*-th combination of `itertools.product` over the grid keys in the order
+written (DESIGN §5). Each parameter comes from the grid value, else the scalar in ``portfolios``,
+else (costs) ``execution``; ``position_weight`` null means ``1/n_symbols``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from admf_dask.config.models import (
+    ExecutionConfig,
+    PortfolioParams,
+    PortfoliosConfig,
+)
+from admf_dask.errors import ConfigError, did_you_mean
+from admf_dask.portfolio import _kernels as K
+
+FLOAT_PARAMS: tuple[str, ...] = (
+    "position_weight",
+    "target_vol",
+    "max_position",
+    "max_gross",
+    "stop_loss",
+    "max_drawdown",
+    "rebalance_band",
+    "commission",
+    "commission_fixed",
+    "slippage_bps",
+)
+_FCOL = {
+    "position_weight": K.F_POSITION_WEIGHT,
+    "target_vol": K.F_TARGET_VOL,
+    "max_position": K.F_MAX_POSITION,
+    "max_gross": K.F_MAX_GROSS,
+    "stop_loss": K.F_STOP_LOSS,
+    "max_drawdown": K.F_MAX_DRAWDOWN,
+    "rebalance_band": K.F_BAND,
+    "commission": K.F_COMMISSION,
+    "commission_fixed": K.F_COMMISSION_FIXED,
+    "slippage_bps": K.F_SLIPPAGE_BPS,
+}
+_COSTS = ("commission", "commission_fixed", "slippage_bps")
+
+
+@dataclass(frozen=True, eq=False)
+class PortfolioBook:
+    """All portfolios of a run as flat arrays, one entry per portfolio id 0…N−1.
+
+    Attributes
+    ----------
+    strategy_names : tuple of str
+        The K strategies, in the order of the columns of ``strategy_weights``.
+    strategy_weights : ndarray float64 (N, K)
+        W of DESIGN §2: the signal of portfolio i is ``clip(sum_k W[i, k] * S[k], -1, 1)``.
+    strategy_label : ndarray str (N,)
+        Readable mix: ``"trend"`` or ``"trend:0.5+mine:0.5"``.
+    sizing, vol_feature : ndarray str (N,)
+        ``"fixed"`` / ``"vol_target"``; the volatility feature (``""``: none).
+    position_weight, target_vol, max_position, max_gross, stop_loss, max_drawdown, \
+rebalance_band, commission, commission_fixed, slippage_bps : ndarray float64 (N,)
+        Resolved parameters (null stop_loss / max_drawdown are nan: off).
+    allow_short : ndarray bool (N,)
+    grid_keys : tuple of str
+        The grid keys, in the order written (each becomes a ``portfolio`` coordinate).
+    capital, periods_per_year : float
+    batch_size : int
+        Portfolios per batch from the config.
+    n_symbols : int
+    """
+
+    strategy_names: tuple[str, ...]
+    strategy_weights: np.ndarray
+    strategy_label: np.ndarray
+    sizing: np.ndarray
+    vol_feature: np.ndarray
+    position_weight: np.ndarray
+    target_vol: np.ndarray
+    max_position: np.ndarray
+    max_gross: np.ndarray
+    stop_loss: np.ndarray
+    max_drawdown: np.ndarray
+    rebalance_band: np.ndarray
+    commission: np.ndarray
+    commission_fixed: np.ndarray
+    slippage_bps: np.ndarray
+    allow_short: np.ndarray
+    grid_keys: tuple[str, ...]
+    capital: float
+    periods_per_year: float
+    batch_size: int
+    n_symbols: int
+
+    # -- sizes and derived arrays -------------------------------------------------------------
+    @property
+    def n_portfolios(self) -> int:
+        """N, the number of portfolios."""
+        return int(self.strategy_weights.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_portfolios
+
+    @cached_property
+    def vol_features(self) -> tuple[str, ...]:
+        """Volatility features used by vol_target portfolios, in order of first use."""
+        used = self.vol_feature[self.sizing == "vol_target"]
+        return tuple(dict.fromkeys(str(v) for v in used))
+
+    @cached_property
+    def vol_index(self) -> np.ndarray:
+        """int64 (N,): row of `vol_features` per portfolio, -1 for fixed sizing."""
+        pos = {name: i for i, name in enumerate(self.vol_features)}
+        out = np.full(self.n_portfolios, -1, dtype=np.int64)
+        for i in np.flatnonzero(self.sizing == "vol_target"):
+            out[i] = pos[str(self.vol_feature[i])]
+        return out
+
+    @cached_property
+    def _mixes(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n_portfolios == 0:
+            return np.zeros((0, len(self.strategy_names))), np.zeros(0, dtype=np.int64)
+        mixes, index = np.unique(self.strategy_weights, axis=0, return_inverse=True)
+        return np.ascontiguousarray(mixes), index.reshape(-1).astype(np.int64)
+
+    @property
+    def mixes(self) -> np.ndarray:
+        """float64 (M, K): the distinct rows of ``strategy_weights``."""
+        return self._mixes[0]
+
+    @property
+    def mix_index(self) -> np.ndarray:
+        """int64 (N,): row of `mixes` per portfolio."""
+        return self._mixes[1]
+
+    def fparams(self, sl: slice = slice(None)) -> np.ndarray:
+        """float64 (P, N_FPARAMS): packed float parameters of the kernel for ``sl``."""
+        idx = np.arange(self.n_portfolios)[sl]
+        out = np.empty((idx.size, K.N_FPARAMS))
+        for name, col in _FCOL.items():
+            out[:, col] = getattr(self, name)[idx]
+        return out
+
+    def iparams(self, sl: slice = slice(None)) -> np.ndarray:
+        """int64 (P, N_IPARAMS): packed integer parameters of the kernel for ``sl``."""
+        idx = np.arange(self.n_portfolios)[sl]
+        out = np.empty((idx.size, K.N_IPARAMS), dtype=np.int64)
+        out[:, K.I_MIX] = self.mix_index[idx]
+        out[:, K.I_VOL] = self.vol_index[idx]
+        out[:, K.I_SHORT] = self.allow_short[idx]
+        return out
+
+    # -- batches and labels -------------------------------------------------------------------
+    def batches(self, batch_size: int | None = None) -> list[slice]:
+        """Consecutive slices of at most ``batch_size`` portfolios (default: the config's)."""
+        bs = int(batch_size or self.batch_size)
+        if bs < 1:
+            raise ValueError(f"batch_size must be at least 1, got {bs}")
+        n = self.n_portfolios
+        return [slice(a, min(a + bs, n)) for a in range(0, n, bs)]
+
+    def param(self, key: str) -> np.ndarray:
+        """The (N,) values of a grid key (``strategy``: the readable label)."""
+        if key == "strategy":
+            return self.strategy_label
+        return getattr(self, key)
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """The grid keys as ``portfolio`` coordinates (in the order written)."""
+        return {key: self.param(key) for key in self.grid_keys}
+
+    def dataset(
+        self,
+        sl: slice = slice(None),
+        symbols: Iterable[str] | None = None,
+        state: Any = None,
+    ):
+        """One batch as an ``xr.Dataset`` (DESIGN §1).
+
+        Parameters
+        ----------
+        sl : slice
+            The portfolios (default all).
+        symbols : iterable of str, optional
+            Symbol labels (default ``"0"…``).
+        state : BatchState, optional
+            State to show (default the start state).
+
+        Returns
+        -------
+        xr.Dataset
+            Parameters (portfolio), ``strategy_weights`` (portfolio, strategy), state ``cash``
+            (portfolio) and ``positions`` (portfolio, symbol).
+        """
+        import xarray as xr
+
+        from admf_dask.portfolio.batch import BatchState
+
+        idx = np.arange(self.n_portfolios)[sl]
+        syms = [str(s) for s in symbols] if symbols is not None else None
+        syms = syms or [str(i) for i in range(self.n_symbols)]
+        if state is None:
+            state = BatchState.new(idx.size, len(syms), self.capital)
+        data = {
+            name: ("portfolio", getattr(self, name)[idx])
+            for name in ("sizing", "vol_feature", *FLOAT_PARAMS, "allow_short")
+        }
+        data["strategy_weights"] = (("portfolio", "strategy"), self.strategy_weights[idx])
+        data["cash"] = ("portfolio", state.cash)
+        data["positions"] = (("portfolio", "symbol"), state.q)
+        coords = {
+            "portfolio": idx.astype(np.int64),
+            "strategy": list(self.strategy_names),
+            "symbol": syms,
+            "strategy_label": ("portfolio", self.strategy_label[idx]),
+        }
+        return xr.Dataset(data, coords=coords, attrs={"capital": self.capital})
+
+
+def _label(mix: Mapping[str, float] | str) -> str:
+    if isinstance(mix, str):
+        return mix
+    return "+".join(f"{k}:{v:g}" for k, v in mix.items())
+
+
+def _check_strategy(value: Any, names: list[str], where: str) -> dict[str, float]:
+    """A grid/scalar strategy value → ``{name: weight}``, or a ConfigError."""
+    fix = "use one of: " + ", ".join(names) if names else "define a strategy under strategies"
+    if isinstance(value, str):
+        mix = {value: 1.0}
+    elif isinstance(value, Mapping) and value:
+        mix = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(
+                    where, f"weight of strategy '{k}' must be a finite number, got {v!r}"
+                )
+            mix[str(k)] = float(v)
+    else:
+        raise ConfigError(
+            where,
+            f"a strategy is a name or a {{name: weight}} mapping, got {value!r}",
+            fix,
+        )
+    for k in mix:
+        if k not in names:
+            raise ConfigError(where, f"unknown strategy '{k}'{did_you_mean(k, names)}", fix)
+    return mix
+
+
+def expand_grid(
+    portfolios: PortfoliosConfig,
+    execution: ExecutionConfig,
+    strategy_names: list[str],
+    n_symbols: int,
+    *,
+    feature_names: Iterable[str] | None = None,
+) -> PortfolioBook:
+    """Expand the ``portfolios`` grid into one parameter row per portfolio.
+
+    Parameters
+    ----------
+    portfolios : PortfoliosConfig
+        Scalars (defaults) and ``grid`` (lists; cartesian product in the order written).
+    execution : ExecutionConfig
+        Default costs, used where ``portfolios`` leaves commission / slippage null.
+    strategy_names : list of str
+        The strategies (the ``strategy`` coordinate of the signals), in signal order.
+    n_symbols : int
+        Number of symbols (``position_weight`` null means ``1/n_symbols``).
+    feature_names : iterable of str, optional
+        Available features; when given, every ``vol_feature`` used must be one of them.
+
+    Returns
+    -------
+    PortfolioBook
+
+    Raises
+    ------
+    ConfigError
+        Unknown strategy name, vol_target sizing without (or with an unknown) vol_feature, no
+        strategies at all.
+    """
+    names = [str(s) for s in strategy_names]
+    if not names:
+        raise ConfigError("strategies", "no strategies to trade", "define at least one strategy")
+    if n_symbols < 1:
+        raise ValueError(f"n_symbols must be at least 1, got {n_symbols}")
+    grid = dict(portfolios.grid)
+    keys = tuple(grid)
+
+    # grid values, coerced like the scalars they replace
+    values: list[list[Any]] = []
+    for key in keys:
+        if key == "strategy":
+            values.append(
+                [_check_strategy(v, names, "portfolios.grid.strategy") for v in grid[key]]
+            )
+        else:
+            values.append([getattr(PortfolioParams.model_validate({key: v}), key) for v in grid[key]])
+    labels_by_key = {"strategy": [_label(v) for v in grid.get("strategy", [])]}
+
+    if "strategy" not in grid:
+        if portfolios.strategy is None:
+            default_mix = {n: 1.0 / len(names) for n in names}
+            default_label = names[0] if len(names) == 1 else _label(default_mix)
+        else:
+            default_mix = _check_strategy(portfolios.strategy, names, "portfolios.strategy")
+            default_label = _label(portfolios.strategy)
+
+    combos = list(itertools.product(*(range(len(v)) for v in values)))
+    n = len(combos)
+    kpos = {k: i for i, k in enumerate(names)}
+    weights = np.zeros((n, len(names)))
+    label = np.empty(n, dtype=object)
+    cols: dict[str, list[Any]] = {k: [] for k in PortfolioParams.model_fields}
+    for i, combo in enumerate(combos):
+        chosen = {key: values[j][c] for j, (key, c) in enumerate(zip(keys, combo, strict=True))}
+        if "strategy" in chosen:
+            mix = chosen.pop("strategy")
+            label[i] = labels_by_key["strategy"][combo[keys.index("strategy")]]
+        else:
+            mix, label[i] = default_mix, default_label
+        for k, v in mix.items():
+            weights[i, kpos[k]] += v
+        for k in cols:
+            cols[k].append(chosen[k] if k in chosen else getattr(portfolios, k))
+
+    def where(key: str) -> str:
+        return f"portfolios.grid.{key}" if key in grid else f"portfolios.{key}"
+
+    sizing = np.array(cols["sizing"], dtype=object).astype(str)
+    vol_feature = np.array(["" if v is None else str(v) for v in cols["vol_feature"]])
+    vt = np.flatnonzero(sizing == "vol_target")
+    missing = vt[vol_feature[vt] == ""] if vt.size else vt
+    if missing.size:
+        raise ConfigError(
+            where("vol_feature"),
+            f"sizing 'vol_target' needs a volatility feature (portfolio {int(missing[0])} has "
+            "none)",
+            "set portfolios.vol_feature to a feature name, e.g. a 'volatility' feature",
+        )
+    if feature_names is not None:
+        known = [str(f) for f in feature_names]
+        for name in dict.fromkeys(vol_feature[vt]):
+            if name not in known:
+                raise ConfigError(
+                    where("vol_feature"),
+                    f"unknown feature '{name}'{did_you_mean(name, known)}",
+                    "use a feature defined under features",
+                )
+
+    farr: dict[str, np.ndarray] = {}
+    for k in FLOAT_PARAMS:
+        vals = cols[k]
+        if k in _COSTS:
+            vals = [getattr(execution, k) if v is None else v for v in vals]
+        elif k == "position_weight":
+            vals = [1.0 / n_symbols if v is None else v for v in vals]
+        farr[k] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
+    return PortfolioBook(
+        strategy_names=tuple(names),
+        strategy_weights=weights,
+        strategy_label=label.astype(str) if n else np.zeros(0, dtype=str),
+        sizing=sizing,
+        vol_feature=vol_feature,
+        allow_short=np.array(cols["allow_short"], dtype=np.bool_),
+        grid_keys=keys,
+        capital=float(portfolios.capital),
+        periods_per_year=float(portfolios.periods_per_year),
+        batch_size=int(portfolios.batch_size),
+        n_symbols=int(n_symbols),
+        **farr,
+    )

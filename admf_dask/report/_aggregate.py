@@ -1,0 +1,219 @@
+"""Aggregation kernels of the report: ndarrays in, ndarrays out (no xarray, dask or bokeh).
+
+The report never holds every equity curve at once: the loader feeds these kernels one block of
+``equity`` (time × portfolio) at a time and keeps only their small outputs (DESIGN §8.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "drawdown",
+    "exposure",
+    "group_mean",
+    "merge_sketches",
+    "pick_best_median_worst",
+    "positions_from_orders",
+    "quantile_sketch",
+    "row_quantiles",
+    "top_n",
+]
+
+
+def row_quantiles(block: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Quantiles of each row of ``block`` over its columns, skipping NaN.
+
+    Same values as ``np.nanquantile(block, qs, axis=1)`` (linear interpolation), without its slow
+    per-row path.
+
+    Parameters
+    ----------
+    block : ndarray, shape (rows, cols)
+    qs : sequence of float in [0, 1]
+
+    Returns
+    -------
+    ndarray, shape (len(qs), rows); NaN for a row with no finite value.
+    """
+    block = np.asarray(block, dtype=np.float64)
+    q = np.asarray(qs, dtype=np.float64)
+    rows, cols = block.shape
+    if cols == 0:
+        return np.full((len(q), rows), np.nan)
+    if not np.isnan(block).any():
+        return np.quantile(block, q, axis=1)  # partition-based: the fast common case
+    srt = np.sort(block, axis=1)  # NaN sort last
+    n = (~np.isnan(srt)).sum(axis=1)
+    h = (np.maximum(n, 1) - 1)[None, :] * q[:, None]  # (nq, rows) fractional rank
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0)[None, :])
+    r = np.arange(rows)[None, :]
+    a, b = srt[r, lo], srt[r, hi]
+    out = a + (h - lo) * (b - a)
+    out[:, n == 0] = np.nan
+    return out
+
+
+def quantile_sketch(block: np.ndarray, size: int = 201) -> tuple[np.ndarray, np.ndarray]:
+    """Summarise each row of a column block by ``size`` evenly spaced quantiles.
+
+    Used when a time slab of every portfolio would not fit the memory budget: the loader reads
+    portfolio blocks instead, sketches each, and `merge_sketches` combines them.
+
+    Parameters
+    ----------
+    block : ndarray, shape (rows, cols)
+    size : int
+        Points per row (rank error of the merge is about ``1 / (size - 1)``).
+
+    Returns
+    -------
+    sketch : ndarray, shape (rows, size)
+        Quantiles at ``linspace(0, 1, size)`` of each row's finite values.
+    counts : ndarray of int64, shape (rows,)
+        Finite values per row.
+    """
+    block = np.asarray(block, dtype=np.float64)
+    counts = np.isfinite(block).sum(axis=1).astype(np.int64)
+    sketch = row_quantiles(np.where(np.isfinite(block), block, np.nan), np.linspace(0, 1, size)).T
+    return np.ascontiguousarray(sketch), counts
+
+
+def merge_sketches(
+    sketches: Sequence[np.ndarray], counts: Sequence[np.ndarray], qs: Sequence[float]
+) -> np.ndarray:
+    """Approximate row quantiles of the union of blocks from their `quantile_sketch`.
+
+    Each block's CDF is linear between its sketch points; the union's CDF is their count-weighted
+    mean, which is inverted at ``qs``.
+
+    Returns
+    -------
+    ndarray, shape (len(qs), rows); NaN where no block has a finite value.
+    """
+    q = np.asarray(qs, dtype=np.float64)
+    sk = np.stack(sketches)  # (blocks, rows, size)
+    cn = np.stack(counts).astype(np.float64)  # (blocks, rows)
+    n_blocks, rows, size = sk.shape
+    grid = np.linspace(0, 1, size)
+    out = np.full((len(q), rows), np.nan)
+    for r in range(rows):
+        live = cn[:, r] > 0
+        if not live.any():
+            continue
+        pts, w = sk[live, r], cn[live, r]
+        if len(w) == 1:
+            out[:, r] = np.interp(q, grid, pts[0])
+            continue
+        xs = np.unique(pts)
+        cdf = sum(wb * np.interp(xs, pb, grid) for pb, wb in zip(pts, w, strict=True)) / w.sum()
+        # a block's lowest point has CDF 0 by construction: pin the union's ends to its extremes
+        cdf[0], cdf[-1] = 0.0, 1.0
+        out[:, r] = np.interp(q, np.maximum.accumulate(cdf), xs)
+    return out
+
+
+def drawdown(equity: np.ndarray) -> np.ndarray:
+    """Drawdown ``equity / running peak - 1`` along axis 0 (≤ 0; NaN where equity is NaN)."""
+    eq = np.asarray(equity, dtype=np.float64)
+    peak = np.fmax.accumulate(eq, axis=0)  # fmax: a NaN bar does not reset the peak
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return eq / peak - 1.0
+
+
+def _finite_order(score: np.ndarray) -> np.ndarray:
+    """Indices of the finite scores, ascending by score; ties keep the lower index first."""
+    s = np.asarray(score, dtype=np.float64)
+    idx = np.flatnonzero(np.isfinite(s))
+    return idx[np.argsort(s[idx], kind="stable")]
+
+
+def pick_best_median_worst(score: np.ndarray) -> tuple[int, int, int]:
+    """Indices of the highest, median and lowest finite score.
+
+    The median is the lower median (position ``(n - 1) // 2`` of the ascending order) so it is an
+    actual portfolio; ties go to the lowest index. When no score is finite all three are 0.
+    """
+    order = _finite_order(score)
+    if order.size == 0:
+        return 0, 0, 0
+    s = np.asarray(score, dtype=np.float64)
+    best = int(order[s[order] == s[order[-1]]].min())  # the lowest id among tied maxima
+    return best, int(order[(order.size - 1) // 2]), int(order[0])
+
+
+def top_n(score: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` highest finite scores, best first (ties: lower index first)."""
+    s = np.asarray(score, dtype=np.float64)
+    idx = np.flatnonzero(np.isfinite(s))
+    return idx[np.argsort(-s[idx], kind="stable")][: max(n, 0)]
+
+
+def group_mean(
+    values: np.ndarray, codes_x: np.ndarray, codes_y: np.ndarray, nx: int, ny: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``values`` per (y, x) cell over everything else (the heatmap aggregation).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        One metric per portfolio; non-finite values are left out.
+    codes_x, codes_y : ndarray of int, shape (n,)
+        Level of each portfolio on the x and y parameters, in ``[0, nx)`` and ``[0, ny)``.
+
+    Returns
+    -------
+    mean : ndarray, shape (ny, nx); NaN for a cell without a finite value.
+    count : ndarray of int64, shape (ny, nx); finite values per cell.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    cell = np.asarray(codes_y, dtype=np.int64) * nx + np.asarray(codes_x, dtype=np.int64)
+    total = np.bincount(cell[ok], weights=v[ok], minlength=nx * ny)
+    count = np.bincount(cell[ok], minlength=nx * ny)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return mean.reshape(ny, nx), count.reshape(ny, nx).astype(np.int64)
+
+
+def positions_from_orders(
+    time_idx: np.ndarray, symbol_idx: np.ndarray, qty: np.ndarray, n_time: int, n_symbols: int
+) -> np.ndarray:
+    """Shares held after each bar, from the order records of one portfolio.
+
+    Returns
+    -------
+    ndarray, shape (n_time, n_symbols): cumulative ``qty`` of fills at or before each bar.
+    """
+    flow = np.zeros((n_time, n_symbols))
+    np.add.at(flow, (np.asarray(time_idx), np.asarray(symbol_idx)), np.asarray(qty, np.float64))
+    return np.cumsum(flow, axis=0)
+
+
+def exposure(
+    shares: np.ndarray, price: np.ndarray, equity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gross and net exposure as fractions of equity.
+
+    Parameters
+    ----------
+    shares : ndarray, shape (time, symbol)
+    price : ndarray, shape (time, symbol)
+        Mark prices; NaN is carried forward from the last finite price (0 before the first).
+    equity : ndarray, shape (time,)
+
+    Returns
+    -------
+    gross, net : ndarray, shape (time,): ``Σ|q·p| / equity`` and ``Σ q·p / equity``.
+    """
+    p = np.asarray(price, dtype=np.float64)
+    idx = np.where(np.isfinite(p), np.arange(p.shape[0])[:, None], 0)
+    np.maximum.accumulate(idx, axis=0, out=idx)  # forward fill: index of the last finite price
+    marks = np.nan_to_num(p[idx, np.arange(p.shape[1])[None, :]], nan=0.0)
+    value = np.asarray(shares, dtype=np.float64) * marks
+    eq = np.asarray(equity, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.abs(value).sum(axis=1) / eq, value.sum(axis=1) / eq

@@ -1,0 +1,297 @@
+"""Read a run folder into the small, aggregated pieces the report draws.
+
+Nothing here holds all equity curves at once: the distribution band streams ``equity`` from Zarr
+in blocks through the kernels of `_aggregate`, and orders are read only for the few portfolios the
+report shows (Parquet predicate push-down).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from admf_dask.errors import InputError
+from admf_dask.report import _aggregate as agg
+
+#: metrics of DESIGN §2, in display order; any other numeric (portfolio) variable follows them
+METRICS = (
+    "sharpe",
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "n_orders",
+    "turnover",
+    "exposure",
+)
+NON_METRIC_VARS = ("equity", "cash", "positions")
+BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: bytes of equity the band reads at once (one time slab of every portfolio, or a portfolio block)
+BLOCK_BYTES = 64 * 2**20
+
+
+@dataclass
+class Param:
+    """One grid parameter: raw values per portfolio, their levels (first-appearance order) and
+    each portfolio's level code."""
+
+    name: str
+    values: np.ndarray
+    levels: list[str]
+    codes: np.ndarray
+    numeric: bool
+
+    @property
+    def varies(self) -> bool:
+        return len(self.levels) > 1
+
+
+@dataclass
+class Band:
+    """Quantiles of equity over all portfolios at each bar."""
+
+    quantiles: tuple[float, ...]
+    values: np.ndarray  # (len(quantiles), time)
+    exact: bool  # False when merged from portfolio-block sketches
+
+
+@dataclass
+class RunData:
+    """Everything the report shows, already small."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    time: pd.DatetimeIndex
+    n_portfolios: int
+    params: list[Param]
+    metrics: dict[str, np.ndarray]
+    symbols: list[str]
+    has_positions: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fmt_value(v: Any) -> str:
+    """Label of a grid value: NaN/None read as 'none', floats without trailing zeros."""
+    if v is None or (isinstance(v, float | np.floating) and math.isnan(v)):
+        return "none"
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v)).lower()
+    if isinstance(v, float | np.floating):
+        return f"{float(v):g}"
+    return str(v)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` as a dict ({} when absent: the report still draws results.zarr)."""
+    path = run_dir / "run.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(str(path), f"not valid JSON ({exc})", "re-run the pipeline") from exc
+
+
+def open_results(run_dir: Path) -> xr.Dataset:
+    """Open ``results.zarr`` lazily (no dask: plain indexing reads only the chunks asked for)."""
+    path = run_dir / "results.zarr"
+    if not path.exists():
+        raise InputError(
+            str(run_dir), "no results.zarr in this folder", "point at a run folder written by run"
+        )
+    ds = xr.open_zarr(path, chunks=None)
+    if "equity" not in ds:
+        raise InputError(str(path), "has no 'equity' variable", "re-run the pipeline")
+    return ds
+
+
+def load_run(run_dir: Path, ds: xr.Dataset) -> RunData:
+    """Manifest, time axis, grid parameters and metrics (all O(portfolios) or O(time))."""
+    manifest = read_manifest(run_dir)
+    eq = ds["equity"]
+    n = int(eq.sizes["portfolio"])
+    params = grid_params(ds, manifest)
+    metrics: dict[str, np.ndarray] = {}
+    names = [m for m in METRICS if m in ds] + sorted(
+        str(k)
+        for k, v in ds.data_vars.items()
+        if k not in METRICS
+        and k not in NON_METRIC_VARS
+        and v.dims == ("portfolio",)
+        and np.issubdtype(v.dtype, np.number)
+    )
+    for name in names:
+        metrics[name] = np.asarray(ds[name].values, dtype=np.float64)
+    symbols = [str(s) for s in ds["symbol"].values] if "symbol" in ds.coords else []
+    if not symbols:
+        symbols = [str(s) for s in manifest.get("data", {}).get("symbols", [])]
+    return RunData(
+        run_dir=run_dir,
+        manifest=manifest,
+        time=pd.DatetimeIndex(ds["time"].values),
+        n_portfolios=n,
+        params=params,
+        metrics=metrics,
+        symbols=symbols,
+        has_positions="positions" in ds,
+    )
+
+
+def make_param(name: str, values: np.ndarray) -> Param:
+    """Factorize one parameter's values (NaN/None is its own level, 'none')."""
+    values = np.asarray(values)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    numeric = np.issubdtype(values.dtype, np.number) and not np.issubdtype(values.dtype, np.bool_)
+    return Param(
+        name=name,
+        values=values,
+        levels=[fmt_value(u) for u in uniques],
+        codes=codes.astype(np.int32),
+        numeric=bool(numeric),
+    )
+
+
+def grid_params(ds: xr.Dataset, manifest: dict[str, Any]) -> list[Param]:
+    """The ``portfolio`` coordinates, in the grid's written order when run.json gives it."""
+    names = [
+        str(k)
+        for k, c in ds.coords.items()
+        if c.dims == ("portfolio",) and k != "portfolio" and k not in ("time", "symbol")
+    ]
+    grid = (((manifest.get("config") or {}).get("portfolios") or {}).get("grid")) or {}
+    order = list(grid)
+    names = sorted(names, key=lambda k: order.index(k) if k in order else len(order))  # stable
+    return [make_param(k, ds.coords[k].values) for k in names]
+
+
+def _chunks(da: xr.DataArray) -> tuple[int, int]:
+    """Stored (time, portfolio) chunk sizes of a lazily opened Zarr variable."""
+    pref = da.encoding.get("preferred_chunks") or {}
+    chunks = da.encoding.get("chunks")
+    t = pref.get("time") or (chunks[da.dims.index("time")] if chunks else da.sizes["time"])
+    p = pref.get("portfolio") or (
+        chunks[da.dims.index("portfolio")] if chunks else da.sizes["portfolio"]
+    )
+    return int(t), int(p)
+
+
+def equity_band(
+    equity: xr.DataArray,
+    quantiles: tuple[float, ...] = BAND_QUANTILES,
+    block_bytes: int = BLOCK_BYTES,
+) -> Band:
+    """Quantiles of equity over portfolios at each bar, reading ``equity`` block by block.
+
+    A quantile at bar t needs every portfolio at t, so the exact path reads time slabs of all
+    portfolios, aligned to the stored time chunks so each chunk is decompressed once. When one
+    time chunk of every portfolio exceeds ``block_bytes`` (very many portfolios), it reads
+    portfolio blocks instead and merges per-block quantile sketches (rank error < 1 %).
+    """
+    eq = equity.transpose("time", "portfolio")
+    n_time, n_port = eq.shape
+    tc, pc = _chunks(eq)
+    row_bytes = n_port * 8
+    if tc * row_bytes <= block_bytes or n_port <= pc:
+        step = max(1, block_bytes // (tc * row_bytes)) * tc
+        parts = [
+            agg.row_quantiles(np.asarray(eq[a : a + step].values), quantiles)
+            for a in range(0, n_time, step)
+        ]
+        return Band(tuple(quantiles), np.concatenate(parts, axis=1), exact=True)
+    width = max(1, block_bytes // (n_time * 8 * pc)) * pc
+    sketches, counts = [], []
+    for a in range(0, n_port, width):
+        s, c = agg.quantile_sketch(np.asarray(eq[:, a : a + width].values))
+        sketches.append(s)
+        counts.append(c)
+    return Band(tuple(quantiles), agg.merge_sketches(sketches, counts, quantiles), exact=False)
+
+
+def equity_columns(equity: xr.DataArray, ids: list[int]) -> np.ndarray:
+    """Equity of a few portfolios, shape (time, len(ids)) (reads only their chunks)."""
+    if not ids:
+        return np.empty((equity.sizes["time"], 0))
+    eq = equity.transpose("time", "portfolio")
+    uniq = sorted(set(ids))
+    cols = np.asarray(eq.isel(portfolio=uniq).values, dtype=np.float64)
+    pos = {p: i for i, p in enumerate(uniq)}
+    return cols[:, [pos[i] for i in ids]]
+
+
+def read_orders(run_dir: Path, ids: list[int]) -> tuple[pd.DataFrame | None, int]:
+    """Orders of the portfolios ``ids`` and the total order count of the run.
+
+    Returns ``(None, 0)`` when the run wrote no orders. Only row groups that may hold these
+    portfolios are read (Parquet statistics), so a run of 10^8 orders stays cheap.
+    """
+    path = run_dir / "orders.parquet"
+    if not path.exists():
+        return None, 0
+    import pyarrow.dataset as pads
+
+    files = [p for p in path.rglob("*.parquet") if p.is_file()] if path.is_dir() else [path]
+    if not files:
+        return None, 0
+    dataset = pads.dataset([str(f) for f in sorted(files)], format="parquet")
+    total = int(dataset.count_rows())
+    cols = [
+        c
+        for c in ("portfolio", "time", "symbol", "qty", "price", "commission", "reason")
+        if c in dataset.schema.names
+    ]
+    if total == 0 or "portfolio" not in cols or not ids:
+        return None, total
+    table = dataset.to_table(columns=cols, filter=pads.field("portfolio").isin(sorted(set(ids))))
+    df = table.to_pandas()
+    if "symbol" in df:
+        df["symbol"] = df["symbol"].astype(str)
+    if "reason" not in df:
+        df["reason"] = "signal"
+    df["reason"] = df["reason"].astype(str)
+    df["time"] = pd.to_datetime(df["time"])
+    return df.sort_values(["portfolio", "time"], kind="stable").reset_index(drop=True), total
+
+
+def load_prices(
+    manifest: dict[str, Any], symbols: list[str], market_data: xr.Dataset | None
+) -> tuple[pd.DataFrame | None, str]:
+    """Close prices (time × symbol) of ``symbols`` and where they came from.
+
+    The run folder has no prices: use ``market_data`` when the caller passes it (the pipeline
+    has it in hand), else reload the data source from the resolved config (deterministic for
+    synthetic data). Returns ``(None, reason)`` when neither works; the report then marks
+    positions at fill prices.
+    """
+    if not symbols:
+        return None, "no symbols"
+    data = market_data
+    if data is None:
+        spec = (manifest.get("config") or {}).get("data")
+        if not spec:
+            return None, "run.json has no data config"
+        try:
+            from admf_dask.data import load_market_data
+
+            data = load_market_data(spec, base_dir=manifest.get("pipeline_dir"))
+        except Exception as exc:  # noqa: BLE001 - any failure just means "no price line"
+            return None, f"market data not reloadable ({type(exc).__name__}: {exc})"[:200]
+    try:
+        available = set(map(str, data["symbol"].values))
+        have = [s for s in symbols if s in available]
+        if not have:
+            return None, "the market data has none of the traded symbols"
+        close = data["close"].sel(symbol=have).transpose("time", "symbol")
+        values = np.asarray(close.values, np.float64)
+        df = pd.DataFrame(values, index=pd.DatetimeIndex(close["time"].values), columns=have)
+    except Exception as exc:  # noqa: BLE001
+        return None, f"market data has no close prices ({type(exc).__name__})"
+    return df, "close prices of the market data"

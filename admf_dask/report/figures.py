@@ -1,0 +1,527 @@
+"""Bokeh figures of the report, usable on their own in notebooks (``bokeh.io.show(fig)``).
+
+The public helpers take a run folder, a results `xarray.Dataset` (or, for the heatmap, a
+`pandas.DataFrame` of parameters and metrics) and return plain Bokeh figures; `build_report`
+draws the same figures from data it has already aggregated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from bokeh.core.properties import value
+from bokeh.models import (
+    BasicTicker,
+    ColorBar,
+    ColumnDataSource,
+    DatetimeTickFormatter,
+    FactorRange,
+    HoverTool,
+    Legend,
+    LinearColorMapper,
+    NumeralTickFormatter,
+    Range1d,
+    Span,
+)
+from bokeh.palettes import Viridis256
+from bokeh.plotting import figure
+
+from admf_dask.report import _aggregate as agg
+from admf_dask.report import _load
+
+__all__ = ["drawdown_figure", "equity_band_figure", "heatmap_figure"]
+
+#: one palette everywhere: best / median / worst, the band, buys / sells / stops
+COLORS = {
+    "best": "#1a9850",
+    "median": "#3b6fb6",
+    "worst": "#d73027",
+    "chosen": "#7b3294",
+    "band": "#5b7fa6",
+    "all_median": "#4d4d4d",
+    "buy": "#1a9850",
+    "sell": "#d73027",
+    "stop": "#f28e2b",
+    "gross": "#3b6fb6",
+    "net": "#f28e2b",
+    "train": "#7b3294",
+    "inference": "#f28e2b",
+    "bar1": "#3b6fb6",
+    "bar2": "#9ecae1",
+    "grid": "#e5e5e5",
+}
+HEAT_PALETTE = Viridis256
+WIDTH = 1360  # content width for a 1400-px screen
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+PERCENT_METRICS = {
+    "total_return",
+    "annual_return",
+    "annual_volatility",
+    "max_drawdown",
+    "exposure",
+}
+
+
+def date_format() -> DatetimeTickFormatter:
+    """Datetime ticks: '%b %Y' over months, years alone over decades (a new model per axis)."""
+    return DatetimeTickFormatter(
+        days="%d %b %Y", months="%b %Y", years="%Y", hours="%H:%M", minutes="%H:%M"
+    )
+
+
+def style(fig: figure, *, datetime_x: bool = False) -> figure:
+    """The report's look: light grid, no outline, readable titles and ticks."""
+    fig.title.text_font = FONT
+    fig.title.text_font_size = "14px"
+    fig.title.text_color = "#222222"
+    fig.title.text_font_style = "bold"
+    fig.outline_line_color = None
+    fig.background_fill_color = "#ffffff"
+    fig.border_fill_color = "#ffffff"
+    fig.min_border_left = 70
+    fig.min_border_right = 20
+    fig.toolbar.logo = None
+    fig.toolbar.autohide = True
+    for ax in (*fig.xaxis, *fig.yaxis):
+        ax.axis_line_color = "#bbbbbb"
+        ax.major_tick_line_color = "#bbbbbb"
+        ax.minor_tick_line_color = None
+        ax.major_label_text_font = FONT
+        ax.major_label_text_font_size = "11px"
+        ax.major_label_text_color = "#444444"
+        ax.axis_label_text_font = FONT
+        ax.axis_label_text_font_size = "12px"
+        ax.axis_label_text_font_style = "normal"
+        ax.axis_label_text_color = "#444444"
+    fig.xgrid.grid_line_color = COLORS["grid"]
+    fig.ygrid.grid_line_color = COLORS["grid"]
+    if datetime_x:
+        fig.xaxis.formatter = date_format()
+    return fig
+
+
+def style_legend(legend: Legend) -> None:
+    legend.label_text_font = FONT
+    legend.label_text_font_size = "11px"
+    legend.background_fill_alpha = 0.85
+    legend.border_line_color = None
+    legend.click_policy = "hide"
+    legend.spacing = 1
+    legend.padding = 6
+
+
+def metric_format(metric: str) -> str:
+    """Numeral.js format of a metric (percent for returns and drawdowns)."""
+    if metric in PERCENT_METRICS:
+        return "0.00%"
+    if metric == "n_orders":
+        return "0,0"
+    return "0.000"
+
+
+# -- equity band ----------------------------------------------------------------------------------
+@dataclass
+class Line:
+    """One highlighted portfolio: its role (best/median/worst/…), id, legend label and curve."""
+
+    role: str
+    portfolio: int
+    label: str
+    equity: np.ndarray
+
+
+def portfolio_label(params: Sequence[_load.Param], i: int, max_len: int = 70) -> str:
+    """``strategy=trend, stop_loss=0.05`` for portfolio ``i`` (varying parameters only)."""
+    parts = [f"{p.name}={p.levels[p.codes[i]]}" for p in params if p.varies]
+    text = ", ".join(parts)
+    return text if len(text) <= max_len else text[: max_len - 1] + "…"
+
+
+def band_source(time: np.ndarray, band: _load.Band, lines: Sequence[Line]) -> ColumnDataSource:
+    """One source for the band, the highlighted curves and their drawdowns (shared time axis)."""
+    data: dict[str, np.ndarray] = {"time": np.asarray(time)}
+    for q, v in zip(band.quantiles, band.values, strict=True):
+        data[f"q{round(q * 100):02d}"] = v
+    for ln in lines:
+        data[ln.role] = ln.equity
+        data[f"dd_{ln.role}"] = agg.drawdown(ln.equity)
+    return ColumnDataSource(data)
+
+
+def _band_plot(
+    source: ColumnDataSource,
+    band: _load.Band,
+    lines: Sequence[Line],
+    *,
+    title: str,
+    width: int,
+    height: int,
+) -> figure:
+    cols = set(source.data)
+    fig = figure(
+        title=title,
+        x_axis_type="datetime",
+        width=width,
+        height=height,
+        tools="xpan,xwheel_zoom,box_zoom,reset,save",
+        active_scroll=None,
+        y_axis_label="equity",
+    )
+    style(fig, datetime_x=True)
+    fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
+    items = []
+    if {"q05", "q95"} <= cols:
+        r = fig.varea(
+            "time", "q05", "q95", source=source, fill_color=COLORS["band"], fill_alpha=0.16
+        )
+        items.append(("all portfolios, 5–95 %", [r]))
+    if {"q25", "q75"} <= cols:
+        r = fig.varea(
+            "time", "q25", "q75", source=source, fill_color=COLORS["band"], fill_alpha=0.32
+        )
+        items.append(("all portfolios, 25–75 %", [r]))
+    if "q50" in cols:
+        r = fig.line(
+            "time",
+            "q50",
+            source=source,
+            color=COLORS["all_median"],
+            line_dash="dashed",
+            line_width=1.2,
+        )
+        items.append(("median of all (per bar)", [r]))
+    hover_r = None
+    for ln in lines:
+        r = fig.line(
+            "time", ln.role, source=source, color=COLORS.get(ln.role, "#333333"), line_width=2
+        )
+        items.append((ln.label, [r]))
+        hover_r = hover_r or r
+    if hover_r is not None or "q50" in cols:
+        tips = [("date", "@time{%F}")]
+        tips += [(ln.role, f"@{{{ln.role}}}{{0,0}}") for ln in lines]
+        tips += [
+            (f"p{c[1:]}", f"@{{{c}}}{{0,0}}")
+            for c in ("q95", "q75", "q50", "q25", "q05")
+            if c in cols
+        ]
+        fig.add_tools(
+            HoverTool(
+                renderers=[hover_r or fig.renderers[-1]],
+                tooltips=tips,
+                formatters={"@time": "datetime"},
+                mode="vline",
+            )
+        )
+    legend = Legend(items=items, location="top_left")
+    style_legend(legend)
+    fig.add_layout(legend)
+    if not band.exact:
+        fig.title.text += "  (band merged from portfolio-block sketches)"
+    return fig
+
+
+def drawdown_figure(
+    source: ColumnDataSource,
+    lines: Sequence[Line],
+    *,
+    x_range: Range1d | None = None,
+    title: str = "Drawdown",
+    width: int = WIDTH,
+    height: int = 230,
+) -> figure:
+    """Drawdown (percent below the running peak) of the highlighted portfolios.
+
+    Parameters
+    ----------
+    source : ColumnDataSource
+        With ``time`` and ``dd_<role>`` columns (see `band_source`).
+    lines : sequence of Line
+    x_range : Range, optional
+        Share it with the equity figure so both pan together.
+    """
+    kw = {"x_range": x_range} if x_range is not None else {}
+    fig = figure(
+        title=title,
+        x_axis_type="datetime",
+        width=width,
+        height=height,
+        tools="xpan,xwheel_zoom,box_zoom,reset,save",
+        active_scroll=None,
+        y_axis_label="drawdown",
+        **kw,
+    )
+    style(fig, datetime_x=True)
+    fig.yaxis.formatter = NumeralTickFormatter(format="0%")
+    rs = [
+        fig.line(
+            "time",
+            f"dd_{ln.role}",
+            source=source,
+            color=COLORS.get(ln.role, "#333333"),
+            line_width=1.6,
+        )
+        for ln in lines
+    ]
+    if rs:
+        fig.add_tools(
+            HoverTool(
+                renderers=[rs[0]],
+                tooltips=[("date", "@time{%F}")]
+                + [(ln.role, f"@{{dd_{ln.role}}}{{0.0%}}") for ln in lines],
+                formatters={"@time": "datetime"},
+                mode="vline",
+            )
+        )
+        legend = Legend(
+            items=[(f"{ln.role} #{ln.portfolio}", [r]) for ln, r in zip(lines, rs, strict=True)]
+        )
+        style_legend(legend)
+        fig.add_layout(legend, "right")  # outside: drawdowns fill the whole plot area
+    return fig
+
+
+def highlighted_lines(
+    equity: xr.DataArray, score: np.ndarray, params: Sequence[_load.Param], score_name: str
+) -> list[Line]:
+    """Best, median and worst portfolios by ``score``, with their equity curves."""
+    ids = list(agg.pick_best_median_worst(score))
+    cols = _load.equity_columns(equity, ids)
+    lines = []
+    for k, (role, pid) in enumerate(zip(("best", "median", "worst"), ids, strict=True)):
+        s = score[pid]
+        grid = portfolio_label(params, pid)
+        label = f"{role} #{pid}" + (f" · {grid}" if grid else "")
+        if np.isfinite(s):
+            label += f" · {score_name} {s:.2f}"
+        lines.append(Line(role, pid, label, cols[:, k]))
+    return lines
+
+
+def _results_from(source: str | Path | xr.Dataset | xr.DataArray) -> xr.Dataset:
+    if isinstance(source, str | Path):
+        return _load.open_results(Path(source))
+    if isinstance(source, xr.DataArray):
+        return source.to_dataset(name="equity")
+    return source
+
+
+def equity_band_figure(
+    source: str | Path | xr.Dataset | xr.DataArray,
+    *,
+    score: str | np.ndarray = "sharpe",
+    quantiles: tuple[float, ...] = _load.BAND_QUANTILES,
+    title: str | None = None,
+    width: int = WIDTH,
+    height: int = 420,
+) -> figure:
+    """Equity of the best, median and worst portfolios over the band of all portfolios.
+
+    Parameters
+    ----------
+    source : path, Dataset or DataArray
+        A run folder, an opened ``results.zarr`` Dataset (``equity`` (time, portfolio), metrics
+        and grid coordinates), or the equity DataArray alone.
+    score : str or ndarray
+        Metric that ranks portfolios (a variable of ``source``), or one value per portfolio.
+        When the variable is missing the total return of each curve is used.
+    quantiles : tuple of float
+        Quantiles drawn as bands: the outer pair, the inner pair and the median.
+    title : str, optional
+    width, height : int
+        Pixels.
+
+    Returns
+    -------
+    bokeh.plotting.figure
+        The equity is read in blocks (`equity_band`), never all curves at once.
+    """
+    ds = _results_from(source)
+    eq = ds["equity"]
+    params = _load.grid_params(ds, {}) if "portfolio" in ds.dims else []
+    score_name = score if isinstance(score, str) else "score"
+    if isinstance(score, str) and score in ds:
+        values = np.asarray(ds[score].values, np.float64)
+    elif isinstance(score, str):
+        first, last = (np.asarray(eq.isel(time=i).values, np.float64) for i in (0, -1))
+        values, score_name = last / first - 1.0, "total_return"
+    else:
+        values = np.asarray(score, np.float64)
+    band = _load.equity_band(eq, quantiles)
+    lines = highlighted_lines(eq, values, params, score_name)
+    src = band_source(ds["time"].values, band, lines)
+    n = eq.sizes["portfolio"]
+    title = title or f"Equity: best, median and worst of {n:,} portfolios by {score_name}"
+    return _band_plot(src, band, lines, title=title, width=width, height=height)
+
+
+# -- heatmap --------------------------------------------------------------------------------------
+def heatmap_data(
+    values: np.ndarray, px: _load.Param, py: _load.Param
+) -> dict[str, list | np.ndarray]:
+    """Cells of the heatmap: mean of ``values`` per (x level, y level) over the other params."""
+    mean, count = agg.group_mean(values, px.codes, py.codes, len(px.levels), len(py.levels))
+    ys, xs = np.indices(mean.shape)
+    flat = mean.ravel()
+    return {
+        "x": [px.levels[i] for i in xs.ravel()],
+        "y": [py.levels[i] for i in ys.ravel()],
+        "value": flat,
+        "count": count.ravel(),
+        "text": ["" if not np.isfinite(v) else f"{v:.3g}" for v in flat],
+    }
+
+
+def _finite_range(v: np.ndarray) -> tuple[float, float]:
+    f = np.asarray(v, np.float64)
+    f = f[np.isfinite(f)]
+    if f.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(f.min()), float(f.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def _heatmap_plot(
+    values: np.ndarray,
+    px: _load.Param,
+    py: _load.Param,
+    metric: str,
+    *,
+    width: int,
+    height: int,
+) -> tuple[figure, ColumnDataSource, LinearColorMapper]:
+    data = heatmap_data(values, px, py)
+    src = ColumnDataSource(data)
+    lo, hi = _finite_range(data["value"])  # type: ignore[arg-type]
+    mapper = LinearColorMapper(palette=HEAT_PALETTE, low=lo, high=hi, nan_color="#eeeeee")
+    fig = figure(
+        title=heatmap_title(metric, px.name, py.name),
+        x_range=FactorRange(factors=list(px.levels)),
+        y_range=FactorRange(factors=list(py.levels)),
+        width=width,
+        height=height,
+        tools="save,reset",
+        toolbar_location="right",
+        x_axis_label=px.name,
+        y_axis_label=py.name,
+    )
+    style(fig)
+    fig.xgrid.grid_line_color = None
+    fig.ygrid.grid_line_color = None
+    fig.rect(
+        "x",
+        "y",
+        0.96,
+        0.94,
+        source=src,
+        fill_color={"field": "value", "transform": mapper},
+        line_color=None,
+    )
+    fig.text(
+        "x",
+        "y",
+        text="text",
+        source=src,
+        text_align="center",
+        text_baseline="middle",
+        text_font_size="11px",
+        text_color="#ffffff",
+        text_font=value(FONT),
+        name="cell_text",
+    )
+    fig.add_tools(
+        HoverTool(
+            tooltips=[
+                (px.name, "@x"),
+                (py.name, "@y"),
+                (f"mean {metric}", f"@value{{{metric_format(metric)}}}"),
+                ("portfolios", "@count"),
+            ]
+        )
+    )
+    bar = ColorBar(
+        color_mapper=mapper,
+        ticker=BasicTicker(desired_num_ticks=8),
+        formatter=NumeralTickFormatter(format=metric_format(metric)),
+        label_standoff=8,
+        width=14,
+        major_label_text_font=FONT,
+        major_label_text_font_size="11px",
+        border_line_color=None,
+    )
+    fig.add_layout(bar, "right")
+    return fig, src, mapper
+
+
+def constant_param(n: int) -> _load.Param:
+    """A one-level stand-in axis ("all") when fewer than two parameters vary."""
+    return _load.Param("all", np.zeros(n, np.int8), ["all"], np.zeros(n, np.int32), False)
+
+
+def heatmap_title(metric: str, x: str, y: str) -> str:
+    return f"Mean {metric} by {x} × {y} (averaged over the other parameters)"
+
+
+def _params_metrics_from(
+    source: str | Path | xr.Dataset | pd.DataFrame, metric: str
+) -> tuple[list[_load.Param], np.ndarray]:
+    if isinstance(source, pd.DataFrame):
+        if metric not in source:
+            raise KeyError(f"no column {metric!r}; columns: {list(source.columns)}")
+        cols = [c for c in source.columns if c != metric and c not in _load.METRICS]
+        params = [_load.make_param(str(c), source[c].to_numpy()) for c in cols]
+        return params, source[metric].to_numpy(np.float64)
+    ds = _results_from(source) if not isinstance(source, xr.Dataset) else source
+    if metric not in ds:
+        raise KeyError(f"no metric {metric!r} in the results")
+    return _load.grid_params(ds, {}), np.asarray(ds[metric].values, np.float64)
+
+
+def heatmap_figure(
+    source: str | Path | xr.Dataset | pd.DataFrame,
+    metric: str = "sharpe",
+    x: str | None = None,
+    y: str | None = None,
+    *,
+    width: int = 900,
+    height: int = 480,
+) -> figure:
+    """Heatmap of a metric's mean over two grid parameters (the others averaged out).
+
+    Parameters
+    ----------
+    source : path, Dataset or DataFrame
+        A run folder, an opened ``results.zarr`` Dataset (metrics as variables, grid parameters as
+        ``portfolio`` coordinates), or a DataFrame with one column per parameter and the metric.
+    metric : str
+    x, y : str, optional
+        Parameters on the axes; default: the first two that take more than one value (a single
+        varying parameter gives one row).
+    width, height : int
+
+    Returns
+    -------
+    bokeh.plotting.figure
+    """
+    params, values = _params_metrics_from(source, metric)
+    by_name = {p.name: p for p in params}
+    varying = [p.name for p in params if p.varies]
+    x = x or (varying[0] if varying else None)
+    y = y or next((n for n in varying if n != x), None)
+    for name in (x, y):
+        if name is not None and name not in by_name:
+            raise KeyError(f"no grid parameter {name!r}; parameters: {list(by_name)}")
+    n = len(values)
+    px = by_name[x] if x else constant_param(n)
+    py = by_name[y] if y else constant_param(n)
+    fig, _, _ = _heatmap_plot(values, px, py, metric, width=width, height=height)
+    return fig
+
+
+def vertical_marker(fig: figure, value: float, color: str = "#999999") -> None:
+    fig.add_layout(Span(location=value, dimension="width", line_color=color, line_dash="dotted"))

@@ -1,0 +1,197 @@
+"""compute_signals and the persisted, session-cached signal stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+
+from admf_dask.features.graph import (
+    CacheStatus,
+    SessionCache,
+    _dask_data,
+    _data_identity,
+    client_key,
+    persist,
+)
+from admf_dask.features.registry import feature_variables
+from admf_dask.strategies.registry import STRATEGIES, validate_strategy_spec
+from admf_dask.strategies.replay import file_hash, resolve_path
+
+if TYPE_CHECKING:
+    from admf_dask.strategies import StrategyContext
+
+SIGNAL_CACHE = SessionCache()
+
+
+def _feature_refs(
+    features: xr.Dataset,
+) -> tuple[dict[str, dict[str, Any]] | None, dict[str, tuple[str, str]]]:
+    """Feature specs recorded by compute_features, and every variable -> (feature, output)."""
+    specs = None
+    if "feature_specs" in features.attrs:
+        specs = json.loads(features.attrs["feature_specs"])
+    variables = feature_variables(specs) if specs is not None else {}
+    for var, arr in features.data_vars.items():  # variables added by other means count too
+        variables.setdefault(
+            str(var), (str(arr.attrs.get("feature", var)), str(arr.attrs.get("output", "")))
+        )
+    return specs, variables
+
+
+def validate_strategy_specs(
+    specs: Mapping[str, Mapping[str, Any]], feature_specs: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
+    """Validate every strategy spec (see `validate_strategy_spec`); name -> normalized spec."""
+    return {name: validate_strategy_spec(name, spec, feature_specs) for name, spec in specs.items()}
+
+
+def _normalize(
+    features: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    fspecs, variables = _feature_refs(features)
+    return {
+        name: validate_strategy_spec(name, spec, fspecs, variables=variables)
+        for name, spec in specs.items()
+    }
+
+
+def _file_hashes(norm: Mapping[str, Mapping[str, Any]], ctx: StrategyContext) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, spec in norm.items():
+        for param in STRATEGIES[spec["kind"]].files:
+            if spec.get(param) is None:
+                continue
+            path = resolve_path(spec[param], ctx.base_dir, f"strategies.{name}.{param}")
+            out[f"{name}.{param}"] = file_hash(path)
+    return out
+
+
+def _conform(
+    out: Any, name: str, ref: xr.DataArray, chunks: tuple[tuple[int, ...], ...]
+) -> xr.DataArray:
+    if not isinstance(out, xr.DataArray) or set(out.dims) != {"time", "symbol"}:
+        got = getattr(out, "dims", type(out).__name__)
+        raise TypeError(f"strategy {name} must return a (time, symbol) DataArray, got {got}")
+    out = out.transpose("time", "symbol")
+    if out.shape != ref.shape:
+        raise ValueError(f"strategy {name} returned shape {out.shape}, data is {ref.shape}")
+    arr = out.data
+    if not isinstance(arr, da.Array):
+        arr = da.from_array(np.asarray(arr), chunks=chunks)
+    elif arr.chunks != chunks:
+        arr = arr.rechunk(chunks)
+    if arr.dtype != np.float64:
+        arr = arr.astype(np.float64)
+    return xr.DataArray(arr, dims=("time", "symbol"), coords=ref.coords)
+
+
+def compute_signals(
+    data: xr.Dataset,
+    features: xr.Dataset,
+    specs: Mapping[str, Mapping[str, Any]],
+    ctx: StrategyContext | None = None,
+) -> xr.DataArray:
+    """Build the (lazy) signals of every strategy.
+
+    Parameters
+    ----------
+    data : xr.Dataset
+        Market data ``(time, symbol)``.
+    features : xr.Dataset
+        Features from `admf_dask.features.compute_features` / ``feature_stage``.
+    specs : mapping
+        Strategy name -> ``{"kind": ..., **params}``.
+    ctx : StrategyContext, optional
+        Context for non-pure kinds (a default one when None).
+
+    Returns
+    -------
+    xr.DataArray
+        ``signals``: float64 ``(time, symbol, strategy)`` in [-1, 1], NaN replaced by 0, time
+        and symbol chunked like the data, all strategies in one chunk.
+
+    Raises
+    ------
+    ConfigError
+        A bad spec or a reference to a missing / wrong-kind feature.
+    DataError
+        A bad replay file.
+    """
+    from admf_dask.strategies import StrategyContext
+
+    ctx = ctx if ctx is not None else StrategyContext()
+    norm = _normalize(features, specs)
+    _file_hashes(norm, ctx)  # every replay file exists (errors name the strategy)
+    data = _dask_data(data)
+    ref = data["close"].transpose("time", "symbol")
+    chunks = ref.chunks
+    ref = ref.drop_vars([c for c in ref.coords if c not in ("time", "symbol")])
+    arrays = []
+    for name, spec in norm.items():
+        sk = STRATEGIES[spec["kind"]]
+        kwargs = {"name": name} if sk.takes_name else {}
+        out = sk.func(data, features, dict(spec), ctx, **kwargs)
+        arrays.append(_conform(out, name, ref, chunks))
+    names = pd.Index(list(norm), name="strategy", dtype=object)
+    if arrays:
+        sig = xr.concat(arrays, dim=names, coords="minimal", compat="override")
+        sig = sig.transpose("time", "symbol", "strategy")
+    else:
+        empty = da.zeros(ref.shape + (0,), chunks=chunks + ((0,),))
+        sig = xr.DataArray(
+            empty, dims=("time", "symbol", "strategy"), coords={**ref.coords, "strategy": names}
+        )
+    sig = sig.fillna(0.0).clip(-1.0, 1.0).chunk({"strategy": -1})
+    sig.name = "signals"
+    sig.attrs = {"strategy_specs": json.dumps(norm, sort_keys=True)}
+    return sig
+
+
+def signal_token(
+    data: xr.Dataset,
+    features: xr.Dataset,
+    specs: Mapping[str, Mapping[str, Any]],
+    ctx: StrategyContext | None = None,
+) -> str:
+    """Deterministic token of (feature token, normalized strategy specs, replay file hashes)."""
+    from admf_dask.strategies import StrategyContext
+
+    ctx = ctx if ctx is not None else StrategyContext()
+    norm = _normalize(features, specs)
+    ftoken = features.attrs.get("feature_token") or (
+        _data_identity(data) + ":" + tokenize(features)
+    )
+    payload = {"features": ftoken, "specs": norm, "files": _file_hashes(norm, ctx)}
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def signal_stage(
+    data: xr.Dataset,
+    features: xr.Dataset,
+    specs: Mapping[str, Mapping[str, Any]],
+    ctx: StrategyContext | None = None,
+) -> tuple[xr.DataArray, CacheStatus]:
+    """Compute and persist the signals once per session.
+
+    Returns
+    -------
+    (xr.DataArray, "hit" | "miss")
+        The persisted signals (the same object for every call with the same key: feature
+        token, normalized specs, replay file contents, client) and the cache status.
+    """
+    from admf_dask.strategies import StrategyContext
+
+    ctx = ctx if ctx is not None else StrategyContext()
+    key = (signal_token(data, features, specs, ctx), client_key(ctx.client))
+    return SIGNAL_CACHE.get_or_build(
+        key, lambda: persist(compute_signals(data, features, specs, ctx), ctx.client)
+    )

@@ -1,0 +1,159 @@
+"""The traditional strategy kinds (DESIGN §5): pure functions of features and data.
+
+Every kind's signal at bar t reads features and data at bars <= t only.
+
+* ``ma_crossover``: sign(fast - slow).
+* ``momentum``: +1 where feature > threshold, -1 where feature < -threshold, else 0.
+* ``rsi_reversion``: stateless: +1 while rsi < low (oversold), -1 while rsi > high
+  (overbought), 0 in between (no holding until a cross of 50).
+* ``bollinger_reversion``: +1 while close < lower band, -1 while close > upper band, else 0.
+* ``breakout``: +1 when close breaks above the *previous* bar's channel high, -1 when it breaks
+  below the previous bar's channel low, otherwise the side held so far (0 until the first
+  break). A missing bar (NaN close or channel) changes nothing: the side is held through it.
+  The side is carried chunk to chunk (a chain of tasks), so the chunking never changes it.
+* ``signals``: replay a file (`admf_dask.strategies.replay`).
+
+NaN where an input is NaN (warm-up) becomes 0 in `compute_signals`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+
+from admf_dask.features.graph import chain_map
+from admf_dask.features.registry import Param
+from admf_dask.strategies import _kernels as K
+from admf_dask.strategies.registry import register_strategy
+from admf_dask.strategies.replay import read_signal_table, resolve_path
+
+if TYPE_CHECKING:
+    from admf_dask.strategies import StrategyContext
+
+
+def _close(data: xr.Dataset) -> xr.DataArray:
+    return data["close"].transpose("time", "symbol")
+
+
+@register_strategy(
+    "ma_crossover",
+    params=(
+        Param("fast", str, doc="feature variable of the fast average", ref="variable"),
+        Param("slow", str, doc="feature variable of the slow average", ref="variable"),
+    ),
+)
+def ma_crossover(
+    data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
+) -> xr.DataArray:
+    """sign(fast - slow): long while the fast average is above the slow one."""
+    return np.sign(features[spec["fast"]] - features[spec["slow"]])
+
+
+@register_strategy(
+    "momentum",
+    params=(
+        Param("feature", str, doc="feature variable, e.g. a roc or returns", ref="variable"),
+        Param("threshold", float, 0.0, "dead band around 0", min=0.0),
+    ),
+)
+def momentum(
+    data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
+) -> xr.DataArray:
+    """+1 where feature > threshold, -1 where feature < -threshold, else 0."""
+    f = features[spec["feature"]]
+    th = spec["threshold"]
+    return xr.where(f > th, 1.0, xr.where(f < -th, -1.0, 0.0))
+
+
+def _rsi_check(p: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    if p["low"] >= p["high"]:
+        return (
+            "low",
+            f"low ({p['low']:g}) must be below high ({p['high']:g})",
+            "e.g. low: 30, high: 70",
+        )
+    return None
+
+
+@register_strategy(
+    "rsi_reversion",
+    params=(
+        Param("rsi", str, doc="an rsi feature", ref="variable", ref_kinds=("rsi",)),
+        Param("low", float, 30.0, "oversold level: long below it", min=0.0, max=100.0),
+        Param("high", float, 70.0, "overbought level: short above it", min=0.0, max=100.0),
+    ),
+    check=_rsi_check,
+)
+def rsi_reversion(
+    data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
+) -> xr.DataArray:
+    """+1 while rsi < low, -1 while rsi > high, else 0 (stateless)."""
+    r = features[spec["rsi"]]
+    return xr.where(r < spec["low"], 1.0, xr.where(r > spec["high"], -1.0, 0.0))
+
+
+@register_strategy(
+    "bollinger_reversion",
+    params=(Param("bands", str, doc="a bbands feature", ref="feature", ref_kinds=("bbands",)),),
+)
+def bollinger_reversion(
+    data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
+) -> xr.DataArray:
+    """+1 while close < lower band, -1 while close > upper band, else 0."""
+    close = _close(data)
+    lower = features[f"{spec['bands']}_lower"]
+    upper = features[f"{spec['bands']}_upper"]
+    return xr.where(close < lower, 1.0, xr.where(close > upper, -1.0, 0.0))
+
+
+@register_strategy(
+    "breakout",
+    params=(
+        Param("channel", str, doc="a donchian feature", ref="feature", ref_kinds=("donchian",)),
+    ),
+)
+def breakout(
+    data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
+) -> xr.DataArray:
+    """Donchian breakout: +1 above the previous bar's channel high, -1 below its low, else hold."""
+    close = _close(data)
+    hi = features[f"{spec['channel']}_high"].transpose("time", "symbol")
+    lo = features[f"{spec['channel']}_low"].transpose("time", "symbol")
+    arrays = [
+        x.data if isinstance(x.data, da.Array) else da.from_array(x.data) for x in (close, hi, lo)
+    ]
+    if arrays[0].chunks != arrays[1].chunks:
+        arrays[0] = arrays[0].rechunk(arrays[1].chunks)  # keep the features' chunking
+    name = f"breakout-{tokenize([a.name for a in arrays])}"
+    (side,) = chain_map(K.breakout, arrays, names=[name], label="breakout")
+    return xr.DataArray(side, dims=("time", "symbol"), coords=hi.coords)
+
+
+@register_strategy(
+    "signals",
+    params=(Param("path", str, doc="Parquet or CSV table: time, symbol, signal"),),
+    files=("path",),
+)
+def signals(
+    data: xr.Dataset,
+    features: xr.Dataset,
+    spec: dict[str, Any],
+    ctx: StrategyContext,
+    name: str = "signals",
+) -> xr.DataArray:
+    """Replay a long table time, symbol, signal aligned to the data (missing rows are 0)."""
+    path = resolve_path(spec["path"], ctx.base_dir, f"strategies.{name}.path")
+    times = pd.DatetimeIndex(data["time"].values)
+    symbols = [str(s) for s in data["symbol"].values]
+    values = read_signal_table(path, spec["path"], times, symbols, ctx.warnings, ctx.strict)
+    chunks = _close(data).chunks or ((len(times),), (len(symbols),))
+    arr = da.from_array(values, chunks=chunks, name=f"replay-{tokenize(values)}")
+    return xr.DataArray(
+        arr, dims=("time", "symbol"), coords={"time": data["time"], "symbol": data["symbol"]}
+    )
