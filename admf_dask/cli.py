@@ -54,7 +54,7 @@ class RichReporter:
     def __init__(self, quiet: bool = False) -> None:
         from rich.console import Console
 
-        self.console = Console(stderr=True, quiet=quiet)
+        self.console = Console(quiet=quiet)  # stdout: stderr holds only the error line
         self.run_id = ""
 
     def start(self, run_id: str, dashboard: str | None) -> None:
@@ -150,17 +150,22 @@ def _summary(reporter: RichReporter, result) -> None:
     c.print(f"[bold]{n}[/] portfolios → [cyan]{result.path}[/]")
     if n and "sharpe" in m:
         top = m.sort_values("sharpe", ascending=False).head(5)
+        grid = list(result.manifest.get("config", {}).get("portfolios", {}).get("grid", {}))
+        cols = [c for c in (*grid, "total_return", "annual_return", "sharpe", "max_drawdown",
+                            "n_orders") if c in top.columns]
         t = Table(title="best portfolios by Sharpe")
-        cols = [col for col in top.columns if col in (
-            "strategy", "total_return", "annual_return", "sharpe", "max_drawdown", "n_orders")]
-        t.add_column("portfolio")
+        t.add_column("portfolio", justify="right")
         for col in cols:
-            t.add_column(col)
+            t.add_column(col, justify="right")
         for pid, row in top.iterrows():
-            t.add_row(str(pid), *[
-                f"{row[col]:.4g}" if isinstance(row[col], float) else str(row[col]) for col in cols
-            ])
+            t.add_row(str(pid), *[_fmt(row[col]) for col in cols])
         c.print(t)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -129,9 +129,25 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None
     return None
 
 
-def _validation_to_config_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> ConfigError:
+def _real_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
+    """Drop pydantic's union-member tags ('str', 'int', "literal['auto']") from a location."""
+    out: list[Any] = []
+    node = raw
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(node, dict):
+            out.append(part)  # a missing key, or an unknown one being reported
+    return tuple(out)
+
+
+def _validation_to_config_error(exc: ValidationError, raw: Any) -> ConfigError:
     err = exc.errors()[0]
-    loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    loc = _real_loc(tuple(err["loc"]), raw)
     where = ".".join(str(p) for p in loc) or "pipeline"
     typ = err["type"]
     if typ == "extra_forbidden":
@@ -184,7 +200,7 @@ def load_pipeline(
     try:
         cfg = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _validation_to_config_error(exc) from None
+        raise _validation_to_config_error(exc, raw) from None
     cfg.base_dir = base_dir
     _validate_stages(cfg)
     return cfg

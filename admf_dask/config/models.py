@@ -107,7 +107,7 @@ class PortfoliosConfig(PortfolioParams):
     # portfolios per batch (one chain of tasks per batch)
     batch_size: int = Field(500, ge=1)
     # strategy mix when grid has no 'strategy': a name or {name: weight} (null: equal mix of all)
-    strategy: str | dict[str, float] | None = None
+    strategy: Any = None  # validated against the strategies by the loader
     # cartesian product of these lists, one portfolio per combination, in the order written
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     # bars per year for annualized metrics (252 for daily bars)
@@ -184,9 +184,9 @@ class PipelineConfig(_Strict):
     # market data section
     data: DataConfig = Field(default_factory=DataConfig)
     # feature name -> {kind, params}
-    features: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    features: dict[str, Any] = Field(default_factory=dict)
     # strategy name -> {kind, params}
-    strategies: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    strategies: dict[str, Any] = Field(default_factory=dict)
     # the portfolio grid and its default parameters
     portfolios: PortfoliosConfig = Field(default_factory=PortfoliosConfig)
     # default trading costs

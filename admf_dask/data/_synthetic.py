@@ -6,8 +6,10 @@ The model, per bar ``t`` and symbol ``i`` (log returns)::
     m[t]    = sig_m * exp(hm[t]) * zm[t] + market_jump[t]
 
 ``hm`` and ``h`` are AR(1) log-volatilities (stochastic volatility: the vectorizable cousin of
-GARCH that gives the same volatility clustering); ``hm``'s shock is correlated with the previous
-market shock (leverage: falls raise volatility). The close-to-close return is split into an
+GARCH that gives the same volatility clustering; ``h`` steps every ``_VSTEP`` bars); ``hm``'s
+shock is correlated with the previous market shock (leverage: falls raise volatility). ``z`` are
+unit-variance logistic shocks (fat-tailed), jumps are rare, and ``r`` is clipped to +/-0.5
+(a 40% day at most). The close-to-close return is split into an
 overnight gap (open) and an intraday move (close); the high and low extend beyond the open/close
 by exponential wicks scaled to the bar's volatility, so ``high >= max(open, close) >=
 min(open, close) >= low > 0`` holds by construction. Volume is log-normal around a per-symbol

@@ -54,7 +54,7 @@ def load_market_data(
         A bad data file (names the file and row), an unknown symbol, an empty selection.
     """
     cfg = as_data_config(spec)
-    start, end = _window(cfg)
+    start, stop = _window(cfg)
     attrs: dict[str, str] = {"source": cfg.source}
     if cfg.source == "synthetic":
         if isinstance(cfg.symbols, list):
@@ -67,7 +67,7 @@ def load_market_data(
             missing=cfg.missing,
             late_listed=cfg.late_listed,
         )
-        dense = _select_dense(dense, None, start, end)
+        dense = _select_dense(dense, None, start, stop)
     else:
         if isinstance(cfg.symbols, int):
             raise ConfigError(
@@ -88,9 +88,9 @@ def load_market_data(
             }[cfg.source]
             data = reader(path, str(cfg.path))
         if isinstance(data, LongTable):
-            dense = _pivot(data, wanted, start, end)
+            dense = _pivot(data, wanted, start, stop)
         else:
-            dense = _select_dense(data, wanted, start, end)
+            dense = _select_dense(data, wanted, start, stop)
     ds = _dataset(dense, attrs)
     ds.attrs["fingerprint"] = fingerprint(ds)
     return _chunk(ds, cfg.chunks.time)
@@ -229,7 +229,7 @@ def _parse_date(text: str | None, key: str) -> pd.Timestamp | None:
 
 
 def _window(cfg: DataConfig) -> tuple[np.datetime64 | None, np.datetime64 | None]:
-    """``[start, end)`` as datetime64[ns]; a date-only end keeps that whole day."""
+    """``[start, stop)`` as datetime64[ns]; an end at midnight (a date) keeps that whole day."""
     start = _parse_date(cfg.start, "data.start")
     end = _parse_date(cfg.end, "data.end")
     if start is not None and end is not None and start > end:
@@ -241,8 +241,11 @@ def _window(cfg: DataConfig) -> tuple[np.datetime64 | None, np.datetime64 | None
     stop = None
     if end is not None:
         stop = end + pd.Timedelta(days=1) if end == end.normalize() else end + pd.Timedelta(1, "ns")
-    as_ns = lambda t: None if t is None else np.datetime64(t.as_unit("ns").to_datetime64(), "ns")  # noqa: E731
-    return as_ns(start), as_ns(stop)
+    return _ns(start), _ns(stop)
+
+
+def _ns(t: pd.Timestamp | None) -> np.datetime64 | None:
+    return None if t is None else np.datetime64(t.as_unit("ns").to_datetime64(), "ns")
 
 
 def _in_window(
@@ -289,7 +292,8 @@ def _pivot(
     symbol = table.symbol
     available = sorted(set(symbol.tolist()))
     if wanted is not None:
-        missing = [s for s in wanted if s not in set(available)]
+        known = set(available)
+        missing = [s for s in wanted if s not in known]
         if missing:
             raise _unknown(missing, available)
         names = wanted
@@ -351,7 +355,8 @@ def _chunk(ds: xr.Dataset, size: int) -> xr.Dataset:
 
     ``Dataset.chunk`` would copy every array once more (dask's ``from_array`` guards against
     later mutation) and hash it again; these arrays are private to this call, so the chunks are
-    views and the keys are named after the fingerprint (deterministic across runs).
+    read-only views (mutation raises instead of corrupting the graph) and the keys are named
+    after the fingerprint (deterministic across runs).
     """
     n_time, n_sym = ds.sizes["time"], ds.sizes["symbol"]
     bounds = list(range(0, n_time, size)) + [n_time]
@@ -359,6 +364,7 @@ def _chunk(ds: xr.Dataset, size: int) -> xr.Dataset:
     out = ds.copy()
     for f in FIELDS:
         arr = ds[f].values
+        arr.flags.writeable = False
         name = f"market-{f}-{tokenize(ds.attrs['fingerprint'], f, chunks)}"
         graph = {(name, i, 0): arr[a:b] for i, (a, b) in enumerate(itertools.pairwise(bounds))}
         out[f] = (

@@ -11,6 +11,7 @@ import csv
 import importlib.util
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,10 +109,12 @@ def _parse_time(col: pa.ChunkedArray, locate: Locate) -> np.ndarray:
 
 def _to_datetime(text: pd.Series, fmt: str | None = None) -> pd.Series:
     kw = {"format": fmt} if fmt else {}
-    try:
-        out = pd.to_datetime(text, errors="coerce", **kw)
-    except (ValueError, TypeError):  # mixed UTC offsets
-        out = pd.to_datetime(text, errors="coerce", utc=True, **kw)
+    with warnings.catch_warnings():  # "could not infer format": the caller reports bad rows
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            out = pd.to_datetime(text, errors="coerce", **kw)
+        except (ValueError, TypeError):  # mixed UTC offsets
+            out = pd.to_datetime(text, errors="coerce", utc=True, **kw)
     if isinstance(out.dtype, pd.DatetimeTZDtype):
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out.astype("datetime64[ns]") if out.dtype == object else out

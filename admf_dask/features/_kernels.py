@@ -51,9 +51,19 @@ def _as2d(x: np.ndarray) -> np.ndarray:
 
 
 @njit(**_JIT)
-def _rolling_sum(x, w, offset):  # pragma: no cover - numba
+def _nan_head(out, n_rows):  # pragma: no cover - numba
+    """NaN in the first rows (too little history in the array)."""
+    for t in range(min(n_rows, out.shape[0])):
+        for s in range(out.shape[1]):
+            out[t, s] = np.nan
+
+
+@njit(**_JIT)
+def _rolling_sum(x, w, offset, scale):  # pragma: no cover - numba
+    """Rolling sum of ``w`` rows times ``scale`` (1/w gives the mean)."""
     n_t, n_s = x.shape
-    out = np.full((n_t, n_s), np.nan)
+    out = np.empty((n_t, n_s))
+    _nan_head(out, w - 1)
     suf = np.empty((w, n_s))
     pre = np.empty(n_s)
     r = 0
@@ -71,10 +81,10 @@ def _rolling_sum(x, w, offset):  # pragma: no cover - numba
                 a_pos = (offset + rr + 1) % w  # window start's position in its block
                 if a_pos == 0:
                     for s in range(n_s):
-                        out[rr, s] = pre[s]
+                        out[rr, s] = pre[s] * scale
                 else:
                     for s in range(n_s):
-                        out[rr, s] = suf[a_pos, s] + pre[s]
+                        out[rr, s] = (suf[a_pos, s] + pre[s]) * scale
         for rr in range(end - 1, r - 1, -1):
             pos = (offset + rr) % w
             if rr == end - 1:
@@ -88,15 +98,18 @@ def _rolling_sum(x, w, offset):  # pragma: no cover - numba
 
 
 @njit(**_JIT)
-def _rolling_mean_m2(x, w, offset):  # pragma: no cover - numba
-    """Rolling mean and sum of squared deviations (M2) by Welford prefix/suffix merges."""
+def _rolling_mean_std(x, w, offset, ddof):  # pragma: no cover - numba
+    """Rolling mean and std (``ddof``) by Welford prefix/suffix merges (Chan et al.)."""
     n_t, n_s = x.shape
-    mean = np.full((n_t, n_s), np.nan)
-    m2 = np.full((n_t, n_s), np.nan)
+    mean = np.empty((n_t, n_s))
+    std = np.empty((n_t, n_s))
+    _nan_head(mean, w - 1)
+    _nan_head(std, w - 1)
     suf_mean = np.empty((w, n_s))
     suf_m2 = np.empty((w, n_s))
     pre_mean = np.empty(n_s)
     pre_m2 = np.empty(n_s)
+    inv_dof = 1.0 / (w - ddof)
     r = 0
     while r < n_t:
         g0 = offset + r
@@ -109,25 +122,29 @@ def _rolling_mean_m2(x, w, offset):  # pragma: no cover - numba
                     pre_mean[s] = x[rr, s]
                     pre_m2[s] = 0.0
             else:
-                nb = float(g - b0 + 1)
+                inv_n = 1.0 / (g - b0 + 1)
                 for s in range(n_s):
                     v = x[rr, s]
                     d = v - pre_mean[s]
-                    pre_mean[s] += d / nb
-                    pre_m2[s] += d * (v - pre_mean[s])
+                    mu = pre_mean[s] + d * inv_n
+                    pre_mean[s] = mu
+                    pre_m2[s] += d * (v - mu)
             if rr >= w - 1:
                 a_pos = (g + 1) % w
                 if a_pos == 0:
                     for s in range(n_s):
                         mean[rr, s] = pre_mean[s]
-                        m2[rr, s] = pre_m2[s]
+                        m2 = pre_m2[s]
+                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else m2 * 0.0
                 else:
-                    na = float(w - a_pos)
-                    nb = float(a_pos)
+                    c_mean = a_pos / w
+                    c_m2 = (w - a_pos) * a_pos / w
                     for s in range(n_s):
                         d = pre_mean[s] - suf_mean[a_pos, s]
-                        mean[rr, s] = suf_mean[a_pos, s] + d * nb / w
-                        m2[rr, s] = suf_m2[a_pos, s] + pre_m2[s] + d * d * na * nb / w
+                        mean[rr, s] = suf_mean[a_pos, s] + d * c_mean
+                        m2 = suf_m2[a_pos, s] + pre_m2[s] + d * d * c_m2
+                        # m2 * 0.0: 0 for a flat window, NaN for a NaN one
+                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else m2 * 0.0
         for rr in range(end - 1, r - 1, -1):
             pos = (offset + rr) % w
             if rr == end - 1:
@@ -135,15 +152,15 @@ def _rolling_mean_m2(x, w, offset):  # pragma: no cover - numba
                     suf_mean[pos, s] = x[rr, s]
                     suf_m2[pos, s] = 0.0
             else:
-                na = float(w - pos)
+                inv_n = 1.0 / (w - pos)
                 for s in range(n_s):
                     v = x[rr, s]
                     d = v - suf_mean[pos + 1, s]
-                    mu = suf_mean[pos + 1, s] + d / na
+                    mu = suf_mean[pos + 1, s] + d * inv_n
                     suf_mean[pos, s] = mu
                     suf_m2[pos, s] = suf_m2[pos + 1, s] + d * (v - mu)
         r = end
-    return mean, m2
+    return mean, std
 
 
 @njit(**_JIT)
@@ -202,25 +219,18 @@ def _rolling_extreme(x, w, offset, want_max):  # pragma: no cover - numba
 
 @njit(**_JIT)
 def _sma_kernel(x, w, offset):  # pragma: no cover - numba
-    out = _rolling_sum(x, w, offset)
-    n_t, n_s = x.shape
-    for t in range(n_t):
-        for s in range(n_s):
-            out[t, s] = out[t, s] / w
-    return out
+    return _rolling_sum(x, w, offset, 1.0 / w)
 
 
 @njit(**_JIT)
 def _bbands_kernel(x, w, k, offset):  # pragma: no cover - numba
-    mean, m2 = _rolling_mean_m2(x, w, offset)
+    mean, std = _rolling_mean_std(x, w, offset, 0)
     n_t, n_s = x.shape
     upper = np.empty((n_t, n_s))
-    lower = np.empty((n_t, n_s))
+    lower = std  # reuse: std is not an output
     for t in range(n_t):
         for s in range(n_s):
-            v = m2[t, s]
-            std = math.sqrt(v / w) if v > 0.0 else (0.0 if v == v else np.nan)
-            dev = k * std
+            dev = k * std[t, s]
             upper[t, s] = mean[t, s] + dev
             lower[t, s] = mean[t, s] - dev
     return upper, mean, lower
@@ -228,19 +238,14 @@ def _bbands_kernel(x, w, k, offset):  # pragma: no cover - numba
 
 @njit(**_JIT)
 def _zscore_kernel(x, w, offset):  # pragma: no cover - numba
-    mean, m2 = _rolling_mean_m2(x, w, offset)
+    mean, std = _rolling_mean_std(x, w, offset, 1)
     n_t, n_s = x.shape
-    out = np.empty((n_t, n_s))
     for t in range(n_t):
         for s in range(n_s):
-            v = m2[t, s]
-            if v > 0.0:
-                out[t, s] = (x[t, s] - mean[t, s]) / math.sqrt(v / (w - 1))
-            elif v == v:  # a flat window: x is its mean, 0 (not 0/0)
-                out[t, s] = 0.0
-            else:
-                out[t, s] = np.nan
-    return out
+            sd = std[t, s]
+            # a flat window (std 0): x is its mean, z = 0 rather than 0/0
+            std[t, s] = (x[t, s] - mean[t, s]) / sd if sd > 0.0 else sd
+    return std
 
 
 @njit(**_JIT)
@@ -252,14 +257,12 @@ def _volatility_kernel(x, w, ppy, offset):  # pragma: no cover - numba
     for t in range(1, n_t):
         for s in range(n_s):
             lr[t, s] = math.log(x[t, s] / x[t - 1, s])
-    _mean, m2 = _rolling_mean_m2(lr, w, offset)
+    _mean, std = _rolling_mean_std(lr, w, offset, 1)
     scale = math.sqrt(ppy)
-    out = np.empty((n_t, n_s))
     for t in range(n_t):
         for s in range(n_s):
-            v = m2[t, s]
-            out[t, s] = math.sqrt(v / (w - 1)) * scale if v > 0.0 else (0.0 if v == v else v)
-    return out
+            std[t, s] *= scale
+    return std
 
 
 @njit(**_JIT)

@@ -147,7 +147,7 @@ def run(
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
-        with client.as_current(), _maybe_profile(profile, tmp / "profile.html"):
+        with client.as_current(), _maybe_profile(profile, tmp / "profile.html"), _quiet_zarr():
             with reporter.stage("data") as note, timer("data"):
                 data = load_market_data(cfg.data, base_dir=base_dir)
                 data = client.persist(data)
@@ -252,6 +252,16 @@ def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter) ->
             f"{plan.batch_size} ({plan.describe()})"
         )
     return plan.batch_size
+
+
+@contextlib.contextmanager
+def _quiet_zarr() -> Iterator[None]:
+    """zarr 3 warns on every consolidated write; we consolidate on purpose (fast opens)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        yield
 
 
 @contextlib.contextmanager

@@ -16,9 +16,12 @@ borders, and a portfolio's arithmetic does not depend on the other portfolios of
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,14 @@ class _BatchSpec:
     store: str
     orders_dir: str | None
     symbols: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def _zarr_quiet() -> Iterator[None]:
+    # zarr 3 warns that consolidated metadata is not in the v3 spec; xarray reads it fine
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        yield
 
 
 # -- tasks (module-level: workers import them) --------------------------------------------------
@@ -350,7 +361,8 @@ def _create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, 
     for name in METRIC_NAMES:
         if name != "n_orders":
             encoding[name]["fill_value"] = np.nan
-    ds.to_zarr(path, mode="w", compute=False, consolidated=True, encoding=encoding)
+    with _zarr_quiet():
+        ds.to_zarr(path, mode="w", compute=False, consolidated=True, encoding=encoding)
 
 
 def _warm(client) -> None:
@@ -486,7 +498,8 @@ def run_portfolios(
     timings["compute"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    zarr.consolidate_metadata(str(store))
+    with _zarr_quiet():
+        zarr.consolidate_metadata(str(store))
     ds = xr.open_zarr(store)
     metrics = ds[list(METRIC_NAMES)].load()
     n_orders = int(sum(r["n_orders"] for r in results))

@@ -566,9 +566,9 @@ const syms = symbols_by_choice[k] || [];
 const opts = syms.length ? syms : ['(no orders)'];
 if (JSON.stringify(sym.options) !== JSON.stringify(opts)) sym.options = opts;
 if (!opts.includes(sym.value)) { sym.value = opts[0]; return; }  // re-runs this callback
-const s = sym.value, P = pdata.data;
+const s = sym.value, P = pdata.data, zero = new Float32Array(P.time.length);
 cur.data = {time: P.time, equity: P['eq_' + k], dd: P['dd_' + k],
-            gross: P['gross_' + k] || [], net: P['net_' + k] || []};
+            gross: P['gross_' + k] || zero, net: P['net_' + k] || zero};
 info.text = infos[k];
 const O = orders.data, n = O.choice ? O.choice.length : 0;
 const T = {time: [], symbol: [], qty: [], price: [], value: [], commission: [], reason: []};

@@ -37,9 +37,18 @@ def _fresh_cache():
 def test_variables_dims_chunks_and_attrs(market):
     ds = compute_features(market, SPECS)
     assert list(ds.data_vars) == [
-        "sma_10", "sma_50", "m_macd", "m_signal", "m_hist", "b_upper", "b_middle", "b_lower",
-        "dc_high", "dc_low", "rsi",
-    ]  # fmt: skip
+        "sma_10",
+        "sma_50",
+        "m_macd",
+        "m_signal",
+        "m_hist",
+        "b_upper",
+        "b_middle",
+        "b_lower",
+        "dc_high",
+        "dc_low",
+        "rsi",
+    ]
     for var in ds.data_vars.values():
         assert var.dims == ("time", "symbol")
         assert var.dtype == np.float64
@@ -47,8 +56,10 @@ def test_variables_dims_chunks_and_attrs(market):
         assert isinstance(var.data, dask.array.Array)
     assert ds["m_signal"].attrs["feature"] == "m" and ds["m_signal"].attrs["output"] == "signal"
     assert json.loads(ds.attrs["feature_specs"])["sma_10"] == {
-        "kind": "sma", "window": 10, "field": "close"
-    }  # fmt: skip
+        "kind": "sma",
+        "window": 10,
+        "field": "close",
+    }
     assert ds.attrs["fingerprint"] == market.attrs["fingerprint"]
     np.testing.assert_array_equal(ds.time.values, market.time.values)
 
@@ -118,8 +129,9 @@ def test_feature_used_by_twenty_strategies_is_computed_once(market):
 
 
 def test_same_feature_twice_is_one_task_set(market):
-    ds = compute_features(market, {"a": {"kind": "ema", "window": 5},
-                                   "b": {"kind": "ema", "window": 5}})  # fmt: skip
+    ds = compute_features(
+        market, {"a": {"kind": "ema", "window": 5}, "b": {"kind": "ema", "window": 5}}
+    )
     assert ds["a"].data.name == ds["b"].data.name
     KERNEL_CALLS.clear()
     ds.compute(scheduler="sync")
@@ -128,8 +140,9 @@ def test_same_feature_twice_is_one_task_set(market):
 
 def test_feature_stage_with_a_distributed_client(market):
     distributed = pytest.importorskip("distributed")
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2,
-                            dashboard_address=None) as client:  # fmt: skip
+    with distributed.Client(
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+    ) as client:
         ds, s1 = feature_stage(market, SPECS, client=client)
         again, s2 = feature_stage(market, SPECS, client=client)
         local, s3 = feature_stage(market, SPECS)

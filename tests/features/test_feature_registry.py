@@ -10,8 +10,19 @@ from admf_dask.features.registry import validate_feature_specs
 
 
 def test_every_kind_of_the_contract_is_registered():
-    expected = {"sma", "ema", "rsi", "atr", "macd", "bbands", "roc", "volatility", "zscore",
-                "donchian", "returns"}  # fmt: skip
+    expected = {
+        "sma",
+        "ema",
+        "rsi",
+        "atr",
+        "macd",
+        "bbands",
+        "roc",
+        "volatility",
+        "zscore",
+        "donchian",
+        "returns",
+    }
     assert expected <= set(INDICATORS)
     for kind in expected:
         ind = INDICATORS[kind]
@@ -20,10 +31,18 @@ def test_every_kind_of_the_contract_is_registered():
 
 
 def test_normalized_with_defaults_in_schema_order():
-    assert validate_feature_spec("r", {"kind": "rsi"}) == {"kind": "rsi", "window": 14, "field": "close"}
+    assert validate_feature_spec("r", {"kind": "rsi"}) == {
+        "kind": "rsi",
+        "window": 14,
+        "field": "close",
+    }
     assert validate_feature_spec("m", {"kind": "macd", "slow": 30}) == {
-        "kind": "macd", "fast": 12, "slow": 30, "signal": 9, "field": "close"
-    }  # fmt: skip
+        "kind": "macd",
+        "fast": 12,
+        "slow": 30,
+        "signal": 9,
+        "field": "close",
+    }
     bb = validate_feature_spec("b", {"k": 1, "kind": "bbands"})
     assert bb == {"kind": "bbands", "window": 20, "k": 1.0, "field": "close"}
     assert isinstance(bb["k"], float)

@@ -173,7 +173,9 @@ def test_twins_on_synthetic_data_with_gaps_and_late_starts(market):
 
 def test_twins_on_real_bokeh_data(bokeh):
     close = bokeh["close"].values
-    first = {str(s): int(np.argmax(~np.isnan(close[:, j]))) for j, s in enumerate(bokeh.symbol.values)}
+    first = {
+        str(s): int(np.argmax(~np.isnan(close[:, j]))) for j, s in enumerate(bokeh.symbol.values)
+    }
     assert first["GOOG"] > 1000 and first["FB"] > 3000  # late starts
     # no interior gaps: TA-Lib is applied to the raw column (it skips the leading NaNs itself)
     assert _check_all(bokeh, gaps=False) == 5 * 33

@@ -64,7 +64,7 @@ def test_missing_pipeline_file(tmp_path):
 
 
 def test_report_on_non_run_folder(tmp_path):
-    assert_one_line_error(cli("report", str(tmp_path)), "not a run folder")
+    assert_one_line_error(cli("report", str(tmp_path)), "run folder")
 
 
 def test_run_writes_complete_folder(tmp_path, small_pipeline):

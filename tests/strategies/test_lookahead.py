@@ -9,8 +9,14 @@ import pytest
 from admf_dask.features import compute_features
 from admf_dask.strategies import STRATEGIES, StrategyContext, compute_signals
 
-TRADITIONAL = ("ma_crossover", "momentum", "rsi_reversion", "bollinger_reversion", "breakout",
-               "signals")  # fmt: skip
+TRADITIONAL = (
+    "ma_crossover",
+    "momentum",
+    "rsi_reversion",
+    "bollinger_reversion",
+    "breakout",
+    "signals",
+)
 
 
 def _perturb(data, t_cut: int, seed: int):
@@ -29,8 +35,9 @@ def _perturb(data, t_cut: int, seed: int):
 
 
 @pytest.mark.parametrize("t_cut", [0, 63, 64, 150, 398])
-def test_no_feature_or_signal_up_to_t_changes(market, feature_specs, strategy_specs, tmp_path,
-                                              t_cut):  # fmt: skip
+def test_no_feature_or_signal_up_to_t_changes(
+    market, feature_specs, strategy_specs, tmp_path, t_cut
+):
     times = market.time.values
     replay = pd.DataFrame({"time": times[::3], "symbol": "T1", "signal": 0.5})
     replay.to_csv(tmp_path / "sig.csv", index=False)
@@ -46,8 +53,9 @@ def test_no_feature_or_signal_up_to_t_changes(market, feature_specs, strategy_sp
     s2 = compute_signals(changed, f2, specs, ctx).values
 
     for var in f1.data_vars:
-        np.testing.assert_array_equal(f1[var].values[: t_cut + 1], f2[var].values[: t_cut + 1],
-                                      err_msg=var)  # fmt: skip
+        np.testing.assert_array_equal(
+            f1[var].values[: t_cut + 1], f2[var].values[: t_cut + 1], err_msg=var
+        )
     np.testing.assert_array_equal(s1[: t_cut + 1], s2[: t_cut + 1])
     if t_cut < 398:  # the perturbation is real: later signals do move
         assert not np.array_equal(s1[t_cut + 1 :], s2[t_cut + 1 :])

@@ -28,8 +28,9 @@ def _write(df: pd.DataFrame, path) -> None:
 @pytest.mark.parametrize("name", ["sig.csv", "sig.parquet"])
 def test_replay_aligns_and_fills_zero(market, tmp_path, name):
     t = market.time.values
-    df = pd.DataFrame({"Date": [t[3], t[3], t[10]], "Ticker": ["T0", "T4", "T2"],
-                       "SIGNAL": [0.5, -1.0, 1.0]})  # fmt: skip
+    df = pd.DataFrame(
+        {"Date": [t[3], t[3], t[10]], "Ticker": ["T0", "T4", "T2"], "SIGNAL": [0.5, -1.0, 1.0]}
+    )
     if name.endswith(".csv"):
         df["Date"] = pd.DatetimeIndex(df["Date"]).strftime("%Y-%m-%d")
     _write(df, tmp_path / name)
@@ -41,8 +42,13 @@ def test_replay_aligns_and_fills_zero(market, tmp_path, name):
 
 def test_rows_off_the_bars_warn_or_fail_when_strict(market, tmp_path):
     t = pd.DatetimeIndex(market.time.values)
-    df = pd.DataFrame({"time": [t[0] - pd.Timedelta(days=30), t[5], t[5] + pd.Timedelta(hours=3)],
-                       "symbol": ["T0", "T0", "T1"], "signal": [1, 1, 1]})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "time": [t[0] - pd.Timedelta(days=30), t[5], t[5] + pd.Timedelta(hours=3)],
+            "symbol": ["T0", "T0", "T1"],
+            "signal": [1, 1, 1],
+        }
+    )
     _write(df, tmp_path / "s.parquet")
     ctx = StrategyContext(base_dir=tmp_path)
     got = _signals(market, tmp_path, "s.parquet", ctx=ctx)
@@ -54,14 +60,26 @@ def test_rows_off_the_bars_warn_or_fail_when_strict(market, tmp_path):
 
 BAD = [
     ("time,symbol,sig\n2015-01-01,T0,1\n", "sig.csv: no 'signal' column"),
-    ("time,symbol,signal\n2015-01-01,T0,1\n2015-01-02,T0,1.5\n", "sig.csv row 2: signal 1.5 is outside [-1, 1]"),
+    (
+        "time,symbol,signal\n2015-01-01,T0,1\n2015-01-02,T0,1.5\n",
+        "sig.csv row 2: signal 1.5 is outside [-1, 1]",
+    ),
     ("time,symbol,signal\n2015-01-01,T0,-2\n", "sig.csv row 1: signal -2.0 is outside"),
     ("time,symbol,signal\n2015-01-01,T0,buy\n", "sig.csv row 1: signal 'buy' is not a number"),
-    ("time,symbol,signal\n2015-01-01,T0,1\n2015-01-02,XYZ,1\n", "sig.csv row 2: unknown symbol 'XYZ'"),
-    ("time,symbol,signal\n2015-01-01,T0,1\nnot a date,T0,1\n", "sig.csv row 2: unparseable time 'not a date'"),
-    ("time,symbol,signal\n2015-01-01,T0,1\n2015-01-02,T0,1\n2015-01-01,T0,0.5\n", "sig.csv rows 1 and 3: two signals for T0"),
+    (
+        "time,symbol,signal\n2015-01-01,T0,1\n2015-01-02,XYZ,1\n",
+        "sig.csv row 2: unknown symbol 'XYZ'",
+    ),
+    (
+        "time,symbol,signal\n2015-01-01,T0,1\nnot a date,T0,1\n",
+        "sig.csv row 2: unparseable time 'not a date'",
+    ),
+    (
+        "time,symbol,signal\n2015-01-01,T0,1\n2015-01-02,T0,1\n2015-01-01,T0,0.5\n",
+        "sig.csv rows 1 and 3: two signals for T0",
+    ),
     ("time,symbol,signal\n,T0,1\n", "sig.csv row 1: unparseable time"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)

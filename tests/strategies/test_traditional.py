@@ -21,15 +21,23 @@ def _frame(close, chunks=2, **features):
     """data with `close` and a features Dataset with the given (time,) columns, one symbol."""
     n = len(close)
     coords = {"time": pd.bdate_range("2020-01-01", periods=n), "symbol": ["A"]}
-    data = xr.Dataset({"close": (("time", "symbol"), np.asarray(close, float)[:, None])},
-                      coords=coords).chunk({"time": chunks})  # fmt: skip
+    data = xr.Dataset(
+        {"close": (("time", "symbol"), np.asarray(close, float)[:, None])}, coords=coords
+    ).chunk({"time": chunks})
     feats = {}
     for name, col in features.items():
-        feature = name.rsplit("_", 1)[0] if name.endswith(("_upper", "_lower", "_high", "_low",
-                                                           "_middle")) else name  # fmt: skip
+        feature = (
+            name.rsplit("_", 1)[0]
+            if name.endswith(("_upper", "_lower", "_high", "_low", "_middle"))
+            else name
+        )
         output = name[len(feature) + 1 :]
-        feats[name] = xr.DataArray(np.asarray(col, float)[:, None], dims=("time", "symbol"),
-                                   coords=coords, attrs={"feature": feature, "output": output})  # fmt: skip
+        feats[name] = xr.DataArray(
+            np.asarray(col, float)[:, None],
+            dims=("time", "symbol"),
+            coords=coords,
+            attrs={"feature": feature, "output": output},
+        )
     return data, xr.Dataset(feats).chunk({"time": chunks})
 
 
@@ -43,8 +51,9 @@ def _run(data, feats, spec):
 
 def test_ma_crossover():
     data, f = _frame([1] * 5, fast=[1, 2, 3, NAN, 5], slow=[2, 2, 2, 2, NAN])
-    np.testing.assert_array_equal(_run(data, f, {"kind": "ma_crossover", "fast": "fast",
-                                                 "slow": "slow"}), [-1, 0, 1, 0, 0])  # fmt: skip
+    np.testing.assert_array_equal(
+        _run(data, f, {"kind": "ma_crossover", "fast": "fast", "slow": "slow"}), [-1, 0, 1, 0, 0]
+    )
 
 
 def test_momentum_threshold():
@@ -62,8 +71,9 @@ def test_rsi_reversion_is_stateless():
 
 
 def test_bollinger_reversion():
-    data, f = _frame([9, 10, 12, 11, NAN], b_upper=[11] * 5, b_lower=[10, 10, 10, NAN, 10],
-                     b_middle=[10.5] * 5)  # fmt: skip
+    data, f = _frame(
+        [9, 10, 12, 11, NAN], b_upper=[11] * 5, b_lower=[10, 10, 10, NAN, 10], b_middle=[10.5] * 5
+    )
     got = _run(data, f, {"kind": "bollinger_reversion", "bands": "b"})
     np.testing.assert_array_equal(got, [1, 0, -1, 0, 0])
 
@@ -119,13 +129,17 @@ def test_signals_are_clipped_nan_free_and_chunked_like_data(market, feature_spec
 
 def test_breakout_independent_of_chunking(market_factory, feature_specs):
     base = market_factory(chunks=400)
-    ref = compute_signals(base, compute_features(base, feature_specs),
-                          {"b": {"kind": "breakout", "channel": "dc"}}).values  # fmt: skip
+    ref = compute_signals(
+        base, compute_features(base, feature_specs), {"b": {"kind": "breakout", "channel": "dc"}}
+    ).values
     for chunks in (1, 7, (3, 200, 197), 64):
         data = base.chunk({"time": chunks})
         with dask.config.set(scheduler="sync"):
-            got = compute_signals(data, compute_features(data, feature_specs),
-                                  {"b": {"kind": "breakout", "channel": "dc"}}).values  # fmt: skip
+            got = compute_signals(
+                data,
+                compute_features(data, feature_specs),
+                {"b": {"kind": "breakout", "channel": "dc"}},
+            ).values
         np.testing.assert_array_equal(got, ref)
 
 

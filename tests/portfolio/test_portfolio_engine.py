@@ -1,0 +1,202 @@
+"""The Dask engine: same numbers as the in-memory kernel, whatever the chunks, batches, workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from portfolio_cases import make_market, make_signals, make_vol
+
+from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
+from admf_dask.errors import ConfigError
+from admf_dask.metrics import METRIC_NAMES, compute_metrics
+from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio import expand_grid, run_portfolios
+from admf_dask.portfolio.batch import simulate
+
+T, S = 230, 6
+STRATS = ["trend", "mine"]
+
+
+@pytest.fixture(scope="module")
+def market():
+    rng = np.random.default_rng(42)
+    open_, close = make_market(rng, T, S, sigma=0.03, gap=0.1, late=0.5)
+    sig = make_signals(rng, T, S, len(STRATS), change=0.15)
+    sig = np.nan_to_num(sig)
+    vol = make_vol(rng, T, S)
+    times = pd.date_range("2015-01-01", periods=T, freq="B")
+    syms = [f"SYM{i}" for i in range(S)]
+    data = xr.Dataset(
+        {"open": (("time", "symbol"), open_), "close": (("time", "symbol"), close)},
+        coords={"time": times, "symbol": syms},
+    )
+    signals = xr.DataArray(
+        sig,
+        dims=("time", "symbol", "strategy"),
+        coords={"time": times, "symbol": syms, "strategy": STRATS},
+    )
+    features = xr.Dataset({"vol_20": (("time", "symbol"), vol)}, coords=data.coords)
+    return data, signals, features
+
+
+@pytest.fixture(scope="module")
+def book():
+    cfg = PortfoliosConfig(
+        capital=100_000,
+        batch_size=5,
+        vol_feature="vol_20",
+        max_drawdown=0.3,
+        grid={
+            "strategy": ["trend", {"trend": 0.5, "mine": 0.5}, "mine"],
+            "sizing": ["fixed", "vol_target"],
+            "stop_loss": [None, 0.05],
+            "allow_short": [False, True],
+        },
+    )
+    return expand_grid(cfg, ExecutionConfig(commission_fixed=1.0), STRATS, S)
+
+
+@pytest.fixture(scope="module")
+def expected(market, book):
+    data, signals, features = market
+    return simulate(
+        data["open"].values,
+        data["close"].values,
+        signals.values,
+        features.vol_20.values[None],
+        book.mixes,
+        book.fparams(),
+        book.iparams(),
+        book.capital,
+    )
+
+
+def _chunk(market, time_chunk, sig_chunk=None):
+    data, signals, features = market
+    sig_chunk = sig_chunk or time_chunk
+    return (
+        data.chunk({"time": time_chunk}),
+        signals.chunk({"time": sig_chunk}),
+        features.chunk({"time": time_chunk}),
+    )
+
+
+def _orders(path) -> pd.DataFrame:
+    df = pd.read_parquet(path)
+    return df.sort_values(["portfolio", "time", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def _run(market, book, tmp_path, name, time_chunk=50, **kw):
+    data, signals, features = _chunk(market, time_chunk, kw.pop("sig_chunk", None))
+    return run_portfolios(data, signals, features, book, tmp_path / name, run_id=name, **kw)
+
+
+def test_engine_equals_kernel(market, book, expected, tmp_path):
+    equity, cash, orders, state = expected
+    res = _run(market, book, tmp_path, "a", time_chunk=40, sig_chunk=64)
+    ds = xr.open_zarr(tmp_path / "a" / "results.zarr")
+    np.testing.assert_array_equal(res.equity.values, equity)
+    np.testing.assert_array_equal(ds.cash.values, cash)
+    np.testing.assert_array_equal(ds.positions.values, state.q)
+    assert res.n_orders == len(orders) == int(res.metrics.n_orders.sum()) > 0
+    want = compute_metrics(
+        equity,
+        book.capital,
+        book.periods_per_year,
+        traded=state.traded,
+        gross_exposure_sum=state.gross_sum,
+        n_orders=state.n_orders,
+    )
+    for name in METRIC_NAMES:
+        np.testing.assert_array_equal(res.metrics[name].values, want[name], err_msg=name)
+    got = _orders(res.orders_path)
+    np.testing.assert_array_equal(got.portfolio, orders.portfolio)
+    np.testing.assert_array_equal(got.time, ds.time.values[orders.time])
+    np.testing.assert_array_equal(got.symbol.astype(str), ds.symbol.values[orders.symbol])
+    np.testing.assert_array_equal(got.qty, orders.qty)
+    np.testing.assert_array_equal(got.price, orders.price)
+    np.testing.assert_array_equal(got.commission, orders.commission)
+    np.testing.assert_array_equal(got.reason.astype(str), np.array(K.REASON_NAMES)[orders.reason])
+    assert set(got.reason.cat.categories) == {"signal", "stop", "halt"}
+    assert {"signal", "stop"} <= set(got.reason.astype(str))
+
+
+def test_outputs_layout(market, book, tmp_path):
+    res = _run(market, book, tmp_path, "b", time_chunk=100)
+    ds = xr.open_zarr(tmp_path / "b" / "results.zarr")
+    assert ds.equity.dims == ("time", "portfolio") and ds.cash.dims == ("time", "portfolio")
+    assert ds.positions.dims == ("portfolio", "symbol")
+    assert ds.equity.encoding["chunks"] == (100, 5)
+    for key in book.grid_keys:
+        assert ds[key].dims == ("portfolio",)
+    assert str(ds.strategy.values[8]) == "trend:0.5+mine:0.5"
+    assert ds.portfolio.values.tolist() == list(range(book.n_portfolios))
+    for name in METRIC_NAMES:
+        assert ds[name].dims == ("portfolio",) and "description" in ds[name].attrs
+    assert set(res.metrics.coords) >= set(book.grid_keys)
+    files = sorted(p.name for p in res.orders_path.iterdir())
+    assert files[0] == "part-b00000-c00000.parquet"
+    df = pd.read_parquet(res.orders_path)
+    assert df.portfolio.dtype == np.int64 and df.time.dtype.kind == "M"
+    assert str(df.symbol.dtype) == "category" and str(df.reason.dtype) == "category"
+    assert list(df.columns) == ["portfolio", "time", "symbol", "qty", "price", "commission", "reason"]
+    assert res.timings["total"] > 0 and res.results_path.name == "results.zarr"
+
+
+def test_no_orders_written(market, book, tmp_path, expected):
+    res = _run(market, book, tmp_path, "c", write_orders=False)
+    assert res.orders_path is None and not (tmp_path / "c" / "orders.parquet").exists()
+    assert res.n_orders == len(expected[2])
+    np.testing.assert_array_equal(res.equity.values, expected[0])
+
+
+@pytest.mark.parametrize(
+    ("time_chunk", "batch_size"), [(230, 1), (13, 7), (64, None), (50, 24)]
+)
+def test_invariant_to_chunks_and_batches(market, book, expected, tmp_path, time_chunk, batch_size):
+    res = _run(market, book, tmp_path, "d", time_chunk=time_chunk, batch_size=batch_size)
+    np.testing.assert_array_equal(res.equity.values, expected[0])
+    got = _orders(res.orders_path)
+    np.testing.assert_array_equal(got.qty, expected[2].qty)
+    ref = _run(market, book, tmp_path, "ref", time_chunk=50)
+    xr.testing.assert_identical(res.metrics, ref.metrics)
+
+
+def test_task_grouping_keeps_numbers(market, book, expected, tmp_path, monkeypatch):
+    from admf_dask.portfolio import engine
+
+    monkeypatch.setattr(engine, "TASK_STEPS", 5 * S * 70)  # several chunks per task
+    res = _run(market, book, tmp_path, "e", time_chunk=20, batch_size=5)
+    np.testing.assert_array_equal(res.equity.values, expected[0])
+    names = sorted(p.name for p in res.orders_path.iterdir())
+    assert "part-b00000-c00004.parquet" in names and "part-b00000-c00001.parquet" not in names
+
+
+def test_distributed_client_same_numbers(market, book, expected, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        data, signals, features = _chunk(market, 37)
+        data, signals, features = client.persist([data, signals, features])
+        res = run_portfolios(
+            data, signals, features, book, tmp_path / "f", client=client, batch_size=3
+        )
+    np.testing.assert_array_equal(res.equity.values, expected[0])
+    np.testing.assert_array_equal(_orders(res.orders_path).qty, expected[2].qty)
+
+
+def test_missing_inputs_are_config_errors(market, tmp_path):
+    data, signals, features = _chunk(market, 50)
+    cfg = PortfoliosConfig(sizing="vol_target", vol_feature="vol_60")
+    book = expand_grid(cfg, ExecutionConfig(), STRATS, S)
+    with pytest.raises(ConfigError, match="vol_60"):
+        run_portfolios(data, signals, features, book, tmp_path / "g")
+    other = expand_grid(PortfoliosConfig(), ExecutionConfig(), ["trend", "other"], S)
+    with pytest.raises(ConfigError, match="other"):
+        run_portfolios(data, signals, features, other, tmp_path / "h")

@@ -1,0 +1,120 @@
+"""Grid expansion: order, resolution of each parameter, labels, errors, batches."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
+from admf_dask.errors import ConfigError
+from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio import expand_grid
+
+NAMES = ["trend", "mine", "rsi"]
+
+
+def _book(n_symbols=4, names=NAMES, execution=None, **portfolios):
+    return expand_grid(
+        PortfoliosConfig(**portfolios), execution or ExecutionConfig(), names, n_symbols
+    )
+
+
+def test_product_order_and_coords():
+    grid = {
+        "stop_loss": [None, 0.05, 0.1],
+        "strategy": ["trend", {"trend": 0.5, "mine": 0.5}],
+        "allow_short": [False, True],
+    }
+    book = _book(grid=grid)
+    assert book.n_portfolios == 12 == len(book)
+    combos = list(itertools.product(*grid.values()))
+    for i, (sl, strat, short) in enumerate(combos):
+        assert (np.isnan(book.stop_loss[i]) and sl is None) or book.stop_loss[i] == sl
+        assert book.allow_short[i] == short
+        want = strat if isinstance(strat, str) else "trend:0.5+mine:0.5"
+        assert book.strategy_label[i] == want
+    assert list(book.coords()) == ["stop_loss", "strategy", "allow_short"]
+    np.testing.assert_array_equal(book.strategy_weights[2], [0.5, 0.5, 0.0])
+    np.testing.assert_array_equal(book.strategy_weights[0], [1.0, 0.0, 0.0])
+
+
+def test_parameter_resolution():
+    execution = ExecutionConfig(commission=0.001, commission_fixed=2.0, slippage_bps=7)
+    book = _book(
+        n_symbols=8,
+        execution=execution,
+        commission=0.0003,
+        max_gross=1.5,
+        grid={"slippage_bps": [None, 1.0], "position_weight": [None, 0.2]},
+    )
+    np.testing.assert_array_equal(book.slippage_bps, [7.0, 7.0, 1.0, 1.0])
+    np.testing.assert_array_equal(book.position_weight, [0.125, 0.2, 0.125, 0.2])
+    assert np.all(book.commission == 0.0003) and np.all(book.commission_fixed == 2.0)
+    assert np.all(book.max_gross == 1.5) and np.all(np.isnan(book.max_drawdown))
+    assert book.fparams().shape == (4, K.N_FPARAMS)
+    assert np.all(book.fparams()[:, K.F_SLIPPAGE_BPS] == book.slippage_bps)
+
+
+def test_default_strategy_mix():
+    book = _book()
+    assert book.n_portfolios == 1
+    np.testing.assert_allclose(book.strategy_weights[0], [1 / 3] * 3)
+    assert book.strategy_label[0] == "trend:0.333333+mine:0.333333+rsi:0.333333"
+    one = _book(names=["trend"])
+    assert one.strategy_label[0] == "trend" and one.strategy_weights[0, 0] == 1.0
+    named = _book(strategy={"mine": 2.0})
+    np.testing.assert_array_equal(named.strategy_weights[0], [0.0, 2.0, 0.0])
+    assert named.strategy_label[0] == "mine:2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "where"),
+    [
+        ({"grid": {"strategy": ["trend", "trnd"]}}, "portfolios.grid.strategy"),
+        ({"grid": {"strategy": [{"trend": 1.0, "mien": 1.0}]}}, "portfolios.grid.strategy"),
+        ({"strategy": "mien"}, "portfolios.strategy"),
+    ],
+)
+def test_unknown_strategy_is_a_config_error(kwargs, where):
+    with pytest.raises(ConfigError) as err:
+        _book(**kwargs)
+    assert err.value.where == where
+    assert "did you mean" in err.value.line
+
+
+def test_vol_target_needs_a_vol_feature():
+    with pytest.raises(ConfigError) as err:
+        _book(grid={"sizing": ["fixed", "vol_target"]})
+    assert err.value.where == "portfolios.vol_feature"
+    with pytest.raises(ConfigError) as err:
+        expand_grid(
+            PortfoliosConfig(sizing="vol_target", vol_feature="vol_2O"),
+            ExecutionConfig(),
+            NAMES,
+            3,
+            feature_names=["vol_20", "sma_5"],
+        )
+    assert "did you mean 'vol_20'" in err.value.line
+    book = _book(grid={"sizing": ["fixed", "vol_target"], "vol_feature": ["a", "b"]})
+    assert book.vol_features == ("a", "b")
+    np.testing.assert_array_equal(book.vol_index, [-1, -1, 0, 1])
+
+
+def test_batches_and_dataset():
+    book = _book(batch_size=4, grid={"max_position": [0.1, 0.2, 0.3, 0.4, 0.5], "stop_loss": [None, 0.1]})
+    assert book.batches() == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert book.batches(3)[-1] == slice(9, 10)
+    ds = book.dataset(slice(4, 8), symbols=["A", "B", "C", "D"])
+    assert ds.sizes == {"portfolio": 4, "strategy": 3, "symbol": 4}
+    assert ds.portfolio.values.tolist() == [4, 5, 6, 7]
+    assert np.all(ds.cash.values == book.capital) and np.all(ds.positions.values == 0)
+    assert ds.strategy_weights.dims == ("portfolio", "strategy")
+    np.testing.assert_array_equal(ds.max_position.values, book.max_position[4:8])
+
+
+def test_mix_index_groups_identical_weights():
+    book = _book(grid={"strategy": ["trend", "mine", "trend"], "stop_loss": [None, 0.1]})
+    assert book.mixes.shape == (2, 3)
+    np.testing.assert_array_equal(book.mixes[book.mix_index], book.strategy_weights)
