@@ -135,7 +135,7 @@ def _rolling_mean_std(x, w, offset, ddof):  # pragma: no cover - numba
                     for s in range(n_s):
                         mean[rr, s] = pre_mean[s]
                         m2 = pre_m2[s]
-                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else m2 * 0.0
+                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else (0.0 if m2 == m2 else m2)
                 else:
                     c_mean = a_pos / w
                     c_m2 = (w - a_pos) * a_pos / w
@@ -143,8 +143,8 @@ def _rolling_mean_std(x, w, offset, ddof):  # pragma: no cover - numba
                         d = pre_mean[s] - suf_mean[a_pos, s]
                         mean[rr, s] = suf_mean[a_pos, s] + d * c_mean
                         m2 = suf_m2[a_pos, s] + pre_m2[s] + d * d * c_m2
-                        # m2 * 0.0: 0 for a flat window, NaN for a NaN one
-                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else m2 * 0.0
+                        # 0 for a flat window, NaN for a window with a NaN
+                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else (0.0 if m2 == m2 else m2)
         for rr in range(end - 1, r - 1, -1):
             pos = (offset + rr) % w
             if rr == end - 1:
@@ -167,7 +167,8 @@ def _rolling_mean_std(x, w, offset, ddof):  # pragma: no cover - numba
 def _rolling_extreme(x, w, offset, want_max):  # pragma: no cover - numba
     """Rolling max (``want_max``) or min; NaN in the window propagates."""
     n_t, n_s = x.shape
-    out = np.full((n_t, n_s), np.nan)
+    out = np.empty((n_t, n_s))
+    _nan_head(out, w - 1)
     suf = np.empty((w, n_s))
     pre = np.empty(n_s)
     r = 0
@@ -268,7 +269,8 @@ def _volatility_kernel(x, w, ppy, offset):  # pragma: no cover - numba
 @njit(**_JIT)
 def _roc_kernel(x, w):  # pragma: no cover - numba
     n_t, n_s = x.shape
-    out = np.full((n_t, n_s), np.nan)
+    out = np.empty((n_t, n_s))
+    _nan_head(out, w)
     for t in range(w, n_t):
         for s in range(n_s):
             base = x[t - w, s]
@@ -280,7 +282,8 @@ def _roc_kernel(x, w):  # pragma: no cover - numba
 @njit(**_JIT)
 def _returns_kernel(x, w):  # pragma: no cover - numba
     n_t, n_s = x.shape
-    out = np.full((n_t, n_s), np.nan)
+    out = np.empty((n_t, n_s))
+    _nan_head(out, w)
     for t in range(w, n_t):
         for s in range(n_s):
             out[t, s] = x[t, s] / x[t - w, s] - 1.0
@@ -309,19 +312,20 @@ def _ema_kernel(x, period, state):  # pragma: no cover - numba
                 out[t, s] = np.nan
                 continue
             n = state[0, s] + 1.0
-            state[0, s] = n
-            if n < period:
-                state[1, s] += v
-                out[t, s] = np.nan
-            elif n == period:
-                state[1, s] += v
-                state[2, s] = state[1, s] / period
-                out[t, s] = state[2, s]
-            else:
+            if n > period:  # steady state first: the common case
                 p = state[2, s]
                 p = ((v - p) * k) + p
                 state[2, s] = p
                 out[t, s] = p
+                continue
+            state[0, s] = n
+            state[1, s] += v
+            if n == period:
+                state[2, s] = state[1, s] / period
+                out[t, s] = state[2, s]
+                state[0, s] = n + 1.0  # steady from now on (the count stops growing)
+            else:
+                out[t, s] = np.nan
     return out
 
 
@@ -345,37 +349,47 @@ def _rsi_kernel(x, period, state):  # pragma: no cover - numba
                 out[t, s] = np.nan
                 continue
             n = state[0, s] + 1.0
-            state[0, s] = n
-            if n == 1.0:
-                state[1, s] = v
-                out[t, s] = np.nan
-                continue
             d = v - state[1, s]
             state[1, s] = v
-            if n <= period + 1:  # Wilder's seed: plain average of the first `period` changes
-                if d < 0.0:
-                    state[3, s] -= d
-                else:
-                    state[2, s] += d
-                if n == period + 1:
-                    state[3, s] /= period
-                    state[2, s] /= period
-                    out[t, s] = _rsi_value(state[2, s], state[3, s])
-                else:
-                    out[t, s] = np.nan
-            else:
-                loss = state[3, s] * pm1
-                gain = state[2, s] * pm1
-                if d < 0.0:
-                    loss -= d
-                else:
-                    gain += d
+            if n > period + 1:  # steady state: Wilder smoothing (TA-Lib's operation order)
+                loss = state[3, s] * pm1 - min(d, 0.0)
+                gain = state[2, s] * pm1 + max(d, 0.0)
                 loss /= period
                 gain /= period
                 state[3, s] = loss
                 state[2, s] = gain
                 out[t, s] = _rsi_value(gain, loss)
+                continue
+            state[0, s] = n
+            if n == 1.0:  # first bar: no change yet
+                out[t, s] = np.nan
+                continue
+            # Wilder's seed: plain average of the first `period` changes
+            if d < 0.0:
+                state[3, s] -= d
+            else:
+                state[2, s] += d
+            if n == period + 1:
+                state[3, s] /= period
+                state[2, s] /= period
+                out[t, s] = _rsi_value(state[2, s], state[3, s])
+                state[0, s] = n + 1.0
+            else:
+                out[t, s] = np.nan
     return out
+
+
+@njit(**_JIT)
+def _true_range(h, lo, pc):  # pragma: no cover - numba
+    # TA-Lib TRANGE, same comparisons
+    tr = h - lo
+    v2 = abs(pc - h)
+    if v2 > tr:
+        tr = v2
+    v3 = abs(pc - lo)
+    if v3 > tr:
+        tr = v3
+    return tr
 
 
 @njit(**_JIT)
@@ -392,33 +406,26 @@ def _atr_kernel(high, low, close, period, state):  # pragma: no cover - numba
                 out[t, s] = np.nan
                 continue
             n = state[0, s] + 1.0
-            state[0, s] = n
             pc = state[1, s]
             state[1, s] = c
-            if n == 1.0:
-                out[t, s] = np.nan
-                continue
-            # TA-Lib TRANGE, same comparisons
-            tr = h - lo
-            v2 = abs(pc - h)
-            if v2 > tr:
-                tr = v2
-            v3 = abs(pc - lo)
-            if v3 > tr:
-                tr = v3
-            if n <= period + 1:
-                state[2, s] += tr
-                if n == period + 1:
-                    state[2, s] = state[2, s] / period
-                    out[t, s] = state[2, s]
-                else:
-                    out[t, s] = np.nan
-            else:
+            if n > period + 1:  # steady state: Wilder smoothing
                 a = state[2, s] * pm1
-                a += tr
+                a += _true_range(h, lo, pc)
                 a /= period
                 state[2, s] = a
                 out[t, s] = a
+                continue
+            state[0, s] = n
+            if n == 1.0:
+                out[t, s] = np.nan
+                continue
+            state[2, s] += _true_range(h, lo, pc)  # seed: mean of the first `period` TRs
+            if n == period + 1:
+                state[2, s] = state[2, s] / period
+                out[t, s] = state[2, s]
+                state[0, s] = n + 1.0
+            else:
+                out[t, s] = np.nan
     return out
 
 
@@ -431,6 +438,7 @@ def _macd_kernel(x, fast, slow, signal, state):  # pragma: no cover - numba
     fast_k = 2.0 / float(fast + 1)
     slow_k = 2.0 / float(slow + 1)
     sig_k = 2.0 / float(signal + 1)
+    steady = slow + signal - 1  # first bar with all three outputs
     for t in range(n_t):
         for s in range(n_s):
             v = x[t, s]
@@ -440,6 +448,18 @@ def _macd_kernel(x, fast, slow, signal, state):  # pragma: no cover - numba
                 hist[t, s] = np.nan
                 continue
             n = state[0, s] + 1.0
+            if n > steady:  # steady state: three EMAs in lockstep (TA-Lib's order)
+                f = (v - state[4, s]) * fast_k + state[4, s]
+                sl = (v - state[3, s]) * slow_k + state[3, s]
+                m = f - sl
+                p = (m - state[6, s]) * sig_k + state[6, s]
+                state[4, s] = f
+                state[3, s] = sl
+                state[6, s] = p
+                macd[t, s] = m
+                sig[t, s] = p
+                hist[t, s] = m - p
+                continue
             state[0, s] = n
             if n <= slow:
                 # seeds: slow over the first `slow` bars, fast over the last `fast` of them
@@ -460,18 +480,14 @@ def _macd_kernel(x, fast, slow, signal, state):  # pragma: no cover - numba
                 state[4, s] = (v - state[4, s]) * fast_k + state[4, s]
                 state[3, s] = (v - state[3, s]) * slow_k + state[3, s]
                 m = state[4, s] - state[3, s]
-            n_macd = n - slow + 1.0
-            if n_macd > 1.0 and n_macd <= signal:
-                state[5, s] += m
-            if n_macd == signal:
-                state[6, s] = state[5, s] / signal
-            elif n_macd > signal:
-                state[6, s] = (m - state[6, s]) * sig_k + state[6, s]
-            if n_macd >= signal:
-                p = state[6, s]
+                state[5, s] += m  # signal seed: sum of the first `signal` MACD values
+            if n == steady:
+                p = state[5, s] / signal
+                state[6, s] = p
                 macd[t, s] = m
                 sig[t, s] = p
                 hist[t, s] = m - p
+                state[0, s] = n + 1.0
             else:
                 macd[t, s] = np.nan
                 sig[t, s] = np.nan

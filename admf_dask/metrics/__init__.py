@@ -66,19 +66,9 @@ def compute_metrics(
     equity = np.asarray(equity, dtype=np.float64)
     if equity.ndim == 1:
         equity = equity[:, None]
-    ppy = float(periods_per_year)
-    r = _k.simple_returns(equity, capital)
-    annual = _k.annual_return(r, ppy)
-    mdd = _k.max_drawdown(r)
-    out = {
-        "total_return": _k.total_return(r),
-        "annual_return": annual,
-        "annual_volatility": _k.annual_volatility(r, ppy),
-        "sharpe": _k.sharpe_ratio(r, ppy),
-        "sortino": _k.sortino_ratio(r, ppy),
-        "max_drawdown": mdd,
-        "calmar": _k.calmar_ratio(annual, mdd),
-    }
+    caps = np.ascontiguousarray(np.broadcast_to(np.asarray(capital, np.float64), equity.shape[1:]))
+    table = _k.return_metrics(np.ascontiguousarray(equity), caps, float(periods_per_year))
+    out = {name: table[i].copy() for i, name in enumerate(RETURN_METRICS)}
     T = equity.shape[0]
     if n_orders is not None:
         out["n_orders"] = np.asarray(n_orders, dtype=np.int64)

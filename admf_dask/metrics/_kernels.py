@@ -1,120 +1,114 @@
-"""Performance metrics over columns of returns, with empyrical's exact definitions.
+"""Return metrics of equity curves with empyrical's definitions, one column at a time.
 
-Every function takes returns of shape (T, P) (one column per portfolio) and returns (P,). The
-formulas and their order of operations follow ``empyrical.stats`` (empyrical-reloaded 0.7):
-nan returns are skipped (``nanmean``/``nanstd``/``nanprod``) and count as 0 in cumulative
-returns; ratios with a zero denominator give ±inf or nan, as there.
+Each column is reduced by its own sequential loop, so a portfolio's metrics do not depend on the
+other columns of the array (numpy's axis-0 reductions switch to pairwise summation for a single
+column, which would make the engine's results depend on the batch size).
+
+The formulas follow ``empyrical.stats`` (empyrical-reloaded 0.7) on the simple returns
+``(e[t] - e[t-1]) / e[t-1]`` with ``e[-1] = capital``: nan returns are skipped by the means and
+the product and count as 0 in the drawdown curve; zero denominators give ±inf or nan, as there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator
+import math
 
 import numpy as np
+from numba import njit
+
+# rows of the output of `return_metrics`
+TOTAL_RETURN = 0
+ANNUAL_RETURN = 1
+ANNUAL_VOLATILITY = 2
+SHARPE = 3
+SORTINO = 4
+MAX_DRAWDOWN = 5
+CALMAR = 6
+N_RETURN_METRICS = 7
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    # all-nan columns and zero denominators are expected here (nan / inf results, as empyrical)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
+@njit(cache=True, nogil=True, error_model="numpy")
+def return_metrics(equity, capital, ppy):
+    """Empyrical metrics of each column of ``equity``.
 
+    Parameters
+    ----------
+    equity : ndarray float64 (T, P)
+    capital : ndarray float64 (P,)
+        The equity before the first bar.
+    ppy : float
+        Periods per year (empyrical's ``annualization``).
 
-def simple_returns(equity: np.ndarray, capital: np.ndarray | float) -> np.ndarray:
-    """Close-to-close returns of equity (T, P), the first against ``capital``.
+    Returns
+    -------
+    ndarray float64 (N_RETURN_METRICS, P)
+        Rows ``TOTAL_RETURN`` … ``CALMAR``:
 
-    Same arithmetic as ``empyrical.simple_returns`` on ``[capital, equity...]``:
-    ``(e[t] - e[t-1]) / e[t-1]``.
+        - total_return = nanprod(1 + r) - 1
+        - annual_return = nanprod(1 + r) ** (1 / (T / ppy)) - 1
+        - annual_volatility = nanstd(r, ddof=1) * ppy ** (1 / 2)
+        - sharpe = nanmean(r) / nanstd(r, ddof=1) * sqrt(ppy), std 0 if all r are equal
+        - sortino = nanmean(r) * ppy / (sqrt(nanmean(min(r, 0) ** 2)) * sqrt(ppy))
+        - max_drawdown = min over t of (V[t] - max(V[..t])) / max(V[..t]), V = 100 *
+          cumprod(1 + r) with 100 first (≤ 0)
+        - calmar = annual_return / |max_drawdown| if max_drawdown < 0 and finite, else nan
     """
-    equity = np.asarray(equity, dtype=np.float64)
-    prev = np.empty_like(equity)
-    if equity.shape[0]:
-        prev[0] = capital
-        prev[1:] = equity[:-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (equity - prev) / prev
-
-
-def total_return(r: np.ndarray) -> np.ndarray:
-    """``empyrical.cum_returns_final``: nanprod(1 + r) - 1."""
-    if r.shape[0] < 1:
-        return np.full(r.shape[1:], np.nan)
-    return np.nanprod(r + 1, axis=0) - 1
-
-
-def annual_return(r: np.ndarray, ppy: float) -> np.ndarray:
-    """``empyrical.annual_return`` (CAGR): nanprod(1 + r) ** (ppy / T) - 1."""
-    if r.shape[0] < 1:
-        return np.full(r.shape[1:], np.nan)
-    num_years = r.shape[0] / ppy
-    ending = np.nanprod(r + 1, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        return ending ** (1 / num_years) - 1
-
-
-def annual_volatility(r: np.ndarray, ppy: float) -> np.ndarray:
-    """``empyrical.annual_volatility``: nanstd(r, ddof=1) * ppy ** (1/2)."""
-    if r.shape[0] < 2:
-        return np.full(r.shape[1:], np.nan)
-    with _quiet():
-        return np.nanstd(r, ddof=1, axis=0) * ppy ** (1.0 / 2.0)
-
-
-def sharpe_ratio(r: np.ndarray, ppy: float) -> np.ndarray:
-    """``empyrical.sharpe_ratio`` (risk-free 0): mean / std(ddof=1) * sqrt(ppy).
-
-    A column whose returns are all equal has std exactly 0 (empyrical's
-    ``_zero_dispersion_std``), so its ratio is ±inf or nan, not a rounding artefact.
-    """
-    if r.shape[0] < 2:
-        return np.full(r.shape[1:], np.nan)
-    with _quiet():
-        std = np.nanstd(r, ddof=1, axis=0)
-        constant = (np.nanmax(r, axis=0) == np.nanmin(r, axis=0)) & np.isfinite(std)
-        std = np.where(constant, 0.0, std)
-        return np.multiply(np.divide(np.nanmean(r, axis=0), std), np.sqrt(ppy))
-
-
-def downside_risk(r: np.ndarray, ppy: float) -> np.ndarray:
-    """``empyrical.downside_risk`` (required return 0): sqrt(nanmean(min(r, 0)²)) * sqrt(ppy)."""
-    if r.shape[0] < 1:
-        return np.full(r.shape[1:], np.nan)
-    with _quiet():
-        d = np.clip(r, -np.inf, 0)
-        np.square(d, out=d)
-        return np.sqrt(np.nanmean(d, axis=0)) * np.sqrt(ppy)
-
-
-def sortino_ratio(r: np.ndarray, ppy: float) -> np.ndarray:
-    """``empyrical.sortino_ratio`` (required return 0): mean(r) * ppy / downside_risk."""
-    if r.shape[0] < 2:
-        return np.full(r.shape[1:], np.nan)
-    with _quiet():
-        average_annual_return = np.nanmean(r, axis=0) * ppy
-        return np.divide(average_annual_return, downside_risk(r, ppy))
-
-
-def max_drawdown(r: np.ndarray) -> np.ndarray:
-    """``empyrical.max_drawdown`` (≤ 0): worst fall from the running peak, capital included."""
-    if r.shape[0] < 1:
-        return np.full(r.shape[1:], np.nan)
-    out = np.empty((r.shape[0] + 1, *r.shape[1:]))
-    out[0] = 100.0
-    cum = np.where(np.isnan(r), 0.0, r) + 1
-    np.cumprod(cum, axis=0, out=out[1:])
-    np.multiply(out[1:], 100.0, out=out[1:])
-    peak = np.fmax.accumulate(out, axis=0)
-    with _quiet():
-        dd = (out - peak) / peak
-        return np.nanmin(dd[1:], axis=0)
-
-
-def calmar_ratio(annual: np.ndarray, mdd: np.ndarray) -> np.ndarray:
-    """``empyrical.calmar_ratio``: annual_return / |max_drawdown| where the drawdown is < 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(mdd < 0, annual / np.abs(mdd), np.nan)
-    out[np.isinf(out)] = np.nan
+    T, P = equity.shape
+    out = np.full((N_RETURN_METRICS, P), np.nan)
+    r = np.empty(T)
+    sq = math.sqrt(ppy)
+    for p in range(P):
+        prev = capital[p]
+        n = 0
+        total = 0.0
+        prod = 1.0
+        hi = -np.inf
+        lo = np.inf
+        down = 0.0
+        cum = 1.0
+        peak = 100.0
+        mdd = np.nan
+        for t in range(T):
+            e = equity[t, p]
+            x = (e - prev) / prev
+            prev = e
+            r[t] = x
+            if x == x:
+                n += 1
+                total += x
+                prod *= x + 1.0
+                hi = max(hi, x)
+                lo = min(lo, x)
+                d = min(x, 0.0)
+                down += d * d
+                cum *= x + 1.0
+            v = cum * 100.0
+            if v > peak or peak != peak:  # np.fmax: a nan peak gives way to any number
+                peak = v
+            dd = (v - peak) / peak
+            if dd == dd and (mdd != mdd or dd < mdd):  # np.nanmin
+                mdd = dd
+        if T < 1:
+            continue
+        out[TOTAL_RETURN, p] = prod - 1.0
+        annual = prod ** (1.0 / (T / ppy)) - 1.0
+        out[ANNUAL_RETURN, p] = annual
+        out[MAX_DRAWDOWN, p] = mdd
+        if mdd < 0.0:
+            c = annual / abs(mdd)
+            out[CALMAR, p] = np.nan if math.isinf(c) else c
+        if T < 2:
+            continue
+        mean = total / n if n > 0 else np.nan
+        ss = 0.0
+        for t in range(T):
+            x = r[t]
+            if x == x:
+                ss += (x - mean) * (x - mean)
+        std = math.sqrt(ss / (n - 1)) if n > 1 else np.nan
+        out[ANNUAL_VOLATILITY, p] = std * ppy ** (1.0 / 2.0)
+        std0 = 0.0 if (n > 0 and hi == lo and math.isfinite(std)) else std
+        out[SHARPE, p] = mean / std0 * sq
+        downside = math.sqrt(down / n) * sq if n > 0 else np.nan
+        out[SORTINO, p] = mean * ppy / downside
     return out

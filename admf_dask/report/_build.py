@@ -52,6 +52,7 @@ from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load
 from admf_dask.report.figures import (
     COLORS,
+    PERCENT_METRICS,
     FONT,
     WIDTH,
     Line,
@@ -183,7 +184,7 @@ def _fmt_seconds(s: Any) -> str:
 def _fmt_num(v: float, metric: str) -> str:
     if not np.isfinite(v):
         return "–"
-    if metric in ("total_return", "annual_return", "annual_volatility", "max_drawdown", "exposure"):
+    if metric in PERCENT_METRICS:
         return f"{v:.1%}"
     return f"{v:,.0f}" if metric == "n_orders" else f"{v:.2f}"
 
@@ -461,6 +462,17 @@ bar.formatter.format = formats[m];
 heat.data = {x: X, y: Y, value: V, count: C, text: T, text_color: TC};
 fig.title.text = `Mean ${m} by ${px} × ${py} (averaged over the other parameters)`;
 fig.below[0].axis_label = px; fig.left[0].axis_label = py;
+[[px, lx, nx], [py, ly, ny]].forEach(([name, lv, n], k) => {  // the two marginal means
+  const [mf, ms] = margins[k], s2 = new Float64Array(n), c2 = new Int32Array(n);
+  for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) {
+    const c = j * nx + i, at = k === 0 ? i : j;
+    s2[at] += sum[c]; c2[at] += cnt[c];
+  }
+  mf.x_range.factors = lv;
+  ms.data = {x: lv, value: Array.from(s2, (v, i) => c2[i] ? v / c2[i] : NaN), count: Array.from(c2)};
+  mf.title.text = `Mean ${m} per ${name}`;
+  mf.left[0].formatter.format = formats[m];
+});
 hover.tooltips = [[px, '@x'], [py, '@y'], ['mean ' + m, '@value{' + formats[m] + '}'],
                   ['portfolios', '@count']];
 """
@@ -473,13 +485,7 @@ def _cell_text(values: np.ndarray, metric: str, show: bool) -> tuple[list[str], 
     for v in values:
         if not np.isfinite(v) or not show:
             texts.append("")
-        elif metric in (
-            "total_return",
-            "annual_return",
-            "annual_volatility",
-            "max_drawdown",
-            "exposure",
-        ):
+        elif metric in PERCENT_METRICS:
             texts.append(f"{float(f'{v * 100:.3g}'):g}%")
         else:
             texts.append(f"{float(f'{v:.3g}'):g}")
@@ -531,18 +537,7 @@ def _grid_tab(run: _load.RunData, src: ColumnDataSource) -> Any:
             "names": names,
             "levels": {p.name: p.levels for p in axes},
             "formats": {k: metric_format(k) for k in run.metrics},
-            "percent": [
-                k
-                for k in run.metrics
-                if k
-                in (
-                    "total_return",
-                    "annual_return",
-                    "annual_volatility",
-                    "max_drawdown",
-                    "exposure",
-                )
-            ],
+            "percent": [k for k in run.metrics if k in PERCENT_METRICS],
             "max_labels": MAX_CELL_LABELS,
         },
         code=HEAT_JS,
@@ -550,13 +545,38 @@ def _grid_tab(run: _load.RunData, src: ColumnDataSource) -> Any:
     for w in (msel, xs, ys):
         w.js_on_change("value", cb)
     fig.title.text = heatmap_title(metric, px.name, py.name)
+    margins = [_marginal_plot(values, p, metric, f"marg_{k}") for k, p in enumerate((px, py))]
+    cb.args["margins"] = [(f, f.renderers[0].data_source) for f in margins]
     note = div(
         f"<p class='note'>Each cell is the mean over the portfolios sharing that pair of values "
         f"({run.n_portfolios:,} portfolios, {len(run.params)} grid parameter(s)); grey cells have "
         "no finite value. Hover for the count.</p>",
         width=1000,
     )
-    return column(row(msel, xs, ys), note, fig)
+    return column(row(msel, xs, ys), note, row(fig, column(*margins)))
+
+
+def _marginal_plot(values: np.ndarray, p: _load.Param, metric: str, name: str) -> figure:
+    """Mean of the metric per value of one parameter (everything else averaged out)."""
+    mean, count = agg.group_mean(values, p.codes, np.zeros_like(p.codes), len(p.levels), 1)
+    src = ColumnDataSource({"x": list(p.levels), "value": mean[0], "count": count[0]})
+    f = figure(
+        title=f"Mean {metric} per {p.name}",
+        x_range=FactorRange(factors=list(p.levels)),
+        width=340,
+        height=240,
+        tools="save",
+        toolbar_location=None,
+        name=name,
+    )
+    style(f)
+    f.min_border_left = 60
+    f.xgrid.grid_line_color = None
+    f.vbar(x="x", top="value", width=0.7, source=src, color=COLORS["bar1"], fill_alpha=0.85)
+    f.add_layout(Span(location=0, dimension="width", line_color="#888888", line_width=1))
+    f.yaxis.formatter = NumeralTickFormatter(format=metric_format(metric))
+    f.add_tools(HoverTool(tooltips=[(p.name, "@x"), ("mean", "@value{0.000}"), ("n", "@count")]))
+    return f
 
 
 # -- Portfolio tab --------------------------------------------------------------------------------
@@ -760,9 +780,13 @@ def _portfolio_tab(
             mode="vline",
         )
     )
-    exf = figure(
-        title="Exposure (fraction of equity)"
-        + ("" if price_mat is not None else ", marked at last fill prices"),
+    side = figure(
+        title=(
+            "Exposure (fraction of equity)"
+            + ("" if price_mat is not None else ", marked at last fill prices")
+            if has_orders
+            else "Drawdown of the selected portfolio"
+        ),
         x_axis_type="datetime",
         width=WIDTH // 2 - 10,
         height=250,
@@ -770,24 +794,25 @@ def _portfolio_tab(
         tools=tools,
         active_scroll=None,
     )
-    style(exf, datetime_x=True)
-    exf.yaxis.formatter = NumeralTickFormatter(format="0%")
+    style(side, datetime_x=True)
+    side.yaxis.formatter = NumeralTickFormatter(format="0%")
     if has_orders:
-        exf.line(
+        side.line(
             "time", "gross", source=cur, color=COLORS["gross"], line_width=1.6, legend_label="gross"
         )
-        exf.line("time", "net", source=cur, color=COLORS["net"], line_width=1.2, legend_label="net")
-        exf.legend.location = "top_left"
-        exf.legend.orientation = "horizontal"
-        exf.legend.background_fill_alpha = 0.6
-        style_legend(exf.legend[0])
-        exf.add_tools(
-            HoverTool(
-                tooltips=[("date", "@time{%F}"), ("gross", "@gross{0.0%}"), ("net", "@net{0.0%}")],
-                formatters={"@time": "datetime"},
-                mode="vline",
-            )
+        side.line(
+            "time", "net", source=cur, color=COLORS["net"], line_width=1.2, legend_label="net"
         )
+        side.legend.location = "top_left"
+        side.legend.orientation = "horizontal"
+        side.legend.background_fill_alpha = 0.6
+        style_legend(side.legend[0])
+        tips = [("date", "@time{%F}"), ("gross", "@gross{0.0%}"), ("net", "@net{0.0%}")]
+    else:  # no orders: nothing to mark, so show how deep the selected portfolio fell
+        side.varea("time", 0, "dd", source=cur, fill_color=COLORS["worst"], fill_alpha=0.35)
+        side.line("time", "dd", source=cur, color=COLORS["worst"], line_width=1.2)
+        tips = [("date", "@time{%F}"), ("drawdown", "@dd{0.0%}")]
+    side.add_tools(HoverTool(tooltips=tips, formatters={"@time": "datetime"}, mode="vline"))
     pf = figure(
         title="Price",
         x_axis_type="datetime",
@@ -884,7 +909,7 @@ def _portfolio_tab(
     parts: list[Any] = [
         row(choice_sel, sym_sel),
         info,
-        row(eqf, exf),
+        row(eqf, side),
     ]
     if has_orders:
         parts += [pf, table]

@@ -72,7 +72,7 @@ def test_run_writes_complete_folder(tmp_path, small_pipeline):
     out = tmp_path / "out"
     proc = cli("run", str(p), "--out", str(out), "--set", "portfolios.grid.stop_loss=[null]")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "dashboard: http://127.0.0.1:" in proc.stderr
+    assert "dashboard: http://127.0.0.1:" in proc.stdout
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["config"]["portfolios"]["grid"]["stop_loss"] == [None]
     assert set(manifest["timings"]) >= {"data", "features", "signals", "portfolio", "write", "total"}
