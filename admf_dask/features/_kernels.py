@@ -18,8 +18,10 @@ Two families:
 * **Recursive kernels** (``ema``, ``rsi``, ``atr``, ``macd``) take and return a ``state`` array
   ``(n_state, symbol)``; feeding a chunk's returned state into the next chunk gives exactly the
   single-pass result. Each symbol is seeded exactly as TA-Lib seeds a series that starts at
-  its first valid bar (SMA seed for EMA/MACD, Wilder averages for RSI/ATR, TA-Lib's operation
-  order; values match TA-Lib to ~1e-14 relative, EMA and the MACD line bit for bit).
+  its first valid bar (SMA seed for EMA/MACD, Wilder averages for RSI/ATR) with TA-Lib's
+  operation order, except that Wilder smoothing multiplies by 1/period where TA-Lib divides
+  (<= 1 ulp per step, 3x faster); values match TA-Lib to ~1e-14 relative, EMA and the MACD
+  line bit for bit.
   *Missing bars*: a NaN bar is skipped; the state is carried through unchanged and the output
   on that bar is NaN. The result equals TA-Lib run on the symbol's valid bars only.
 """
@@ -135,7 +137,9 @@ def _rolling_mean_std(x, w, offset, ddof):  # pragma: no cover - numba
                     for s in range(n_s):
                         mean[rr, s] = pre_mean[s]
                         m2 = pre_m2[s]
-                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else (0.0 if m2 == m2 else m2)
+                        std[rr, s] = (
+                            math.sqrt(m2 * inv_dof) if m2 > 0.0 else (0.0 if m2 == m2 else m2)
+                        )
                 else:
                     c_mean = a_pos / w
                     c_m2 = (w - a_pos) * a_pos / w
@@ -144,7 +148,9 @@ def _rolling_mean_std(x, w, offset, ddof):  # pragma: no cover - numba
                         mean[rr, s] = suf_mean[a_pos, s] + d * c_mean
                         m2 = suf_m2[a_pos, s] + pre_m2[s] + d * d * c_m2
                         # 0 for a flat window, NaN for a window with a NaN
-                        std[rr, s] = math.sqrt(m2 * inv_dof) if m2 > 0.0 else (0.0 if m2 == m2 else m2)
+                        std[rr, s] = (
+                            math.sqrt(m2 * inv_dof) if m2 > 0.0 else (0.0 if m2 == m2 else m2)
+                        )
         for rr in range(end - 1, r - 1, -1):
             pos = (offset + rr) % w
             if rr == end - 1:
@@ -183,9 +189,10 @@ def _rolling_extreme(x, w, offset, want_max):  # pragma: no cover - numba
                 for s in range(n_s):
                     v = x[rr, s]
                     p = pre[s]
-                    # keep a NaN once seen; else the larger (smaller) value
-                    if v != v or (p == p and ((v > p) if want_max else (v < p))):
-                        pre[s] = v
+                    # keep a NaN once seen, else the larger (smaller) value; bitwise ops and a
+                    # select instead of branches, so LLVM vectorizes the loop
+                    better = (v > p) if want_max else (v < p)
+                    pre[s] = v if (v != v) | ((p == p) & better) else p
             if rr >= w - 1:
                 a_pos = (offset + rr + 1) % w
                 if a_pos == 0:
@@ -195,12 +202,8 @@ def _rolling_extreme(x, w, offset, want_max):  # pragma: no cover - numba
                     for s in range(n_s):
                         a = suf[a_pos, s]
                         b = pre[s]
-                        if a != a or b != b:
-                            out[rr, s] = np.nan
-                        elif (a > b) if want_max else (a < b):
-                            out[rr, s] = a
-                        else:
-                            out[rr, s] = b
+                        better = (a > b) if want_max else (a < b)
+                        out[rr, s] = a if (a != a) | ((b == b) & better) else b
         for rr in range(end - 1, r - 1, -1):
             pos = (offset + rr) % w
             if rr == end - 1:
@@ -210,10 +213,8 @@ def _rolling_extreme(x, w, offset, want_max):  # pragma: no cover - numba
                 for s in range(n_s):
                     v = x[rr, s]
                     p = suf[pos + 1, s]
-                    if v != v or (p == p and ((v > p) if want_max else (v < p))):
-                        suf[pos, s] = v
-                    else:
-                        suf[pos, s] = p
+                    better = (v > p) if want_max else (v < p)
+                    suf[pos, s] = v if (v != v) | ((p == p) & better) else p
         r = end
     return out
 
@@ -342,6 +343,7 @@ def _rsi_kernel(x, period, state):  # pragma: no cover - numba
     n_t, n_s = x.shape
     out = np.empty((n_t, n_s))
     pm1 = float(period - 1)
+    inv_p = 1.0 / period
     for t in range(n_t):
         for s in range(n_s):
             v = x[t, s]
@@ -351,11 +353,9 @@ def _rsi_kernel(x, period, state):  # pragma: no cover - numba
             n = state[0, s] + 1.0
             d = v - state[1, s]
             state[1, s] = v
-            if n > period + 1:  # steady state: Wilder smoothing (TA-Lib's operation order)
-                loss = state[3, s] * pm1 - min(d, 0.0)
-                gain = state[2, s] * pm1 + max(d, 0.0)
-                loss /= period
-                gain /= period
+            if n > period + 1:  # steady state: Wilder smoothing
+                loss = (state[3, s] * pm1 - min(d, 0.0)) * inv_p
+                gain = (state[2, s] * pm1 + max(d, 0.0)) * inv_p
                 state[3, s] = loss
                 state[2, s] = gain
                 out[t, s] = _rsi_value(gain, loss)
@@ -381,15 +381,8 @@ def _rsi_kernel(x, period, state):  # pragma: no cover - numba
 
 @njit(**_JIT)
 def _true_range(h, lo, pc):  # pragma: no cover - numba
-    # TA-Lib TRANGE, same comparisons
-    tr = h - lo
-    v2 = abs(pc - h)
-    if v2 > tr:
-        tr = v2
-    v3 = abs(pc - lo)
-    if v3 > tr:
-        tr = v3
-    return tr
+    # TA-Lib TRANGE: the largest of the three (max() picks the same value, without branches)
+    return max(h - lo, abs(pc - h), abs(pc - lo))
 
 
 @njit(**_JIT)
@@ -397,6 +390,7 @@ def _atr_kernel(high, low, close, period, state):  # pragma: no cover - numba
     n_t, n_s = close.shape
     out = np.empty((n_t, n_s))
     pm1 = float(period - 1)
+    inv_p = 1.0 / period
     for t in range(n_t):
         for s in range(n_s):
             h = high[t, s]
@@ -409,9 +403,7 @@ def _atr_kernel(high, low, close, period, state):  # pragma: no cover - numba
             pc = state[1, s]
             state[1, s] = c
             if n > period + 1:  # steady state: Wilder smoothing
-                a = state[2, s] * pm1
-                a += _true_range(h, lo, pc)
-                a /= period
+                a = (state[2, s] * pm1 + _true_range(h, lo, pc)) * inv_p
                 state[2, s] = a
                 out[t, s] = a
                 continue

@@ -74,8 +74,7 @@ def compute_metrics(
         out["n_orders"] = np.asarray(n_orders, dtype=np.int64)
     if traded is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean_eq = equity.mean(axis=0) if T else np.full(equity.shape[1], np.nan)
-            out["turnover"] = np.asarray(traded, dtype=np.float64) / mean_eq
+            out["turnover"] = np.asarray(traded, dtype=np.float64) / table[_k.MEAN_EQUITY]
     if gross_exposure_sum is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             out["exposure"] = np.asarray(gross_exposure_sum, dtype=np.float64) / T

@@ -25,6 +25,8 @@ SORTINO = 4
 MAX_DRAWDOWN = 5
 CALMAR = 6
 N_RETURN_METRICS = 7
+MEAN_EQUITY = 7  # not a metric: the denominator of turnover
+N_ROWS = 8
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -41,8 +43,8 @@ def return_metrics(equity, capital, ppy):
 
     Returns
     -------
-    ndarray float64 (N_RETURN_METRICS, P)
-        Rows ``TOTAL_RETURN`` … ``CALMAR``:
+    ndarray float64 (N_ROWS, P)
+        Rows ``TOTAL_RETURN`` … ``CALMAR`` and ``MEAN_EQUITY`` (sequential mean of the column):
 
         - total_return = nanprod(1 + r) - 1
         - annual_return = nanprod(1 + r) ** (1 / (T / ppy)) - 1
@@ -54,7 +56,7 @@ def return_metrics(equity, capital, ppy):
         - calmar = annual_return / |max_drawdown| if max_drawdown < 0 and finite, else nan
     """
     T, P = equity.shape
-    out = np.full((N_RETURN_METRICS, P), np.nan)
+    out = np.full((N_ROWS, P), np.nan)
     r = np.empty(T)
     sq = math.sqrt(ppy)
     for p in range(P):
@@ -68,8 +70,10 @@ def return_metrics(equity, capital, ppy):
         cum = 1.0
         peak = 100.0
         mdd = np.nan
+        esum = 0.0
         for t in range(T):
             e = equity[t, p]
+            esum += e
             x = (e - prev) / prev
             prev = e
             r[t] = x
@@ -90,6 +94,7 @@ def return_metrics(equity, capital, ppy):
                 mdd = dd
         if T < 1:
             continue
+        out[MEAN_EQUITY, p] = esum / T
         out[TOTAL_RETURN, p] = prod - 1.0
         annual = prod ** (1.0 / (T / ppy)) - 1.0
         out[ANNUAL_RETURN, p] = annual

@@ -43,6 +43,36 @@ ML_KINDS: dict[str, tuple[Any, dict[str, Any]]] = {
     "lstm": (lstm_strategy, param_schema("lstm")),
 }
 
+
+
+def register_ml_kinds(replace: bool = False) -> list[str]:
+    """Register ``xgboost``, ``mlp`` and ``lstm`` in `admf_dask.strategies`' registry.
+
+    Runs on import of this package. Each kind brings its own validator (`validate_ml_spec`:
+    defaults, types, purge >= horizon, feature names); its function takes the strategy ``name``.
+
+    Returns
+    -------
+    list of str
+        The kinds registered by this call (already registered kinds are left alone unless
+        `replace`).
+    """
+    from admf_dask.strategies.registry import STRATEGIES, register_strategy
+
+    done = []
+    for kind, (func, _schema) in ML_KINDS.items():
+        if kind in STRATEGIES and not replace:
+            continue
+        register_strategy(kind, validate=validate_ml_spec, replace=True)(func)
+        done.append(kind)
+    return done
+
+
+try:
+    register_ml_kinds()
+except ImportError:  # pragma: no cover - the strategies stage is not installed
+    pass
+
 __all__ = [
     "KINDS",
     "ML_KINDS",
@@ -60,6 +90,7 @@ __all__ = [
     "model_id",
     "param_schema",
     "read_trace_jsonl",
+    "register_ml_kinds",
     "run_ml_strategy",
     "save_model",
     "validate_ml_spec",

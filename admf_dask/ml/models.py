@@ -255,7 +255,9 @@ def _fit_torch(kind, x, y, params, seed, nthreads, device):
                 opt.zero_grad(set_to_none=True)
                 loss = F.binary_cross_entropy_with_logits(model(xt[idx]), yt[idx])
                 if not torch.isfinite(loss):
-                    raise TrainingFailed(f"training loss diverged ({float(loss.detach())}) in epoch {epoch + 1}")
+                    raise TrainingFailed(
+                        f"training loss diverged ({float(loss.detach())}) in epoch {epoch + 1}"
+                    )
                 loss.backward()
                 opt.step()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -352,7 +354,8 @@ def load_bundle(bundle: ModelBundle, where: str = "<model>", device: str = "cpu"
         raise ModelFileError(where, f"sidecar says kind '{meta['kind']}', file is '{kind}'")
     if meta.get("sha256") and meta["sha256"] != blob_sha256(blob):
         raise ModelFileError(
-            where, "model file does not match its sidecar checksum (truncated or modified)",
+            where,
+            "model file does not match its sidecar checksum (truncated or modified)",
             "retrain: rerun the pipeline",
         )
     if kind == "xgboost":
@@ -380,12 +383,16 @@ def _load_xgboost(blob: bytes, meta: dict[str, Any], where: str):
     # UBJSON and JSON models both start with '{'; a pickle starts with b'\x80' and is refused
     # here, before any parser sees it (xgboost's own parser would not execute it either).
     if not blob[:1] == b"{":
-        raise ModelFileError(where, "not an XGBoost UBJSON/JSON model", "retrain: rerun the pipeline")
+        raise ModelFileError(
+            where, "not an XGBoost UBJSON/JSON model", "retrain: rerun the pipeline"
+        )
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(blob))
     except xgb.core.XGBoostError as exc:
-        raise ModelFileError(where, f"cannot read XGBoost model ({str(exc).splitlines()[0]})") from exc
+        raise ModelFileError(
+            where, f"cannot read XGBoost model ({str(exc).splitlines()[0]})"
+        ) from exc
     if booster.num_features() != int(meta["arch"]["n_features"]):
         raise ModelFileError(
             where,
@@ -419,6 +426,8 @@ def _load_torch(kind: str, blob: bytes, meta: dict[str, Any], where: str, device
         module.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ModelFileError(where, f"weights do not fit the {kind} architecture ({first})") from exc
+        raise ModelFileError(
+            where, f"weights do not fit the {kind} architecture ({first})"
+        ) from exc
     module.eval()
     return module.to(device)

@@ -123,7 +123,8 @@ class DistributedRunner:
         import dask.array as da
 
         parts = [
-            da.from_delayed(b, shape, dtype=np.float64) for b, shape in zip(blocks, shapes, strict=True)
+            da.from_delayed(b, shape, dtype=np.float64)
+            for b, shape in zip(blocks, shapes, strict=True)
         ]
         return da.concatenate(parts, axis=0)
 

@@ -44,8 +44,13 @@ def model_id(
         The market data fingerprint.
     """
     return _digest(
-        {"kind": kind, "params": params, "fold": int(fold), "features": feature_hash,
-         "data": fingerprint}
+        {
+            "kind": kind,
+            "params": params,
+            "fold": int(fold),
+            "features": feature_hash,
+            "data": fingerprint,
+        }
     )
 
 

@@ -46,7 +46,9 @@ def param_schema(kind: str) -> dict[str, dict[str, Any]]:
 
 def _int(where: str, value: Any, lo: int, hi: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(where, f"must be a whole number, got {value!r}", f"write e.g. {max(lo, 1)}")
+        raise ConfigError(
+            where, f"must be a whole number, got {value!r}", f"write e.g. {max(lo, 1)}"
+        )
     v = int(value)
     if v < lo or (hi is not None and v > hi):
         bound = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
@@ -101,7 +103,8 @@ def validate_ml_spec(
     kind = spec.get("kind")
     if kind not in KINDS:
         raise ConfigError(
-            f"{where}.kind", f"unknown ML kind {kind!r}{did_you_mean(str(kind), KINDS)}",
+            f"{where}.kind",
+            f"unknown ML kind {kind!r}{did_you_mean(str(kind), KINDS)}",
             f"choose one of {', '.join(KINDS)}",
         )
     allowed = allowed_keys(kind)
@@ -116,9 +119,14 @@ def validate_ml_spec(
     feats = spec.get("features")
     if isinstance(feats, str):
         feats = [feats]
-    if not isinstance(feats, list | tuple) or not feats or not all(isinstance(f, str) for f in feats):
+    if (
+        not isinstance(feats, list | tuple)
+        or not feats
+        or not all(isinstance(f, str) for f in feats)
+    ):
         raise ConfigError(
-            f"{where}.features", f"must be a non-empty list of feature names, got {feats!r}",
+            f"{where}.features",
+            f"must be a non-empty list of feature names, got {feats!r}",
             "e.g. features: [sma_10, rsi_14]",
         )
     if len(set(feats)) != len(feats):

@@ -160,11 +160,21 @@ def train_task(
             }
             bundle = ModelBundle(job.kind, meta, blob)
     rec = trace_record(
-        run_id=job.run_id, strategy=job.strategy, stage="train", key=job.key,
-        model_id=job.model_id, feature_hash=job.feature_hash, fold=job.fold, start=t0,
-        stop=time.time(), identity=ident, requested=dict(job.requested), rows=[a, e],
-        n_train=n_train, ok=bundle is not None,
-    )  # fmt: skip
+        run_id=job.run_id,
+        strategy=job.strategy,
+        stage="train",
+        key=job.key,
+        model_id=job.model_id,
+        feature_hash=job.feature_hash,
+        fold=job.fold,
+        start=t0,
+        stop=time.time(),
+        identity=ident,
+        requested=dict(job.requested),
+        rows=[a, e],
+        n_train=n_train,
+        ok=bundle is not None,
+    )
     return {"bundle": bundle, "reason": reason, "n_train": n_train, "trace": rec}
 
 
@@ -210,10 +220,20 @@ def infer_task(
         p = model.predict_proba(X, nthreads=ident["nthreads"]).reshape(n, n_sym)
         mid, fh = bundle.model_id, bundle.meta["feature_hash"]
     rec = trace_record(
-        run_id=job.run_id, strategy=job.strategy, stage="inference", key=job.key, model_id=mid,
-        feature_hash=fh, fold=job.fold, start=t0, stop=time.time(), identity=ident,
-        requested=dict(job.requested), rows=[job.start, job.stop], block=job.block,
-    )  # fmt: skip
+        run_id=job.run_id,
+        strategy=job.strategy,
+        stage="inference",
+        key=job.key,
+        model_id=mid,
+        feature_hash=fh,
+        fold=job.fold,
+        start=t0,
+        stop=time.time(),
+        identity=ident,
+        requested=dict(job.requested),
+        rows=[job.start, job.stop],
+        block=job.block,
+    )
     return {"p": p, "trace": rec}
 
 

@@ -26,7 +26,14 @@ from admf_dask.ml.registry import feature_hash as _feature_hash
 from admf_dask.ml.registry import model_id as _model_id
 from admf_dask.ml.registry import save_model
 from admf_dask.ml.spec import validate_ml_spec
-from admf_dask.ml.tasks import InferJob, TrainJob, assemble_task, infer_task, quality_task, train_task
+from admf_dask.ml.tasks import (
+    InferJob,
+    TrainJob,
+    assemble_task,
+    infer_task,
+    quality_task,
+    train_task,
+)
 
 log = logging.getLogger("admf_dask")
 
@@ -138,9 +145,11 @@ def _fingerprint(data: xr.Dataset) -> str:
 
 
 def _date(times: np.ndarray, i: int) -> str:
-    return str(np.datetime_as_string(times[i], unit="D")) if np.issubdtype(
-        times.dtype, np.datetime64
-    ) else str(times[i])
+    return (
+        str(np.datetime_as_string(times[i], unit="D"))
+        if np.issubdtype(times.dtype, np.datetime64)
+        else str(times[i])
+    )
 
 
 def _clean(v: float) -> float | None:
@@ -212,10 +221,11 @@ def run_ml_strategy(
     quality = _quality_table(ctx)
     if not folds:
         _fail(
-            ctx, where,
+            ctx,
+            where,
             f"{n_bars} bars are not more than train_window {spec['train_window']}: no fold trains",
             "lower train_window or load more history",
-        )  # fmt: skip
+        )
         quality[name] = []
         import dask.array as da
 
@@ -241,11 +251,24 @@ def run_ml_strategy(
         ids.append(mid)
         tkey = f"ml-train-{tag}-f{f.fold}-{mid[:10]}"
         job = TrainJob(
-            run_id=run_id, strategy=name, kind=kind, key=tkey, fold=f.fold, model_id=mid,
-            feature_hash=fhash, fingerprint=fprint, features=tuple(names), spec=spec,
-            train_start=f.train_start, train_end=f.train_end, predict_start=f.predict_start,
-            lookback=lookback, horizon=horizon, gpu=GPU in requested, requested=requested,
-        )  # fmt: skip
+            run_id=run_id,
+            strategy=name,
+            kind=kind,
+            key=tkey,
+            fold=f.fold,
+            model_id=mid,
+            feature_hash=fhash,
+            fingerprint=fprint,
+            features=tuple(names),
+            spec=spec,
+            train_start=f.train_start,
+            train_end=f.train_end,
+            predict_start=f.predict_start,
+            lookback=lookback,
+            horizon=horizon,
+            gpu=GPU in requested,
+            requested=requested,
+        )
         xp, xs = _take(xb, edges, f.train_start - lookback + 1, f.train_end)
         cp, cs = _take(cb, edges, f.train_start, f.predict_start)
         trained = runner.submit(train_task, job, xp, xs, cp, cs, key=tkey, ml=True)
@@ -262,15 +285,24 @@ def run_ml_strategy(
         qkey = f"ml-quality-{tag}-f{f.fold}"
         qualities.append(
             runner.submit(
-                quality_task, f.fold, horizon, inferred, cp, cs, f.predict_start, f.predict_end,
-                key=qkey, ml=False,
-            )  # fmt: skip
+                quality_task,
+                f.fold,
+                horizon,
+                inferred,
+                cp,
+                cs,
+                f.predict_start,
+                f.predict_end,
+                key=qkey,
+                ml=False,
+            )
         )
     blocks = [
-        runner.submit(assemble_task, int(chunks[j]), n_sym, by_chunk[j], key=f"ml-signal-{tag}-c{j}",
-                      ml=False)
+        runner.submit(
+            assemble_task, int(chunks[j]), n_sym, by_chunk[j], key=f"ml-signal-{tag}-c{j}", ml=False
+        )
         for j in range(len(chunks))
-    ]  # fmt: skip
+    ]
     small, blocks = runner.collect(trains + qualities, blocks)
     train_res, quality_res = small[: len(folds)], small[len(folds) :]
 
@@ -304,12 +336,13 @@ def run_ml_strategy(
         )
         if not ok:
             _fail(
-                ctx, where,
+                ctx,
+                where,
                 f"fold {f.fold} (train {_date(times, f.train_start)}..{_date(times, f.train_end - 1)}) "
                 f"could not train a {kind} model: {tr['reason']}; signal 0 for "
                 f"{_date(times, f.predict_start)}..{_date(times, f.predict_end - 1)}",
                 "check that fold's features and labels, or run without strict to accept signal 0",
-            )  # fmt: skip
+            )
     quality[name] = table
     shapes = [(int(c), n_sym) for c in chunks]
     arr = runner.to_array(blocks, shapes)

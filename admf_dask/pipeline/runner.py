@@ -138,20 +138,24 @@ def run(
     timer = _Timer()
     t_start = time.perf_counter()
     started_at = datetime.now(UTC).isoformat()
+    base_dir = Path(cfg.base_dir) if cfg.base_dir else None
+    # data is read and validated before any cluster starts: a bad file fails in a second
+    t_data = time.perf_counter()
+    data = load_market_data(cfg.data, base_dir=base_dir)
+    t_data = time.perf_counter() - t_data
     if client is None:
         client = session_client(cfg.cluster)
     cluster_info = describe_cluster(client)
     reporter.start(run_id, cluster_info.get("dashboard"))
     tmp: Path | None = rundir.temp_dir_for(target, run_id)
-    base_dir = Path(cfg.base_dir) if cfg.base_dir else None
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
         with client.as_current(), _maybe_profile(profile, tmp / "profile.html"), _quiet_zarr():
             with reporter.stage("data") as note, timer("data"):
-                data = load_market_data(cfg.data, base_dir=base_dir)
                 data = client.persist(data)
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
+            timer.timings["data"] = round(timer.timings["data"] + t_data, 4)
             with reporter.stage("features") as note, timer("features"):
                 features, feat_cache = feature_stage(data, cfg.features, client=client)
                 note(f"{len(features.data_vars)} variables, cache {feat_cache}")

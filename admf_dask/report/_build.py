@@ -52,12 +52,13 @@ from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load
 from admf_dask.report.figures import (
     COLORS,
-    PERCENT_METRICS,
     FONT,
+    PERCENT_METRICS,
     WIDTH,
     Line,
     _band_plot,
     _heatmap_plot,
+    axis_format,
     band_source,
     constant_param,
     drawdown_figure,
@@ -280,8 +281,7 @@ def _histogram(values: np.ndarray, name: str, lines: Sequence[Line], width: int)
                         line_width=2,
                     )
                 )
-        if name in ("total_return", "annual_return", "max_drawdown"):
-            fig.xaxis.formatter = NumeralTickFormatter(format="0%")
+        fig.xaxis.formatter = NumeralTickFormatter(format=axis_format(name))
     fig.y_range.start = 0
     return fig
 
@@ -458,7 +458,7 @@ const T = V.map(val => (!show || !Number.isFinite(val)) ? '' :
 const TC = V.map(val => Number.isFinite(val) && (val - lo) / (hi - lo) > 0.62 ? '#222222' : '#ffffff');
 fig.x_range.factors = lx; fig.y_range.factors = ly;
 mapper.low = lo; mapper.high = hi;
-bar.formatter.format = formats[m];
+bar.formatter.format = axis_formats[m];
 heat.data = {x: X, y: Y, value: V, count: C, text: T, text_color: TC};
 fig.title.text = `Mean ${m} by ${px} × ${py} (averaged over the other parameters)`;
 fig.below[0].axis_label = px; fig.left[0].axis_label = py;
@@ -470,8 +470,8 @@ fig.below[0].axis_label = px; fig.left[0].axis_label = py;
   }
   mf.x_range.factors = lv;
   ms.data = {x: lv, value: Array.from(s2, (v, i) => c2[i] ? v / c2[i] : NaN), count: Array.from(c2)};
-  mf.title.text = `Mean ${m} per ${name}`;
-  mf.left[0].formatter.format = formats[m];
+  mf.title.text = `Mean ${m} by ${name}`;
+  mf.left[0].formatter.format = axis_formats[m];
 });
 hover.tooltips = [[px, '@x'], [py, '@y'], ['mean ' + m, '@value{' + formats[m] + '}'],
                   ['portfolios', '@count']];
@@ -510,7 +510,7 @@ def _grid_tab(run: _load.RunData, src: ColumnDataSource) -> Any:
     metric = "sharpe" if "sharpe" in run.metrics else next(iter(run.metrics))
     px, py = axes[0], axes[1]
     values = run.metrics[metric]
-    h = int(min(640, max(300, 70 + 46 * len(py.levels))))
+    h = int(min(640, max(480, 70 + 46 * len(py.levels))))  # at least the two margins' height
     fig, heat, mapper = _heatmap_plot(values, px, py, metric, width=1000, height=h)
     show = len(px.levels) * len(py.levels) <= MAX_CELL_LABELS
     heat.data["text"], heat.data["text_color"] = _cell_text(heat.data["value"], metric, show)
@@ -537,6 +537,7 @@ def _grid_tab(run: _load.RunData, src: ColumnDataSource) -> Any:
             "names": names,
             "levels": {p.name: p.levels for p in axes},
             "formats": {k: metric_format(k) for k in run.metrics},
+            "axis_formats": {k: axis_format(k) for k in run.metrics},
             "percent": [k for k in run.metrics if k in PERCENT_METRICS],
             "max_labels": MAX_CELL_LABELS,
         },
@@ -561,9 +562,9 @@ def _marginal_plot(values: np.ndarray, p: _load.Param, metric: str, name: str) -
     mean, count = agg.group_mean(values, p.codes, np.zeros_like(p.codes), len(p.levels), 1)
     src = ColumnDataSource({"x": list(p.levels), "value": mean[0], "count": count[0]})
     f = figure(
-        title=f"Mean {metric} per {p.name}",
+        title=f"Mean {metric} by {p.name}",
         x_range=FactorRange(factors=list(p.levels)),
-        width=340,
+        width=350,
         height=240,
         tools="save",
         toolbar_location=None,
@@ -574,7 +575,8 @@ def _marginal_plot(values: np.ndarray, p: _load.Param, metric: str, name: str) -
     f.xgrid.grid_line_color = None
     f.vbar(x="x", top="value", width=0.7, source=src, color=COLORS["bar1"], fill_alpha=0.85)
     f.add_layout(Span(location=0, dimension="width", line_color="#888888", line_width=1))
-    f.yaxis.formatter = NumeralTickFormatter(format=metric_format(metric))
+    f.title.text_font_size = "13px"
+    f.yaxis.formatter = NumeralTickFormatter(format=axis_format(metric))
     f.add_tools(HoverTool(tooltips=[(p.name, "@x"), ("mean", "@value{0.000}"), ("n", "@count")]))
     return f
 

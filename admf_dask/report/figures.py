@@ -115,6 +115,13 @@ def style_legend(legend: Legend) -> None:
     legend.padding = 6
 
 
+def axis_format(metric: str) -> str:
+    """Numeral.js format of a metric on an axis or colour bar (coarser than in tables)."""
+    if metric in PERCENT_METRICS:
+        return "0[.]0%"
+    return "0,0" if metric == "n_orders" else "0[.]00"
+
+
 def metric_format(metric: str) -> str:
     """Numeral.js format of a metric (percent for returns and drawdowns)."""
     if metric in PERCENT_METRICS:
@@ -447,7 +454,7 @@ def _heatmap_plot(
     bar = ColorBar(
         color_mapper=mapper,
         ticker=BasicTicker(desired_num_ticks=8),
-        formatter=NumeralTickFormatter(format=metric_format(metric)),
+        formatter=NumeralTickFormatter(format=axis_format(metric)),
         label_standoff=8,
         width=14,
         major_label_text_font=FONT,
@@ -473,7 +480,8 @@ def _params_metrics_from(
     if isinstance(source, pd.DataFrame):
         if metric not in source:
             raise KeyError(f"no column {metric!r}; columns: {list(source.columns)}")
-        cols = [c for c in source.columns if c != metric and c not in _load.METRICS]
+        skip = {metric, "portfolio", *_load.METRICS}
+        cols = [c for c in source.columns if c not in skip]
         params = [_load.make_param(str(c), source[c].to_numpy()) for c in cols]
         return params, source[metric].to_numpy(np.float64)
     ds = _results_from(source) if not isinstance(source, xr.Dataset) else source

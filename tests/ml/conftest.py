@@ -15,9 +15,12 @@ def ml_client():
 
     cluster = make_local_cluster(
         ClusterConfig(
-            n_workers=2, threads_per_worker=1, ml_workers=1, memory_limit="2GiB",
+            n_workers=2,
+            threads_per_worker=1,
+            ml_workers=1,
+            memory_limit="2GiB",
             dashboard_address=None,
-        )  # fmt: skip
+        )
     )
     client = Client(cluster, set_as_default=False)
     yield client

@@ -48,6 +48,12 @@ def make_features(data: xr.Dataset) -> xr.Dataset:
 def make_ctx(client=None, run_dir=None, strict: bool = False, run_id: str = "test-run"):
     """A StrategyContext stand-in with the attributes the ML kinds use."""
     return SimpleNamespace(
-        client=client, run_id=run_id, base_dir=None, run_dir=run_dir, trace=[], warnings=[],
-        strict=strict, quality={},
+        client=client,
+        run_id=run_id,
+        base_dir=None,
+        run_dir=run_dir,
+        trace=[],
+        warnings=[],
+        strict=strict,
+        quality={},
     )

@@ -25,7 +25,9 @@ def test_take_rows_pads_before_the_data_with_nan():
     got = K.take_rows(parts, 10, 8, 13)  # rows 8..12, data covers 10..14
     assert np.isnan(got[:2]).all()
     np.testing.assert_array_equal(got[2:], np.arange(6.0).reshape(3, 2))
-    np.testing.assert_array_equal(K.take_rows(parts, 10, 12, 15), np.arange(4.0, 10.0).reshape(3, 2))
+    np.testing.assert_array_equal(
+        K.take_rows(parts, 10, 12, 15), np.arange(4.0, 10.0).reshape(3, 2)
+    )
 
 
 def test_sequence_windows_end_at_their_row():
@@ -45,7 +47,9 @@ def test_standardization_uses_given_rows_and_guards_constant_columns():
 
 
 def test_signal_from_proba():
-    np.testing.assert_array_equal(K.signal_from_proba(np.array([0.0, 0.5, 1.0, np.nan])), [-1, 0, 1, 0])
+    np.testing.assert_array_equal(
+        K.signal_from_proba(np.array([0.0, 0.5, 1.0, np.nan])), [-1, 0, 1, 0]
+    )
 
 
 def test_metrics_match_scipy():

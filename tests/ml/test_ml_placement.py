@@ -69,7 +69,9 @@ def test_ml_tasks_run_only_on_ml_worker_with_fusion_on(ml_client, tmp_path):
         tagged_only = da.zeros((800, 2), chunks=(100, 2)).map_blocks(_on_ml_worker, dtype=float)
     share = float(client.compute(tagged_only + 0).result().mean())
     if share == 1.0:  # pragma: no cover - depends on the dask version
-        warnings.warn("annotate-only map_blocks stayed on ML workers: pitfall not reproduced")
+        warnings.warn(
+            "annotate-only map_blocks stayed on ML workers: pitfall not reproduced", stacklevel=1
+        )
 
     data = make_market(360, 3, seed=21)
     feats = make_features(data)
@@ -77,8 +79,13 @@ def test_ml_tasks_run_only_on_ml_worker_with_fusion_on(ml_client, tmp_path):
     results = {}
     with get_task_stream(client) as ts:
         for kind, extra in SPECS.items():
-            spec = {"kind": kind, "features": FEATURES, "train_window": 150, "retrain_every": 100,
-                    **extra}  # fmt: skip
+            spec = {
+                "kind": kind,
+                "features": FEATURES,
+                "train_window": 150,
+                "retrain_every": 100,
+                **extra,
+            }
             ctx = make_ctx(client=client, run_dir=tmp_path / kind)
             sig = ml.run_ml_strategy(data, feats, spec, ctx, name=f"p_{kind}")
             # what the signal stage does next: persist under the default (fusing) optimizer

@@ -42,8 +42,13 @@ def runs(tmp_path_factory):
     out = {}
     for kind in ("xgboost", "mlp", "lstm"):
         run_dir = tmp_path_factory.mktemp(kind)
-        spec = {"kind": kind, "features": FEATURES, "train_window": 150, "retrain_every": 100,
-                "params": TINY[kind]}  # fmt: skip
+        spec = {
+            "kind": kind,
+            "features": FEATURES,
+            "train_window": 150,
+            "retrain_every": 100,
+            "params": TINY[kind],
+        }
         if kind == "lstm":
             spec["lookback"] = 8
         ctx = make_ctx(run_dir=run_dir)
@@ -78,7 +83,7 @@ def test_reload_gives_identical_predictions(runs, kind):
         # one batch is equal to ~1e-7, and exactly equal in the run's blocks (data time chunks)
         np.testing.assert_allclose(K.signal_from_proba(whole), sig[b:c], rtol=0, atol=1e-6)
         edges = [b, *range((b // 100 + 1) * 100, c, 100), c]
-        for s0, s1 in zip(edges[:-1], edges[1:]):
+        for s0, s1 in zip(edges[:-1], edges[1:], strict=True):
             p = predict(model, x, spec, s0, s1)
             np.testing.assert_array_equal(K.signal_from_proba(p), sig[s0:s1])
     listed = ml.list_models(models)
@@ -181,8 +186,10 @@ def test_model_id_is_a_content_hash():
     a = ml.model_id("mlp", {"x": 1}, 0, "fh", "fp")
     assert a == ml.model_id("mlp", {"x": 1}, 0, "fh", "fp")
     others = [
-        ml.model_id("lstm", {"x": 1}, 0, "fh", "fp"), ml.model_id("mlp", {"x": 2}, 0, "fh", "fp"),
-        ml.model_id("mlp", {"x": 1}, 1, "fh", "fp"), ml.model_id("mlp", {"x": 1}, 0, "gh", "fp"),
+        ml.model_id("lstm", {"x": 1}, 0, "fh", "fp"),
+        ml.model_id("mlp", {"x": 2}, 0, "fh", "fp"),
+        ml.model_id("mlp", {"x": 1}, 1, "fh", "fp"),
+        ml.model_id("mlp", {"x": 1}, 0, "gh", "fp"),
         ml.model_id("mlp", {"x": 1}, 0, "fh", "gp"),
-    ]  # fmt: skip
+    ]
     assert a not in others and len(set(others)) == 5

@@ -9,20 +9,46 @@ from ml_synth import make_ctx, make_features, make_market
 
 import admf_dask.ml as ml
 
-REQUIRED = {"run_id", "stage", "key", "model_id", "feature_hash", "fold", "worker", "resources",
-            "start", "stop"}  # fmt: skip
-QUALITY = {"fold", "train_start", "train_end", "predict_start", "predict_end", "n_train", "ic",
-           "rank_ic", "accuracy", "auc"}  # fmt: skip
+REQUIRED = {
+    "run_id",
+    "stage",
+    "key",
+    "model_id",
+    "feature_hash",
+    "fold",
+    "worker",
+    "resources",
+    "start",
+    "stop",
+}
+QUALITY = {
+    "fold",
+    "train_start",
+    "train_end",
+    "predict_start",
+    "predict_end",
+    "n_train",
+    "ic",
+    "rank_ic",
+    "accuracy",
+    "auc",
+}
 
 
 def test_trace_and_quality_records(tmp_path):
     data = make_market(400, 4, seed=3)
     ctx = make_ctx(run_id="r-123")
-    spec = {"kind": "xgboost", "features": ["ret_1", "ret_5", "ret_20"], "train_window": 150,
-            "retrain_every": 100, "params": {"n_estimators": 20, "max_depth": 3}}  # fmt: skip
+    spec = {
+        "kind": "xgboost",
+        "features": ["ret_1", "ret_5", "ret_20"],
+        "train_window": 150,
+        "retrain_every": 100,
+        "params": {"n_estimators": 20, "max_depth": 3},
+    }
     ml.run_ml_strategy(data, make_features(data), spec, ctx, name="xgb")
     assert [r["stage"] for r in ctx.trace] == ["train", "inference", "inference"] * 2 + [
-        "train", "inference"
+        "train",
+        "inference",
     ]
     for r in ctx.trace:
         assert REQUIRED <= set(r)

@@ -24,8 +24,14 @@ TINY = {
 
 
 def tiny_spec(kind: str, **over) -> dict:
-    spec = {"kind": kind, "features": FEATURES, "train_window": 150, "retrain_every": 100,
-            "horizon": 5, "params": TINY[kind]}  # fmt: skip
+    spec = {
+        "kind": kind,
+        "features": FEATURES,
+        "train_window": 150,
+        "retrain_every": 100,
+        "horizon": 5,
+        "params": TINY[kind],
+    }
     if kind == "lstm":
         spec["lookback"] = 10
     spec.update(over)
@@ -55,17 +61,22 @@ def test_fold_boundaries_exact():
     assert walk_forward_folds(505, 504, 252, 5) == [Fold(0, 0, 499, 504, 505)]
     # train_window not a multiple: the first window starts at 0, later ones slide
     assert walk_forward_folds(30, 10, 7, 2) == [
-        Fold(0, 0, 8, 10, 17), Fold(1, 7, 15, 17, 24), Fold(2, 14, 22, 24, 30),
-    ]  # fmt: skip
+        Fold(0, 0, 8, 10, 17),
+        Fold(1, 7, 15, 17, 24),
+        Fold(2, 14, 22, 24, 30),
+    ]
     with pytest.raises(ValueError):
         walk_forward_folds(100, 10, 5, 10)
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    n=st.integers(2, 400), tw=st.integers(2, 120), re=st.integers(1, 90), h=st.integers(1, 20),
+    n=st.integers(2, 400),
+    tw=st.integers(2, 120),
+    re=st.integers(1, 90),
+    h=st.integers(1, 20),
     extra=st.integers(0, 5),
-)  # fmt: skip
+)
 def test_folds_tile_and_purge_keeps_labels_before_the_first_predicted_bar(n, tw, re, h, extra):
     purge = h + extra
     if purge >= tw:
@@ -97,10 +108,19 @@ def test_training_rows_in_trace_follow_the_plan():
 def test_spec_defaults_and_errors():
     out = ml.validate_ml_spec("s", {"kind": "lstm", "features": ["a"]})
     assert out == {
-        "kind": "lstm", "features": ["a"], "horizon": 5, "train_window": 504, "retrain_every": 252,
-        "purge": 5, "lookback": 20, "params": default_params("lstm"), "seed": 0,
-    }  # fmt: skip
-    assert ml.validate_ml_spec("s", {"kind": "xgboost", "features": "a", "horizon": 3})["purge"] == 3
+        "kind": "lstm",
+        "features": ["a"],
+        "horizon": 5,
+        "train_window": 504,
+        "retrain_every": 252,
+        "purge": 5,
+        "lookback": 20,
+        "params": default_params("lstm"),
+        "seed": 0,
+    }
+    assert (
+        ml.validate_ml_spec("s", {"kind": "xgboost", "features": "a", "horizon": 3})["purge"] == 3
+    )
     bad = [
         ({"kind": "xgboost", "features": ["a"], "lookback": 5}, "strategies.s.lookback"),
         ({"kind": "mlp", "features": ["a"], "purge": 2}, "strategies.s.purge"),
@@ -109,13 +129,17 @@ def test_spec_defaults_and_errors():
         ({"kind": "mlp", "features": ["a"], "horizon": True}, "strategies.s.horizon"),
         ({"kind": "mlp", "features": ["a"], "horizon": 2.5}, "strategies.s.horizon"),
         ({"kind": "mlp", "features": ["a"], "params": {"hiden": 3}}, "strategies.s.params.hiden"),
-        ({"kind": "xgboost", "features": ["a"], "params": {"learning_rate": 0}},
-         "strategies.s.params.learning_rate"),
-        ({"kind": "xgboost", "features": ["a"], "params": {"random_state": 1}},
-         "strategies.s.params.random_state"),
+        (
+            {"kind": "xgboost", "features": ["a"], "params": {"learning_rate": 0}},
+            "strategies.s.params.learning_rate",
+        ),
+        (
+            {"kind": "xgboost", "features": ["a"], "params": {"random_state": 1}},
+            "strategies.s.params.random_state",
+        ),
         ({"kind": "mlp", "features": ["a"], "train_window": 5, "purge": 5}, "strategies.s.purge"),
         ({"kind": "svm", "features": ["a"]}, "strategies.s.kind"),
-    ]  # fmt: skip
+    ]
     for spec, where in bad:
         with pytest.raises(ConfigError) as err:
             ml.validate_ml_spec("s", spec)

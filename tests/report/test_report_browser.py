@@ -39,6 +39,11 @@ def _column(page, source: str, column: str) -> list:
     return page.evaluate(f"Array.from({MODEL}({json.dumps(source)}).data[{json.dumps(column)}])")
 
 
+def _bokeh_warnings(page) -> list[str]:
+    """BokehJS warnings (inconsistent column lengths, unset ranges) flag broken glyphs."""
+    return [w for w in page.warnings if "[bokeh" in w]
+
+
 def _assert_not_blank(png: bytes, what: str) -> dict[str, float]:
     stats = image_stats(png)
     assert stats["std"] > 8 and stats["colors"] > 100, f"{what} looks blank: {stats}"
@@ -105,6 +110,7 @@ def test_report_in_chromium(showcase_run: Path, showcase_report: Path, tmp_path:
         assert len(_column(page, "price_shown", "price")) == len(run.time)  # close prices
 
         assert page.errors == [], page.errors  # nothing thrown by the callbacks either
+        assert _bokeh_warnings(page) == []
 
 
 def test_bare_report_in_chromium(bare_run_dir: Path, tmp_path: Path) -> None:
@@ -120,3 +126,4 @@ def test_bare_report_in_chromium(bare_run_dir: Path, tmp_path: Path) -> None:
         _set(page, "portfolio_select", "1")
         assert page.errors == [], page.errors
         assert page.remote_requests() == []
+        assert _bokeh_warnings(page) == []
