@@ -20,8 +20,8 @@ Two families:
   single-pass result. Each symbol is seeded exactly as TA-Lib seeds a series that starts at
   its first valid bar (SMA seed for EMA/MACD, Wilder averages for RSI/ATR) with TA-Lib's
   operation order, except that Wilder smoothing multiplies by 1/period where TA-Lib divides
-  (<= 1 ulp per step, 3x faster); values match TA-Lib to ~1e-14 relative, EMA and the MACD
-  line bit for bit.
+  (<= 1 ulp per step, 3x faster); values match TA-Lib to ~1e-14 relative (EMA, RSI and the
+  MACD line bit for bit with the TA-Lib 0.8 build the tests use).
   *Missing bars*: a NaN bar is skipped; the state is carried through unchanged and the output
   on that bar is NaN. The result equals TA-Lib run on the symbol's valid bars only.
 """

@@ -61,9 +61,12 @@ def _run_window(
 ) -> Any:
     _count(label)
     res = func(*[_f64(_concat(p)) for p in piece_lists], offset=offset)
-    if n_out == 1:
-        return res[n_halo:]
-    return tuple(r[n_halo:] for r in res)
+    outs = (res,) if n_out == 1 else tuple(res)
+    # a view would keep the halo rows alive in persisted memory: copy when they weigh much
+    trimmed = tuple(
+        r[n_halo:].copy() if 4 * n_halo > r.shape[0] - n_halo else r[n_halo:] for r in outs
+    )
+    return trimmed[0] if n_out == 1 else trimmed
 
 
 def _run_chain(func: Callable[..., Any], label: str, n_out: int, *args) -> tuple[tuple, Any]:

@@ -44,7 +44,6 @@ ML_KINDS: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 
 
-
 def register_ml_kinds(replace: bool = False) -> list[str]:
     """Register ``xgboost``, ``mlp`` and ``lstm`` in `admf_dask.strategies`' registry.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,7 @@ def fit(
     seed: int,
     nthreads: int = 1,
     device: str = "cpu",
+    timing: dict[str, float] | None = None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Train one model on standardized rows and return ``(blob, architecture)``.
 
@@ -142,22 +144,26 @@ def fit(
         Threads the library may use (the worker's thread count).
     device : str
         ``cpu`` or ``cuda``.
+    timing : dict, optional
+        Receives ``fit_s``: seconds spent fitting (without waiting for the torch lock).
 
     Raises
     ------
     TrainingFailed
         The loss diverged (NaN/inf) or the library refused the data.
     """
+    timing = {} if timing is None else timing
     if kind == "xgboost":
-        return _fit_xgboost(x, y, params, seed, nthreads, device)
+        return _fit_xgboost(x, y, params, seed, nthreads, device, timing)
     if kind in TORCH_KINDS:
-        return _fit_torch(kind, x, y, params, seed, nthreads, device)
+        return _fit_torch(kind, x, y, params, seed, nthreads, device, timing)
     raise ValueError(f"unknown ML kind {kind!r}")
 
 
-def _fit_xgboost(x, y, params, seed, nthreads, device):
+def _fit_xgboost(x, y, params, seed, nthreads, device, timing):
     import xgboost as xgb
 
+    t0 = time.perf_counter()
     booster_params = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
@@ -182,6 +188,7 @@ def _fit_xgboost(x, y, params, seed, nthreads, device):
     except xgb.core.XGBoostError as exc:
         raise TrainingFailed(f"xgboost refused the data: {str(exc).splitlines()[0]}") from exc
     blob = bytes(booster.save_raw(raw_format="ubj"))
+    timing["fit_s"] = time.perf_counter() - t0
     return blob, {"n_features": int(x.shape[-1])}
 
 
@@ -226,7 +233,7 @@ def set_torch_threads(nthreads: int) -> None:
         torch.set_num_threads(n)
 
 
-def _fit_torch(kind, x, y, params, seed, nthreads, device):
+def _fit_torch(kind, x, y, params, seed, nthreads, device, timing):
     import torch
     import torch.nn.functional as F
 
@@ -236,6 +243,7 @@ def _fit_torch(kind, x, y, params, seed, nthreads, device):
         "layers": int(params["layers"]),
     }
     with _TORCH_LOCK:
+        t0 = time.perf_counter()
         set_torch_threads(nthreads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(int(seed))
@@ -261,6 +269,7 @@ def _fit_torch(kind, x, y, params, seed, nthreads, device):
                 loss.backward()
                 opt.step()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        timing["fit_s"] = time.perf_counter() - t0
     if not all(bool(torch.isfinite(v).all()) for v in state.values()):
         raise TrainingFailed("training diverged: the weights are not finite")
     buf = io.BytesIO()

@@ -115,6 +115,7 @@ def train_task(
     ok = K.finite_rows(X) & np.isfinite(y)
     X, y = X[ok], y[ok]
     bundle, reason = None, None
+    timing: dict[str, float] = {}
     n_train = int(y.size)
     current = X[:, -1, :] if seq else X  # standardization stats: the training rows' own bars
     mean, std = K.standardization_stats(current)
@@ -133,6 +134,7 @@ def train_task(
                 seed=int(spec["seed"]) + job.fold,
                 nthreads=ident["nthreads"],
                 device=_device(job.gpu),
+                timing=timing,
             )
         except TrainingFailed as exc:
             reason = str(exc)
@@ -174,6 +176,7 @@ def train_task(
         rows=[a, e],
         n_train=n_train,
         ok=bundle is not None,
+        fit_s=timing.get("fit_s"),
     )
     return {"bundle": bundle, "reason": reason, "n_train": n_train, "trace": rec}
 

@@ -41,6 +41,7 @@ def showcase_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         n_symbols=12,
         orders_per_portfolio=80,
         seed=11,
+        name="showcase grid",
     )
 
 

@@ -70,6 +70,7 @@ def make_run(
     manifest: bool = True,
     cash: bool = True,
     compress: bool = True,
+    name: str = "fixture run",
     chunks: tuple[int, int] = (252, 500),
     batch_size: int = 500,
     seed: int = 0,
@@ -179,9 +180,9 @@ def make_run(
         run_id = f"20260101T000000-{seed:04d}"
         doc: dict[str, Any] = {
             "run_id": run_id,
-            "name": "fixture run",
+            "name": name,
             "config": {
-                "name": "fixture run",
+                "name": name,
                 "data": {"source": "synthetic", "symbols": n_symbols, "bars": n_bars, "seed": 7},
                 "strategies": {
                     "trend": {"kind": "ma_crossover", "fast": "sma_10", "slow": "sma_50"},

@@ -78,7 +78,9 @@ def test_equity_band_exact_and_sketch_paths(tmp_path) -> None:
     rng = np.random.default_rng(3)
     eq = 1e6 * np.exp(rng.normal(0, 0.01, (300, 1200)).cumsum(axis=0))
     ds = xr.Dataset({"equity": (("time", "portfolio"), eq)})
-    ds.to_zarr(tmp_path / "r.zarr", encoding={"equity": {"chunks": (100, 250)}})
+    with warnings.catch_warnings():  # zarr v3 consolidated-metadata notice
+        warnings.simplefilter("ignore")
+        ds.to_zarr(tmp_path / "r.zarr", encoding={"equity": {"chunks": (100, 250)}})
     da = xr.open_zarr(tmp_path / "r.zarr", chunks=None)["equity"]
     exact = _load.equity_band(da, QS)  # one time chunk of all portfolios fits the budget
     assert exact.exact

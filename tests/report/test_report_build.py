@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 import tracemalloc
 from pathlib import Path
@@ -16,9 +17,8 @@ from bokeh.plotting import figure
 from report_runs import make_run, market_path
 
 from admf_dask.errors import InputError
-from admf_dask.report import build_report, equity_band_figure, heatmap_figure
 from admf_dask.report import _aggregate as agg
-from admf_dask.report import _build, _load
+from admf_dask.report import _build, _load, build_report, equity_band_figure, heatmap_figure
 from admf_dask.report.figures import heatmap_data
 
 
@@ -35,9 +35,12 @@ def _no_remote(html: str) -> None:
 
 
 def test_full_report(run_dir: Path, tmp_path: Path) -> None:
-    out = build_report(run_dir, tmp_path / "r.html")
-    assert out == tmp_path / "r.html"
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    out = build_report(str(run))  # default: run_dir / report.html
+    assert out == run / "report.html"
     html = out.read_text()
+    assert len(html) > 100_000  # Bokeh's JS is inline
     _no_remote(html)
     doc = _doc_json(html)
     for text in ("Overview", "Metrics", "Grid", "Portfolio", "ML", "Run", "fixture run"):
@@ -50,15 +53,6 @@ def test_full_report(run_dir: Path, tmp_path: Path) -> None:
     assert "Where and how long models ran" in doc  # ML trace timeline
 
 
-def test_default_output_path(run_dir: Path, tmp_path: Path) -> None:
-    import shutil
-
-    copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy)
-    assert build_report(str(copy)) == copy / "report.html"
-    assert (copy / "report.html").stat().st_size > 100_000  # Bokeh JS is inline
-
-
 def test_absent_optional_parts(bare_run_dir: Path, tmp_path: Path) -> None:
     """No orders, no signals, no ML: the report builds without those panels."""
     doc = _doc_json(build_report(bare_run_dir, tmp_path / "r.html").read_text())
@@ -68,7 +62,7 @@ def test_absent_optional_parts(bare_run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_without_manifest_and_empty_orders(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", manifest=False, ml=False, signals=False)
+    run = make_run(tmp_path / "run", manifest=False, ml=False, signals=False, n_bars=60)
     for f in (run / "orders.parquet").iterdir():  # an orders folder with no files
         f.unlink()
     out = build_report(run, tmp_path / "r.html")
@@ -156,10 +150,12 @@ def test_notebook_figures(run_dir: Path) -> None:
 
 
 def test_one_and_zero_varying_parameters(tmp_path: Path) -> None:
-    one = make_run(tmp_path / "one", grid={"stop_loss": [None, 0.05, 0.1]}, ml=False)
+    one = make_run(tmp_path / "one", grid={"stop_loss": [None, 0.05, 0.1]}, ml=False, n_bars=60)
     doc = _doc_json(build_report(one, tmp_path / "one.html").read_text())
     assert "Mean sharpe by stop_loss × all" in doc
-    zero = make_run(tmp_path / "zero", grid={"strategy": ["trend"]}, ml=False, orders=False)
+    zero = make_run(
+        tmp_path / "zero", grid={"strategy": ["trend"]}, ml=False, orders=False, n_bars=60
+    )
     doc = _doc_json(build_report(zero, tmp_path / "zero.html").read_text())
     assert "nothing to compare" in doc
 

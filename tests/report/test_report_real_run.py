@@ -15,11 +15,10 @@ from admf_dask.report import _load, build_report
 
 @pytest.mark.slow
 def test_report_of_a_real_run(small_pipeline: dict, client, tmp_path: Path) -> None:
-    small_pipeline["output"] = {"path": str(tmp_path / "run"), "report": True}
+    small_pipeline["output"] = {"path": str(tmp_path / "run"), "report": False}
     small_pipeline["portfolios"]["grid"]["allow_short"] = [False, True]
     result = ad.run(ad.load_pipeline(small_pipeline), client=client)
     run = Path(result.path)
-    assert (run / "report.html").stat().st_size > 100_000  # written by the pipeline itself
 
     ds = xr.open_zarr(run / "results.zarr", chunks=None)
     data = _load.load_run(run, ds)
