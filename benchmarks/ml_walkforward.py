@@ -8,8 +8,9 @@ processes (client + workers: CPU seconds / (wall x cores)).
 
     .venv/bin/python benchmarks/ml_walkforward.py [--symbols 100] [--bars 2520] [--local]
 
-Default cluster: one ML worker holding every core (ML tasks only run on ML workers, so an
-untagged worker would sit idle here). Models are kept modest so the whole run takes a few
+Default cluster: one single-thread ML worker per core (ML tasks only run on ML workers, so an
+untagged worker would sit idle here; and torch with 2 intra-op threads on small models stalls
+at every OpenMP barrier when the machine is oversubscribed: ``--layout one`` shows it). Models are kept modest so the whole run takes a few
 minutes on 2 cores.
 """
 
@@ -91,6 +92,12 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=504, help="bars per data time chunk")
     ap.add_argument("--kinds", default="xgboost,mlp,lstm")
     ap.add_argument("--local", action="store_true", help="no cluster: local threaded scheduler")
+    ap.add_argument(
+        "--layout",
+        choices=("per-core", "one"),
+        default="per-core",
+        help="per-core: one 1-thread ML worker per core; one: a single ML worker with all cores",
+    )
     args = ap.parse_args()
 
     from admf_dask.cluster import detect_machine
@@ -106,9 +113,14 @@ def main() -> None:
         from admf_dask.cluster import make_local_cluster
         from admf_dask.config.models import ClusterConfig
 
-        cfg = ClusterConfig(
-            n_workers=1, threads_per_worker=cores, ml_workers=1, dashboard_address=None
-        )
+        if args.layout == "per-core":  # one single-thread ML worker per core
+            cfg = ClusterConfig(
+                n_workers=cores, threads_per_worker=1, ml_workers=cores, dashboard_address=None
+            )
+        else:  # one ML worker holding every core
+            cfg = ClusterConfig(
+                n_workers=1, threads_per_worker=cores, ml_workers=1, dashboard_address=None
+            )
         cluster = make_local_cluster(cfg)
         client = Client(cluster, set_as_default=False)
         pids += list(_warm(client).values())
@@ -119,7 +131,12 @@ def main() -> None:
         import xgboost  # noqa: F401
 
         torch.zeros(1)
-    where = "local threads" if args.local else f"1 ML worker x {cores} threads"
+    if args.local:
+        where = "local threads"
+    elif args.layout == "per-core":
+        where = f"{cores} ML workers x 1 thread"
+    else:
+        where = f"1 ML worker x {cores} threads"
     print(
         f"ML walk-forward: {args.symbols} symbols x {args.bars} bars, train_window 504, "
         f"retrain_every 252, {FEATURES.__len__()} features, {where}, {cores} cores"

@@ -301,41 +301,49 @@ ATR_STATE = 3  # valid bars seen, previous close, TR seed sum / previous ATR
 MACD_STATE = 7  # valid bars, slow seed sum, fast seed sum, slow EMA, fast EMA, signal sum/EMA, -
 
 
+# Each recursive kernel handles a row in two passes: a branch-free pass over all symbols that
+# updates the symbols in their steady state (masked selects, so LLVM vectorizes it), then, only
+# if some valid symbol of the row is still warming up (seeding), a scalar pass for those. A
+# state count above the seed length marks a steady symbol; NaN bars leave the state untouched.
+
+
 @njit(**_JIT)
 def _ema_kernel(x, period, state):  # pragma: no cover - numba
     n_t, n_s = x.shape
     out = np.empty((n_t, n_s))
     k = 2.0 / float(period + 1)  # TA-Lib PER_TO_K
+    lim = period - 0.5  # steady once `period` valid bars were seen
     for t in range(n_t):
+        warm = False
         for s in range(n_s):
             v = x[t, s]
-            if v != v:
-                out[t, s] = np.nan
-                continue
-            n = state[0, s] + 1.0
-            if n > period:  # steady state first: the common case
-                p = state[2, s]
-                p = ((v - p) * k) + p
-                state[2, s] = p
-                out[t, s] = p
-                continue
-            state[0, s] = n
-            state[1, s] += v
-            if n == period:
-                state[2, s] = state[1, s] / period
-                out[t, s] = state[2, s]
-                state[0, s] = n + 1.0  # steady from now on (the count stops growing)
-            else:
-                out[t, s] = np.nan
+            ok = v == v
+            st = state[0, s] > lim
+            prev = state[2, s]
+            p = ((v - prev) * k) + prev
+            m = ok & st
+            state[2, s] = p if m else prev
+            out[t, s] = p if m else np.nan
+            warm |= ok & (st ^ True)
+        if warm:
+            for s in range(n_s):
+                v = x[t, s]
+                if v != v or state[0, s] > lim:
+                    continue
+                n = state[0, s] + 1.0
+                state[0, s] = n
+                state[1, s] += v  # seed: SMA of the first `period` valid bars
+                if n == period:
+                    state[2, s] = state[1, s] / period
+                    out[t, s] = state[2, s]
     return out
 
 
 @njit(**_JIT)
 def _rsi_value(gain, loss):  # pragma: no cover - numba
     tot = gain + loss
-    if -_TA_EPSILON < tot < _TA_EPSILON:
-        return 0.0
-    return 100.0 * (gain / tot)
+    # TA-Lib's TA_IS_ZERO: no movement at all gives 0
+    return 0.0 if (-_TA_EPSILON < tot) & (tot < _TA_EPSILON) else 100.0 * (gain / tot)
 
 
 @njit(**_JIT)
@@ -344,45 +352,53 @@ def _rsi_kernel(x, period, state):  # pragma: no cover - numba
     out = np.empty((n_t, n_s))
     pm1 = float(period - 1)
     inv_p = 1.0 / period
+    lim = period + 0.5  # steady once period+1 valid bars (period changes) were seen
     for t in range(n_t):
+        warm = False
         for s in range(n_s):
             v = x[t, s]
-            if v != v:
-                out[t, s] = np.nan
-                continue
-            n = state[0, s] + 1.0
+            ok = v == v
+            st = state[0, s] > lim
             d = v - state[1, s]
-            state[1, s] = v
-            if n > period + 1:  # steady state: Wilder smoothing
-                loss = (state[3, s] * pm1 - min(d, 0.0)) * inv_p
-                gain = (state[2, s] * pm1 + max(d, 0.0)) * inv_p
-                state[3, s] = loss
-                state[2, s] = gain
-                out[t, s] = _rsi_value(gain, loss)
-                continue
-            state[0, s] = n
-            if n == 1.0:  # first bar: no change yet
-                out[t, s] = np.nan
-                continue
-            # Wilder's seed: plain average of the first `period` changes
-            if d < 0.0:
-                state[3, s] -= d
-            else:
-                state[2, s] += d
-            if n == period + 1:
-                state[3, s] /= period
-                state[2, s] /= period
-                out[t, s] = _rsi_value(state[2, s], state[3, s])
-                state[0, s] = n + 1.0
-            else:
-                out[t, s] = np.nan
+            lo0 = state[3, s]
+            g0 = state[2, s]
+            # Wilder smoothing (TA-Lib: *(period-1), add the move, /period)
+            loss = (lo0 * pm1 - min(d, 0.0)) * inv_p
+            gain = (g0 * pm1 + max(d, 0.0)) * inv_p
+            m = ok & st
+            state[3, s] = loss if m else lo0
+            state[2, s] = gain if m else g0
+            state[1, s] = v if m else state[1, s]
+            out[t, s] = _rsi_value(gain, loss) if m else np.nan
+            warm |= ok & (st ^ True)
+        if warm:
+            for s in range(n_s):
+                v = x[t, s]
+                if v != v or state[0, s] > lim:
+                    continue
+                n = state[0, s] + 1.0
+                state[0, s] = n
+                d = v - state[1, s]
+                state[1, s] = v
+                if n == 1.0:  # first bar: no change yet
+                    continue
+                # Wilder's seed: plain average of the first `period` changes
+                if d < 0.0:
+                    state[3, s] -= d
+                else:
+                    state[2, s] += d
+                if n == period + 1:
+                    state[3, s] /= period
+                    state[2, s] /= period
+                    out[t, s] = _rsi_value(state[2, s], state[3, s])
+                    state[0, s] = n + 1.0
     return out
 
 
 @njit(**_JIT)
 def _true_range(h, lo, pc):  # pragma: no cover - numba
     # TA-Lib TRANGE: the largest of the three (max() picks the same value, without branches)
-    return max(h - lo, abs(pc - h), abs(pc - lo))
+    return max(h - lo, max(abs(pc - h), abs(pc - lo)))
 
 
 @njit(**_JIT)
@@ -391,33 +407,41 @@ def _atr_kernel(high, low, close, period, state):  # pragma: no cover - numba
     out = np.empty((n_t, n_s))
     pm1 = float(period - 1)
     inv_p = 1.0 / period
+    lim = period + 0.5  # steady once period+1 valid bars (period true ranges) were seen
     for t in range(n_t):
+        warm = False
         for s in range(n_s):
             h = high[t, s]
             lo = low[t, s]
             c = close[t, s]
-            if h != h or lo != lo or c != c:
-                out[t, s] = np.nan
-                continue
-            n = state[0, s] + 1.0
+            ok = (h == h) & (lo == lo) & (c == c)  # a bar is missing if any is NaN
+            st = state[0, s] > lim
             pc = state[1, s]
-            state[1, s] = c
-            if n > period + 1:  # steady state: Wilder smoothing
-                a = (state[2, s] * pm1 + _true_range(h, lo, pc)) * inv_p
-                state[2, s] = a
-                out[t, s] = a
-                continue
-            state[0, s] = n
-            if n == 1.0:
-                out[t, s] = np.nan
-                continue
-            state[2, s] += _true_range(h, lo, pc)  # seed: mean of the first `period` TRs
-            if n == period + 1:
-                state[2, s] = state[2, s] / period
-                out[t, s] = state[2, s]
-                state[0, s] = n + 1.0
-            else:
-                out[t, s] = np.nan
+            prev = state[2, s]
+            a = (prev * pm1 + _true_range(h, lo, pc)) * inv_p  # Wilder smoothing
+            m = ok & st
+            state[2, s] = a if m else prev
+            state[1, s] = c if m else pc
+            out[t, s] = a if m else np.nan
+            warm |= ok & (st ^ True)
+        if warm:
+            for s in range(n_s):
+                h = high[t, s]
+                lo = low[t, s]
+                c = close[t, s]
+                if h != h or lo != lo or c != c or state[0, s] > lim:
+                    continue
+                n = state[0, s] + 1.0
+                state[0, s] = n
+                pc = state[1, s]
+                state[1, s] = c
+                if n == 1.0:
+                    continue
+                state[2, s] += _true_range(h, lo, pc)  # seed: mean of the first `period` TRs
+                if n == period + 1:
+                    state[2, s] = state[2, s] / period
+                    out[t, s] = state[2, s]
+                    state[0, s] = n + 1.0
     return out
 
 
@@ -430,60 +454,61 @@ def _macd_kernel(x, fast, slow, signal, state):  # pragma: no cover - numba
     fast_k = 2.0 / float(fast + 1)
     slow_k = 2.0 / float(slow + 1)
     sig_k = 2.0 / float(signal + 1)
-    steady = slow + signal - 1  # first bar with all three outputs
+    first = slow + signal - 1  # valid bars up to the first bar with all three outputs
+    lim = first - 0.5
     for t in range(n_t):
+        warm = False
         for s in range(n_s):
             v = x[t, s]
-            if v != v:
-                macd[t, s] = np.nan
-                sig[t, s] = np.nan
-                hist[t, s] = np.nan
-                continue
-            n = state[0, s] + 1.0
-            if n > steady:  # steady state: three EMAs in lockstep (TA-Lib's order)
-                f = (v - state[4, s]) * fast_k + state[4, s]
-                sl = (v - state[3, s]) * slow_k + state[3, s]
-                m = f - sl
-                p = (m - state[6, s]) * sig_k + state[6, s]
-                state[4, s] = f
-                state[3, s] = sl
-                state[6, s] = p
-                macd[t, s] = m
-                sig[t, s] = p
-                hist[t, s] = m - p
-                continue
-            state[0, s] = n
-            if n <= slow:
-                # seeds: slow over the first `slow` bars, fast over the last `fast` of them
-                # (TA-Lib aligns the fast EMA to start where the slow one does)
-                state[1, s] += v
-                if n > slow - fast:
-                    state[2, s] += v
-                if n < slow:
-                    macd[t, s] = np.nan
-                    sig[t, s] = np.nan
-                    hist[t, s] = np.nan
+            ok = v == v
+            st = state[0, s] > lim
+            # three EMAs in lockstep, TA-Lib's order: ((x - prev) * k) + prev
+            f0 = state[4, s]
+            s0 = state[3, s]
+            p0 = state[6, s]
+            f = (v - f0) * fast_k + f0
+            sl = (v - s0) * slow_k + s0
+            m_ = f - sl
+            p = (m_ - p0) * sig_k + p0
+            m = ok & st
+            state[4, s] = f if m else f0
+            state[3, s] = sl if m else s0
+            state[6, s] = p if m else p0
+            macd[t, s] = m_ if m else np.nan
+            sig[t, s] = p if m else np.nan
+            hist[t, s] = m_ - p if m else np.nan
+            warm |= ok & (st ^ True)
+        if warm:
+            for s in range(n_s):
+                v = x[t, s]
+                if v != v or state[0, s] > lim:
                     continue
-                state[3, s] = state[1, s] / slow
-                state[4, s] = state[2, s] / fast
-                m = state[4, s] - state[3, s]
-                state[5, s] = 0.0 + m
-            else:
-                state[4, s] = (v - state[4, s]) * fast_k + state[4, s]
-                state[3, s] = (v - state[3, s]) * slow_k + state[3, s]
-                m = state[4, s] - state[3, s]
-                state[5, s] += m  # signal seed: sum of the first `signal` MACD values
-            if n == steady:
-                p = state[5, s] / signal
-                state[6, s] = p
-                macd[t, s] = m
-                sig[t, s] = p
-                hist[t, s] = m - p
-                state[0, s] = n + 1.0
-            else:
-                macd[t, s] = np.nan
-                sig[t, s] = np.nan
-                hist[t, s] = np.nan
+                n = state[0, s] + 1.0
+                state[0, s] = n
+                if n <= slow:
+                    # seeds: slow over the first `slow` bars, fast over the last `fast` of
+                    # them (TA-Lib aligns the fast EMA to start where the slow one does)
+                    state[1, s] += v
+                    if n > slow - fast:
+                        state[2, s] += v
+                    if n < slow:
+                        continue
+                    state[3, s] = state[1, s] / slow
+                    state[4, s] = state[2, s] / fast
+                    m_ = state[4, s] - state[3, s]
+                    state[5, s] = 0.0 + m_
+                else:
+                    state[4, s] = (v - state[4, s]) * fast_k + state[4, s]
+                    state[3, s] = (v - state[3, s]) * slow_k + state[3, s]
+                    m_ = state[4, s] - state[3, s]
+                    state[5, s] += m_  # signal seed: sum of the first `signal` MACD values
+                if n == first:
+                    p = state[5, s] / signal
+                    state[6, s] = p
+                    macd[t, s] = m_
+                    sig[t, s] = p
+                    hist[t, s] = m_ - p
+                    state[0, s] = n + 1.0
     return macd, sig, hist
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +138,7 @@ class Choice:
     label: str
 
 
-# -- helpers ------------------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 def _score(run: _load.RunData, ds: xr.Dataset) -> tuple[str, np.ndarray]:
     """The ranking metric: sharpe, else total return (from the metrics or from the curves)."""
     for name in ("sharpe", "total_return"):
@@ -196,7 +195,7 @@ def _period(run: _load.RunData) -> str:
     return f"{run.time[0]:%Y-%m-%d} → {run.time[-1]:%Y-%m-%d}"
 
 
-# -- Overview -----------------------------------------------------------------------------------------
+# -- Overview --------------------------------------------------------------------------------------
 def _header(
     run: _load.RunData, score_name: str, score: np.ndarray, lines: Sequence[Line], n_orders: int
 ) -> Div:
@@ -288,7 +287,6 @@ def _histogram(values: np.ndarray, name: str, lines: Sequence[Line], width: int)
 
 def _overview(
     run: _load.RunData,
-    ds: xr.Dataset,
     band: _load.Band,
     lines: list[Line],
     score_name: str,
@@ -310,7 +308,7 @@ def _overview(
     return column(_header(run, score_name, score, lines, n_orders), eq, row(dd, hist))
 
 
-# -- Metrics table ------------------------------------------------------------------------------------
+# -- Metrics table ---------------------------------------------------------------------------------
 def _metrics_source(run: _load.RunData) -> ColumnDataSource:
     """One row per portfolio: id, grid values, level codes (for the JS filters), metrics.
 
@@ -429,7 +427,7 @@ info.text = `${k.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} portfo
     return column(row(*selects, msel, lo, hi, info), note, table)
 
 
-# -- Grid heatmap ---------------------------------------------------------------------------------
+# -- Grid heatmap ----------------------------------------------------------------------------------
 HEAT_JS = """
 const m = metric.value; let px = xs.value, py = ys.value;
 if (px === py) {
@@ -581,7 +579,7 @@ def _marginal_plot(values: np.ndarray, p: _load.Param, metric: str, name: str) -
     return f
 
 
-# -- Portfolio tab --------------------------------------------------------------------------------
+# -- Portfolio tab ---------------------------------------------------------------------------------
 PORTFOLIO_JS = """
 const k = Number(choice.value);
 const syms = symbols_by_choice[k] || [];
@@ -632,14 +630,28 @@ def _choice_info(run: _load.RunData, c: Choice, n_orders: int, shown: int) -> st
     return f"<div class='sub'>{' · '.join(rows)} · {orders}</div>"
 
 
-def _portfolio_tab(
+@dataclass
+class _PortfolioData:
+    """What the Portfolio tab embeds for its few selectable portfolios."""
+
+    series: dict[str, Any]  # time, eq_k, dd_k, gross_k, net_k (k: choice index)
+    orders: dict[str, Any]  # columns choice, sym, time, qty, price, commission, reason (codes)
+    prices: dict[str, Any]  # time and one close column per embedded symbol
+    symbols: list[str]  # symbol names (orders.sym codes)
+    reasons: list[str]  # reason names (orders.reason codes)
+    symbols_by_choice: list[list[str]]  # symbols with embedded orders, most traded first
+    infos: list[str]  # one HTML line per choice
+    has_close: bool  # exposure marked at close prices (else at fill prices)
+
+
+def _portfolio_data(
     run: _load.RunData,
     ds: xr.Dataset,
     choices: list[Choice],
     orders: pd.DataFrame | None,
     prices: pd.DataFrame | None,
-    price_note: str,
-) -> Any:
+) -> _PortfolioData:
+    """Equity, drawdown and exposure of each choice; its orders (capped) and close prices."""
     ids = [c.pid for c in choices]
     eq = _load.equity_columns(ds["equity"], ids)
     times = run.time.values
@@ -666,9 +678,8 @@ def _portfolio_tab(
         sub = orders[orders["portfolio"] == c.pid] if orders is not None else None
         n_sub = 0 if sub is None else len(sub)
         if sub is not None and n_sub:
-            t_idx = np.clip(
-                np.searchsorted(times, sub["time"].values, side="right") - 1, 0, n_t - 1
-            )
+            when = sub["time"].values.astype("datetime64[ns]")
+            t_idx = np.clip(np.searchsorted(times, when, side="right") - 1, 0, n_t - 1)
             s_idx = sub["symbol"].map(sym_pos).to_numpy()
             shares = agg.positions_from_orders(t_idx, s_idx, sub["qty"].values, n_t, len(symbols))
             # mark at the close; a symbol without close prices at its last fill price
@@ -696,7 +707,6 @@ def _portfolio_tab(
         else:
             symbols_by_choice.append([])
             infos.append(_choice_info(run, c, 0, 0))
-    has_orders = bool(kept_frames)
     allo = pd.concat(kept_frames, ignore_index=True) if kept_frames else None
     odata: dict[str, Any] = {
         k: [] for k in ("choice", "sym", "time", "qty", "price", "commission", "reason")
@@ -724,6 +734,32 @@ def _portfolio_tab(
             if np.isfinite(col).any():
                 price_cols[s] = col.astype(np.float32)
 
+    return _PortfolioData(
+        series=pdata,
+        orders=odata,
+        prices=price_cols,
+        symbols=symbols,
+        reasons=reasons,
+        symbols_by_choice=symbols_by_choice,
+        infos=infos,
+        has_close=price_mat is not None,
+    )
+
+
+def _portfolio_tab(
+    run: _load.RunData,
+    ds: xr.Dataset,
+    choices: list[Choice],
+    orders: pd.DataFrame | None,
+    prices: pd.DataFrame | None,
+    price_note: str,
+) -> tuple[Any, CustomJS]:
+    """The Portfolio tab and its update callback (also run once at document_ready)."""
+    d = _portfolio_data(run, ds, choices, orders, prices)
+    pdata, symbols_by_choice, price_cols = d.series, d.symbols_by_choice, d.prices
+    times = run.time.values
+    n_t = len(times)
+    has_orders = any(symbols_by_choice)
     pdata_src = ColumnDataSource(pdata)
     # the shown portfolio's series; starts as the first choice (document_ready refills it)
     cur = ColumnDataSource(
@@ -736,7 +772,7 @@ def _portfolio_tab(
         },
         name="current_portfolio",
     )
-    orders_src = ColumnDataSource(odata)
+    orders_src = ColumnDataSource(d.orders)
     prices_src = ColumnDataSource(price_cols)
     first = symbols_by_choice[0][0] if symbols_by_choice and symbols_by_choice[0] else None
     price_view = ColumnDataSource(
@@ -759,7 +795,14 @@ def _portfolio_tab(
         width=620,
         name="portfolio_select",
     )
-    sym_sel = Select(title="symbol", value="", options=[""], width=160, name="symbol_select")
+    sym_sel = Select(
+        title="symbol",
+        value="",
+        options=[""],
+        width=160,
+        name="symbol_select",
+        visible=has_orders,
+    )
     info = div("", width=WIDTH)
 
     tools = "xpan,xwheel_zoom,box_zoom,reset,save"
@@ -785,7 +828,7 @@ def _portfolio_tab(
     side = figure(
         title=(
             "Exposure (fraction of equity)"
-            + ("" if price_mat is not None else ", marked at last fill prices")
+            + ("" if d.has_close else ", marked at last fill prices")
             if has_orders
             else "Drawdown of the selected portfolio"
         ),
@@ -886,11 +929,11 @@ def _portfolio_tab(
             "pdata": pdata_src,
             "cur": cur,
             "info": info,
-            "infos": infos,
+            "infos": d.infos,
             "orders": orders_src,
             "symbols_by_choice": symbols_by_choice,
-            "symbol_names": symbols,
-            "reason_names": reasons,
+            "symbol_names": d.symbols,
+            "reason_names": d.reasons,
             "table": table_src,
             "buy": buy,
             "sell": sell,
@@ -906,7 +949,7 @@ def _portfolio_tab(
     notes = [f"Selectable: the {TOP_N} best by the score and the median and worst portfolio."]
     if orders is None:
         notes.append("This run wrote no orders (output.orders: false or none traded).")
-    elif price_mat is None:
+    elif not d.has_close:
         notes.append(f"Close prices: {esc(price_note)}; positions are marked at fill prices.")
     parts: list[Any] = [
         row(choice_sel, sym_sel),
@@ -919,7 +962,7 @@ def _portfolio_tab(
     return column(*parts), cb
 
 
-# -- ML -------------------------------------------------------------------------------------------
+# -- ML --------------------------------------------------------------------------------------------
 def _has_ml(m: dict[str, Any]) -> bool:
     kinds = {"xgboost", "lstm", "mlp"}
     strategies = (m.get("config") or {}).get("strategies") or {}
@@ -1144,7 +1187,7 @@ def _ml_tab(m: dict[str, Any]) -> Any:
     return column(*parts)
 
 
-# -- Run details ----------------------------------------------------------------------------------
+# -- Run details -----------------------------------------------------------------------------------
 def _kv(rows: Sequence[tuple[str, str]]) -> str:
     return (
         "<table class='kv'>"
@@ -1285,7 +1328,7 @@ def _fmt_bytes(v: Any) -> str:
     return f"{b:.1f} PiB"
 
 
-# -- entry point ----------------------------------------------------------------------------------
+# -- entry point -----------------------------------------------------------------------------------
 def build_report(
     run_dir: str | Path,
     out: Path | None = None,
@@ -1320,7 +1363,6 @@ def build_report(
     InputError
         The folder is not a run folder, or ``chosen_portfolio`` is out of range.
     """
-    t0 = _time.perf_counter()
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(str(run_dir), "no such run folder", "pass the folder a run wrote (--out)")
@@ -1345,9 +1387,7 @@ def build_report(
     metrics_src = _metrics_source(run)
     portfolio_panel, portfolio_cb = _portfolio_tab(run, ds, choices, orders, prices, price_note)
     tabs = [
-        TabPanel(
-            child=_overview(run, ds, band, lines, score_name, score, n_orders), title="Overview"
-        ),
+        TabPanel(child=_overview(run, band, lines, score_name, score, n_orders), title="Overview"),
         TabPanel(child=_metrics_tab(run, metrics_src), title="Metrics"),
         TabPanel(child=_grid_tab(run, metrics_src), title="Grid"),
         TabPanel(child=portfolio_panel, title="Portfolio"),
@@ -1368,5 +1408,4 @@ def build_report(
     out = Path(out) if out is not None else run_dir / "report.html"
     out.write_text(page, encoding="utf-8")
     ds.close()
-    _ = _time.perf_counter() - t0
     return out

@@ -137,7 +137,7 @@ def load_run(run_dir: Path, ds: xr.Dataset) -> RunData:
     return RunData(
         run_dir=run_dir,
         manifest=manifest,
-        time=pd.DatetimeIndex(ds["time"].values),
+        time=pd.DatetimeIndex(ds["time"].values).as_unit("ns"),
         n_portfolios=n,
         params=params,
         metrics=metrics,

@@ -131,7 +131,7 @@ def metric_format(metric: str) -> str:
     return "0.000"
 
 
-# -- equity band ----------------------------------------------------------------------------------
+# -- equity band -----------------------------------------------------------------------------------
 @dataclass
 class Line:
     """One highlighted portfolio: its role (best/median/worst/…), id, legend label and curve."""
@@ -367,7 +367,7 @@ def equity_band_figure(
     return _band_plot(src, band, lines, title=title, width=width, height=height)
 
 
-# -- heatmap --------------------------------------------------------------------------------------
+# -- heatmap ---------------------------------------------------------------------------------------
 def heatmap_data(
     values: np.ndarray, px: _load.Param, py: _load.Param
 ) -> dict[str, list | np.ndarray]:
