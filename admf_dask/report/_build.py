@@ -1367,6 +1367,25 @@ def build_report(
     if not run_dir.is_dir():
         raise InputError(str(run_dir), "no such run folder", "pass the folder a run wrote (--out)")
     ds = _load.open_results(run_dir)
+    try:
+        page = _render(run_dir, ds, chosen_portfolio, market_data, top)
+    finally:
+        ds.close()
+    out = Path(out) if out is not None else run_dir / "report.html"
+    tmp = out.with_name(out.name + ".tmp")  # never leave a half-written report behind
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def _render(
+    run_dir: Path,
+    ds: xr.Dataset,
+    chosen_portfolio: int | None,
+    market_data: xr.Dataset | None,
+    top: int,
+) -> str:
+    """The report's HTML text."""
     run = _load.load_run(run_dir, ds)
     if chosen_portfolio is not None and not 0 <= chosen_portfolio < run.n_portfolios:
         raise InputError(
@@ -1404,8 +1423,4 @@ def build_report(
     doc.js_on_event("document_ready", portfolio_cb)  # fills the Portfolio tab's first selection
     name = run.manifest.get("name") or run_dir.name
     doc.title = f"{name} · admf-dask report"
-    page = file_html(doc, resources=INLINE, title=doc.title, template=PAGE_TEMPLATE)
-    out = Path(out) if out is not None else run_dir / "report.html"
-    out.write_text(page, encoding="utf-8")
-    ds.close()
-    return out
+    return file_html(doc, resources=INLINE, title=doc.title, template=PAGE_TEMPLATE)
