@@ -107,8 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             from admf_dask.config import config_hash, load_pipeline
 
+            from pathlib import Path
+
+            from admf_dask.data import load_market_data
+
             cfg = load_pipeline(args.pipeline, args.overrides)
-            print(f"ok: {args.pipeline} is valid (config hash {config_hash(cfg)})")
+            # the data too: a bad file is found now, not after a cluster has started
+            data = load_market_data(cfg.data, base_dir=Path(cfg.base_dir) if cfg.base_dir else None)
+            print(
+                f"ok: {args.pipeline} is valid (config hash {config_hash(cfg)}; data "
+                f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars, "
+                f"{str(data.time.values[0])[:10]} to {str(data.time.values[-1])[:10]})"
+            )
             return 0
         if args.command == "report":
             from admf_dask.report import build_report

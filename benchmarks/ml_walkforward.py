@@ -21,6 +21,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -125,7 +126,9 @@ def main() -> None:
         client = Client(cluster, set_as_default=False)
         pids += list(_warm(client).values())
         # as in a pipeline run: data and features already live on the cluster
-        data, feats = client.persist(data), client.persist(feats)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            data, feats = client.persist(data), client.persist(feats)
     else:
         import torch
         import xgboost  # noqa: F401
@@ -141,6 +144,7 @@ def main() -> None:
         f"ML walk-forward: {args.symbols} symbols x {args.bars} bars, train_window 504, "
         f"retrain_every 252, {FEATURES.__len__()} features, {where}, {cores} cores"
     )
+    load0 = os.getloadavg()[0]
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds.split(","):
@@ -213,6 +217,10 @@ def main() -> None:
             f"| {kind} | {n} | {t_tr:.2f} | {t_task:.2f} | {t_inf:.3f} | {wall:.1f} | {s_sys:.0%} | {s_own:.0%} "
             f"| {ic:+.3f} |"
         )
+    print(
+        f"\nload average (1 min) at start / end: {load0:.1f} / {os.getloadavg()[0]:.1f} "
+        f"on {cores} cores (other processes share this machine)"
+    )
     if client is not None:
         client.close()
         cluster.close()

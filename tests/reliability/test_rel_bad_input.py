@@ -242,7 +242,7 @@ CASES = [
          "not dates"),
     Case("zarr-not-a-store", zarr_case(empty=True), "prices.zarr", "Zarr"),
     Case("zarr-missing-variable", zarr_case(lambda ds: ds.drop_vars("volume")), "prices.zarr", "volume"),
-    Case("zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-13", "symbol=B"),
+    Case("zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B"),
     # --- signal replay files (fail in the signals stage, after the cluster starts)
     Case("signal-out-of-range", signal_case(f"time,symbol,signal\n{SIG_T0},S000,0.5\n{SIG_T1},S001,2.5\n"),
          "sig.csv row 2", "outside [-1, 1]", mode="cluster"),
