@@ -38,8 +38,8 @@ CAPITAL = 1_000_000.0
 # grid keys added one by one: 10 = 2×5, 100 = ×10, 1,000 = ×10, 10,000 = ×10
 GRID_STEPS = [
     ("allow_short", [False, True]),
-    ("stop_loss", [None, 0.03, 0.05, 0.1, 0.2]),
-    ("max_gross", [float(x) for x in np.round(np.linspace(0.5, 1.4, 10), 3)]),
+    ("stop_loss", [None, 0.05, 0.1, 0.15, 0.2]),
+    ("rebalance_band", [float(x) for x in np.round(np.linspace(0.0, 0.0045, 10), 5)]),
     ("strategy", [{"trend": round(a, 3), "slow": round(1 - a, 3)} for a in np.linspace(0, 1, 10)]),
     ("max_drawdown", [None, *[float(x) for x in np.round(np.linspace(0.1, 0.5, 9), 3)]]),
 ]

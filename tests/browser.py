@@ -62,6 +62,15 @@ def find_chromium() -> str | None:
     return None
 
 
+_TRAMPOLINE = """
+import fcntl, os, sys
+a, b = (fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3])
+os.close(int(sys.argv[1])); os.close(int(sys.argv[2]))
+os.dup2(a, 3); os.dup2(b, 4); os.close(a); os.close(b)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
 class BrowserError(RuntimeError):
     """The browser died, timed out or answered a command with an error."""
 
@@ -163,14 +172,6 @@ class Browser:
         self._buf = b""
         cmd_r, self._cmd_w = os.pipe()
         self._out_r, out_w = os.pipe()
-
-        def child_fds() -> None:  # Chromium reads commands on fd 3 and writes on fd 4
-            a, b = os.dup(cmd_r), os.dup(out_w)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-            os.set_inheritable(3, True)
-            os.set_inheritable(4, True)
-
         args = [
             binary,
             *CHROMIUM_FLAGS,
@@ -181,13 +182,15 @@ class Browser:
             "about:blank",
         ]
         self._stderr = tempfile.TemporaryFile()
+        # Chromium reads commands on fd 3 and writes on fd 4. A tiny Python trampoline moves the
+        # pipe ends there and execs the browser: no preexec_fn, which is unsafe once the test
+        # process has threads (a dask Client, for one).
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            args,
+            [sys.executable, "-c", _TRAMPOLINE, str(cmd_r), str(out_w), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
-            close_fds=False,  # fds 3/4 must survive; every other fd of ours is non-inheritable
-            preexec_fn=child_fds,  # noqa: PLW1509
+            pass_fds=(cmd_r, out_w),
         )
         os.close(cmd_r)
         os.close(out_w)

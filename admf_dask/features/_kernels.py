@@ -1,8 +1,9 @@
 """Indicator kernels: numba, 2-D float64 ``(time, symbol)`` ndarrays in and out.
 
 No xarray, dask or config here (DESIGN §8.1). Every kernel loops time outside and symbols
-inside: arrays are C-ordered ``(time, symbol)``, so the inner loop is contiguous and the
-per-symbol recursions (EMA, Wilder) are independent chains the CPU overlaps.
+inside: arrays are C-ordered ``(time, symbol)``, so the inner loop is contiguous, and the
+per-symbol recursions (EMA, Wilder) are independent lanes that LLVM vectorizes (TA-Lib runs
+one latency-bound chain per symbol).
 
 Two families:
 
@@ -295,10 +296,11 @@ def _returns_kernel(x, w):  # pragma: no cover - numba
 # recursive kernels (state carried chunk to chunk)
 # --------------------------------------------------------------------------------------------
 
-EMA_STATE = 3  # valid bars seen, seed sum, previous EMA
-RSI_STATE = 4  # valid bars seen, previous value, average gain, average loss
-ATR_STATE = 3  # valid bars seen, previous close, TR seed sum / previous ATR
-MACD_STATE = 7  # valid bars, slow seed sum, fast seed sum, slow EMA, fast EMA, signal sum/EMA, -
+# state rows per symbol (row 0 counts valid bars while seeding, then marks the steady state)
+EMA_STATE = 3  # count, seed sum, EMA
+RSI_STATE = 4  # count, previous value, average gain, average loss
+ATR_STATE = 3  # count, previous close, TR seed sum then ATR
+MACD_STATE = 7  # count, slow seed sum, fast seed sum, slow EMA, fast EMA, signal sum, signal EMA
 
 
 # Each recursive kernel handles a row in two passes: a branch-free pass over all symbols that

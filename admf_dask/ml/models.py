@@ -412,7 +412,6 @@ def _load_xgboost(blob: bytes, meta: dict[str, Any], where: str):
 
 
 def _load_torch(kind: str, blob: bytes, meta: dict[str, Any], where: str, device: str):
-    import pickle
     import zipfile
 
     import torch
@@ -423,7 +422,7 @@ def _load_torch(kind: str, blob: bytes, meta: dict[str, Any], where: str, device
         raise ModelFileError(where, "not a torch state_dict file (zip archive expected)")
     try:
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # noqa: BLE001 - any refusal or parse failure is a bad file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(where, f"refused to load torch file ({first})") from exc
     if not isinstance(state, dict) or not all(
@@ -434,7 +433,7 @@ def _load_torch(kind: str, blob: bytes, meta: dict[str, Any], where: str, device
         module = _torch_module(kind, meta["arch"])
         module.load_state_dict(state, strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelFileError(
             where, f"weights do not fit the {kind} architecture ({first})"
         ) from exc

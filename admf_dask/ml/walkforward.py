@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from admf_dask.errors import ConfigError, InputError
+from admf_dask.errors import ConfigError, InputError, did_you_mean
 from admf_dask.ml.models import SEQUENCE_KINDS
 from admf_dask.ml.placement import GPU, make_runner
 from admf_dask.ml.registry import feature_hash as _feature_hash
@@ -201,8 +201,6 @@ def run_ml_strategy(
     names = spec["features"]
     missing = [f for f in names if f not in features.data_vars]
     if missing:
-        from admf_dask.errors import did_you_mean
-
         raise ConfigError(
             f"{where}.features",
             f"feature '{missing[0]}' is not computed{did_you_mean(missing[0], set(features.data_vars))}",
@@ -213,7 +211,6 @@ def run_ml_strategy(
     chunks = _time_chunks(close_da.data, n_bars)
     edges = np.cumsum([0, *chunks])
     lookback = int(spec.get("lookback", 1)) if kind in SEQUENCE_KINDS else 1
-    horizon = spec["horizon"]
     run_id = str(getattr(ctx, "run_id", None) or "local")
     folds = walk_forward_folds(n_bars, spec["train_window"], spec["retrain_every"], spec["purge"])
     coords = {"time": close_da["time"], "symbol": close_da["symbol"]}
@@ -234,119 +231,153 @@ def run_ml_strategy(
 
     from dask.base import tokenize
 
-    feats = _stack_features(features, names, chunks)
-    fhash = _feature_hash(names, [tokenize(features[v].data) for v in names])
-    fprint = _fingerprint(data)
     runner = make_runner(getattr(ctx, "client", None), where="cluster.ml_workers")
-    requested = dict(runner.resources)
-    xb = runner.blocks(feats, chunks)
+    plan = _Plan(
+        name=name,
+        kind=kind,
+        spec=spec,
+        run_id=run_id,
+        tag=f"{name}-{run_id}-{secrets.token_hex(3)}",  # unique per call: no stale futures
+        feature_hash=_feature_hash(names, [tokenize(features[v].data) for v in names]),
+        fingerprint=_fingerprint(data),
+        requested=dict(runner.resources),
+        lookback=lookback,
+        edges=edges,
+    )
+    xb = runner.blocks(_stack_features(features, names, chunks), chunks)
     cb = runner.blocks(close_da.data, chunks)
-    nonce = secrets.token_hex(3)  # keys unique per call: a rerun never reuses a stale future
-    tag = f"{name}-{run_id}-{nonce}"
-
-    trains, qualities, ids = [], [], []
-    by_chunk: dict[int, list[tuple[int, Any]]] = {j: [] for j in range(len(chunks))}
+    trains, qualities, by_chunk = [], [], {j: [] for j in range(len(chunks))}
     for f in folds:
-        mid = _model_id(kind, spec, f.fold, fhash, fprint)
-        ids.append(mid)
-        tkey = f"ml-train-{tag}-f{f.fold}-{mid[:10]}"
-        job = TrainJob(
-            run_id=run_id,
-            strategy=name,
-            kind=kind,
-            key=tkey,
-            fold=f.fold,
-            model_id=mid,
-            feature_hash=fhash,
-            fingerprint=fprint,
-            features=tuple(names),
-            spec=spec,
-            train_start=f.train_start,
-            train_end=f.train_end,
-            predict_start=f.predict_start,
-            lookback=lookback,
-            horizon=horizon,
-            gpu=GPU in requested,
-            requested=requested,
-        )
-        xp, xs = _take(xb, edges, f.train_start - lookback + 1, f.train_end)
-        cp, cs = _take(cb, edges, f.train_start, f.predict_start)
-        trained = runner.submit(train_task, job, xp, xs, cp, cs, key=tkey, ml=True)
+        trained, quality_h = _submit_fold(runner, plan, f, xb, cb, by_chunk)
         trains.append(trained)
-        inferred = []
-        for j, s, e in _pieces(f, edges):
-            ikey = f"ml-infer-{tag}-f{f.fold}-b{j}-{mid[:10]}"
-            ijob = InferJob(run_id, name, ikey, f.fold, j, s, e, lookback, requested)
-            xp, xs = _take(xb, edges, s - lookback + 1, e)
-            res = runner.submit(infer_task, trained, ijob, xp, xs, key=ikey, ml=True)
-            inferred.append(res)
-            by_chunk[j].append((s - int(edges[j]), res))
-        cp, cs = _take(cb, edges, f.predict_start, f.predict_end + horizon)
-        qkey = f"ml-quality-{tag}-f{f.fold}"
-        qualities.append(
-            runner.submit(
-                quality_task,
-                f.fold,
-                horizon,
-                inferred,
-                cp,
-                cs,
-                f.predict_start,
-                f.predict_end,
-                key=qkey,
-                ml=False,
-            )
-        )
+        qualities.append(quality_h)
     blocks = [
         runner.submit(
-            assemble_task, int(chunks[j]), n_sym, by_chunk[j], key=f"ml-signal-{tag}-c{j}", ml=False
+            assemble_task, int(n), n_sym, by_chunk[j], key=f"ml-signal-{plan.tag}-c{j}", ml=False
         )
-        for j in range(len(chunks))
+        for j, n in enumerate(chunks)
     ]
     small, blocks = runner.collect(trains + qualities, blocks)
-    train_res, quality_res = small[: len(folds)], small[len(folds) :]
 
     times = close_da["time"].values
     models_dir = Path(ctx.run_dir) / "models" if getattr(ctx, "run_dir", None) else None
     table = []
-    for f, tr, q in zip(folds, train_res, quality_res, strict=True):
+    for f, tr, q in zip(folds, small[: len(folds)], small[len(folds) :], strict=True):
         ctx.trace.append(tr["trace"])
         ctx.trace.extend(q["traces"])
         ok = tr["bundle"] is not None
         if ok and models_dir is not None:
             save_model(models_dir, tr["bundle"])
-        m = q["metrics"]
-        table.append(
-            {
-                "fold": f.fold,
-                "model_id": ids[f.fold],
-                "status": "ok" if ok else "failed",
-                "train_start": _date(times, f.train_start),
-                "train_end": _date(times, f.train_end - 1),
-                "predict_start": _date(times, f.predict_start),
-                "predict_end": _date(times, f.predict_end - 1),
-                "bars": asdict(f),
-                "n_train": int(tr["n_train"]),
-                "n_eval": int(m["n_eval"]),
-                "ic": _clean(m["ic"]) if ok else None,
-                "rank_ic": _clean(m["rank_ic"]) if ok else None,
-                "accuracy": _clean(m["accuracy"]) if ok else None,
-                "auc": _clean(m["auc"]) if ok else None,
-            }
-        )
+        table.append(_fold_row(f, tr, q, times))
         if not ok:
             _fail(
                 ctx,
                 where,
-                f"fold {f.fold} (train {_date(times, f.train_start)}..{_date(times, f.train_end - 1)}) "
-                f"could not train a {kind} model: {tr['reason']}; signal 0 for "
-                f"{_date(times, f.predict_start)}..{_date(times, f.predict_end - 1)}",
+                f"fold {f.fold} (train {_date(times, f.train_start)}.."
+                f"{_date(times, f.train_end - 1)}) could not train a {kind} model: "
+                f"{tr['reason']}; signal 0 for {_date(times, f.predict_start)}.."
+                f"{_date(times, f.predict_end - 1)}",
                 "check that fold's features and labels, or run without strict to accept signal 0",
             )
     quality[name] = table
-    shapes = [(int(c), n_sym) for c in chunks]
-    arr = runner.to_array(blocks, shapes)
+    arr = runner.to_array(blocks, [(int(n), n_sym) for n in chunks])
     return xr.DataArray(arr, dims=("time", "symbol"), coords=coords, name=name, attrs=attrs)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every task of one strategy call shares."""
+
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    run_id: str
+    tag: str
+    feature_hash: str
+    fingerprint: str
+    requested: dict[str, float]
+    lookback: int
+    edges: np.ndarray
+
+
+def _submit_fold(
+    runner: Any,
+    plan: _Plan,
+    f: Fold,
+    xb: list[Any],
+    cb: list[Any],
+    by_chunk: dict[int, list[tuple[int, Any]]],
+) -> tuple[Any, Any]:
+    """Submit fold `f`'s train task, its inference tasks (one per data chunk) and its quality task.
+
+    Inference results are also filed under their data chunk in `by_chunk` for assembly.
+    """
+    L, edges, horizon = plan.lookback, plan.edges, plan.spec["horizon"]
+    mid = _model_id(plan.kind, plan.spec, f.fold, plan.feature_hash, plan.fingerprint)
+    tkey = f"ml-train-{plan.tag}-f{f.fold}-{mid[:10]}"
+    job = TrainJob(
+        run_id=plan.run_id,
+        strategy=plan.name,
+        kind=plan.kind,
+        key=tkey,
+        fold=f.fold,
+        model_id=mid,
+        feature_hash=plan.feature_hash,
+        fingerprint=plan.fingerprint,
+        features=tuple(plan.spec["features"]),
+        spec=plan.spec,
+        train_start=f.train_start,
+        train_end=f.train_end,
+        predict_start=f.predict_start,
+        lookback=L,
+        horizon=horizon,
+        gpu=GPU in plan.requested,
+        requested=plan.requested,
+    )
+    xp, xs = _take(xb, edges, f.train_start - L + 1, f.train_end)
+    cp, cs = _take(cb, edges, f.train_start, f.predict_start)  # closes before b only
+    trained = runner.submit(train_task, job, xp, xs, cp, cs, key=tkey, ml=True)
+    inferred = []
+    for j, s, e in _pieces(f, edges):
+        ikey = f"ml-infer-{plan.tag}-f{f.fold}-b{j}-{mid[:10]}"
+        ijob = InferJob(plan.run_id, plan.name, ikey, f.fold, j, s, e, L, plan.requested)
+        xp, xs = _take(xb, edges, s - L + 1, e)  # features up to each predicted bar
+        res = runner.submit(infer_task, trained, ijob, xp, xs, key=ikey, ml=True)
+        inferred.append(res)
+        by_chunk[j].append((s - int(edges[j]), res))
+    cp, cs = _take(cb, edges, f.predict_start, f.predict_end + horizon)
+    quality_h = runner.submit(
+        quality_task,
+        f.fold,
+        horizon,
+        inferred,
+        cp,
+        cs,
+        f.predict_start,
+        f.predict_end,
+        key=f"ml-quality-{plan.tag}-f{f.fold}",
+        ml=False,
+    )
+    return trained, quality_h
+
+
+def _fold_row(f: Fold, tr: dict[str, Any], q: dict[str, Any], times: np.ndarray) -> dict[str, Any]:
+    """One row of the IC table (dates inclusive; ``bars`` half-open indices)."""
+    ok = tr["bundle"] is not None
+    m = q["metrics"]
+    return {
+        "fold": f.fold,
+        "model_id": tr["trace"]["model_id"],
+        "status": "ok" if ok else "failed",
+        "train_start": _date(times, f.train_start),
+        "train_end": _date(times, f.train_end - 1),
+        "predict_start": _date(times, f.predict_start),
+        "predict_end": _date(times, f.predict_end - 1),
+        "bars": asdict(f),
+        "n_train": int(tr["n_train"]),
+        "n_eval": int(m["n_eval"]),
+        **{k: (_clean(m[k]) if ok else None) for k in ("ic", "rank_ic", "accuracy", "auc")},
+    }
 
 
 def _quality_table(ctx: Any) -> dict[str, Any]:

@@ -4,9 +4,15 @@ One call steps every portfolio of a batch over every bar of a time chunk. The st
 arrays that the call updates in place, so consecutive calls over consecutive chunks give exactly
 the same numbers as one call over the whole series (nothing depends on where a chunk starts).
 
-Loop order is portfolio-outer, bar-inner: one portfolio's state rows (a few KB) stay in L1 for the
-whole chunk while the shared (bar, symbol) inputs stream from L2. Each portfolio's arithmetic is a
-fixed sequence of float operations, so results do not depend on the batch a portfolio is in.
+Loop order is block of bars → portfolio → bar: one portfolio's state rows (a few KB) stay in L1
+while the block's shared (bar, symbol) inputs stay in L2. Each portfolio's arithmetic is a fixed
+sequence of float operations, so results do not depend on the batch a portfolio is in, nor on
+where chunks or blocks start.
+
+Sums over symbols (equity, gross exposure, Σ|w|) use `LANES` interleaved partial sums combined as
+``(l0 + l1) + (l2 + l3)`` (symbol s goes to lane s % 4 except a tail of S % 4 symbols, which goes to
+lane 0): a sequential sum is one long chain of dependent additions, which made the kernel
+latency-bound. The reference of the tests sums the same way.
 
 Layout of the packed parameters (one row per portfolio):
 
@@ -79,11 +85,37 @@ def carry_last_close(close, last_close):
     return out
 
 
+LANES = 4
+# bars per cache block: the block's open/close/signal rows are shared by every portfolio of the
+# batch and should stay in L2 while each portfolio walks over them
+BLOCK_BARS = 64
+
+
 @njit(cache=True, nogil=True)
-def _mix_signals(signals, weights, out):
-    # u = clip(sum_k W[k] * S[t, s, k], -1, 1); nan signals count as 0
-    T, S, K = signals.shape
-    for t in range(T):
+def lane_sum(x):
+    """Sum of a 1-D array in the kernel's order (4 interleaved partial sums)."""
+    n = x.shape[0]
+    n4 = n - n % 4
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for s in range(0, n4, 4):
+        a0 += x[s]
+        a1 += x[s + 1]
+        a2 += x[s + 2]
+        a3 += x[s + 3]
+    for s in range(n4, n):
+        a0 += x[s]
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(cache=True, nogil=True)
+def _mix_signals(signals, b0, b1, weights, out):
+    # u = clip(sum_k W[k] * S[t, s, k], -1, 1) for bars b0..b1; nan signals count as 0
+    S = signals.shape[1]
+    K = signals.shape[2]
+    for t in range(b0, b1):
         for s in range(S):
             acc = 0.0
             for k in range(K):
@@ -94,7 +126,7 @@ def _mix_signals(signals, weights, out):
                 acc = 1.0
             elif acc < -1.0:
                 acc = -1.0
-            out[t, s] = acc
+            out[t - b0, s] = acc
 
 
 @njit(cache=True, nogil=True)
@@ -102,6 +134,27 @@ def _grow(a, n):
     b = np.empty(n, dtype=a.dtype)
     b[: a.shape[0]] = a
     return b
+
+
+@njit(cache=True, nogil=True)
+def _pend_insert(pend, npend, s):
+    # keep the pending list sorted: fills happen in symbol order
+    j = npend
+    while j > 0 and pend[j - 1] > s:
+        pend[j] = pend[j - 1]
+        j -= 1
+    pend[j] = s
+    return npend + 1
+
+
+@njit(cache=True, nogil=True)
+def _pend_remove(pend, npend, s):
+    j = 0
+    while pend[j] != s:
+        j += 1
+    for i in range(j, npend - 1):
+        pend[i] = pend[i + 1]
+    return npend - 1
 
 
 @njit(cache=True, nogil=True)
@@ -157,13 +210,15 @@ def step_chunk(
     halted : ndarray bool (P,)
         In/out state.
     q, entry, target, w_set, u_prev : ndarray float64 (P, S)
-        In/out state: shares, entry price, target shares Q, set weight, last raw weight u.
+        In/out state: shares, entry price, target shares Q, set weight, raw weight u of the last
+        bar (after the long-only floor).
     stopped, reason : ndarray int8 (P, S)
         In/out state: ``STOP_*`` flag, ``REASON_*`` of the pending target.
     traded : ndarray float64 (P,)
         In/out accumulator: sum of |qty * px| of the fills.
     gross_sum : ndarray float64 (P,)
-        In/out accumulator: sum over bars of the gross exposure sum|q * close| / equity.
+        In/out accumulator: sum over bars of the gross exposure sum|q * close| / equity (0 on
+        a bar where equity is 0).
     n_orders : ndarray int64 (P,)
         In/out accumulator: number of fills.
     equity_out, cash_out : ndarray float64 (T, P)
@@ -178,16 +233,16 @@ def step_chunk(
     tuple
         ``(portfolio int32, time int32, symbol int32, qty, price, commission float64,
         reason int8, n)``: order buffers, of which the first ``n`` rows are valid. Rows are
-        sorted by (mix, portfolio, time, symbol).
+        grouped by (bar block, mix, portfolio) and sorted by (time, symbol) within a group.
     """
     T, S = close.shape
     P = cash.shape[0]
     lc = carry_last_close(close, last_close)
     lc0 = np.where(np.isnan(lc), 0.0, lc)  # q is 0 wherever lc is nan: mark with 0 there
+    S4 = S - S % 4
 
-    # per-portfolio scratch (at most one fill per symbol and bar); appended to the output after
-    # each portfolio, so the hot loop never reallocates (that made numba ~10x slower)
-    scratch = T * S if record else 0
+    TB = BLOCK_BARS
+    scratch = TB * S if record else 0  # at most one fill per symbol and bar
     r_time = np.empty(scratch, dtype=np.int32)
     r_sym = np.empty(scratch, dtype=np.int32)
     r_qty = np.empty(scratch)
@@ -205,65 +260,80 @@ def step_chunk(
     n = 0
 
     order = np.argsort(iparams[:, I_MIX], kind="mergesort")  # one signal mix per group
-    u_mix = np.empty((T, S))
-    cur_mix = -1
+    um = np.empty((TB, S))
     w = np.empty(S)
+    pend = np.empty(S, dtype=np.int64)
 
-    for pi in range(P):
-        p = order[pi]
-        m = iparams[p, I_MIX]
-        if m != cur_mix:
-            _mix_signals(signals, mixes[m], u_mix)
-            cur_mix = m
-        vi = iparams[p, I_VOL]
-        short = iparams[p, I_SHORT] != 0
-        pw = fparams[p, F_POSITION_WEIGHT]
-        tv = fparams[p, F_TARGET_VOL]
-        mp = fparams[p, F_MAX_POSITION]
-        mg = fparams[p, F_MAX_GROSS]
-        sl = fparams[p, F_STOP_LOSS]
-        md = fparams[p, F_MAX_DRAWDOWN]
-        band = fparams[p, F_BAND]
-        comm = fparams[p, F_COMMISSION]
-        fixed = fparams[p, F_COMMISSION_FIXED]
-        slip = fparams[p, F_SLIPPAGE_BPS]
-        use_stop = sl == sl
-        c_ = cash[p]
-        pk = peak[p]
-        hl = halted[p]
-        tr = traded[p]
-        gs = gross_sum[p]
-        no = n_orders[p]
-        qp = q[p]
-        ep = entry[p]
-        Qp = target[p]
-        wsp = w_set[p]
-        up = u_prev[p]
-        stp = stopped[p]
-        rp = reason[p]
-        k = 0
-
-        for t in range(T):
-            # 1. fill at the open, 2. mark at the last finite close
-            asset = 0.0
-            gross_v = 0.0
+    for b0 in range(0, T, TB):
+        b1 = min(b0 + TB, T)
+        cur_mix = -1
+        for pi in range(P):
+            p = order[pi]
+            m = iparams[p, I_MIX]
+            if m != cur_mix:
+                _mix_signals(signals, b0, b1, mixes[m], um)
+                cur_mix = m
+            vi = iparams[p, I_VOL]
+            lo = -1.0 if iparams[p, I_SHORT] != 0 else 0.0  # long-only: u = max(u, 0)
+            pw = fparams[p, F_POSITION_WEIGHT]
+            tv = fparams[p, F_TARGET_VOL]
+            mp = fparams[p, F_MAX_POSITION]
+            mg = fparams[p, F_MAX_GROSS]
+            sl = fparams[p, F_STOP_LOSS]
+            sl_long = 1.0 - sl
+            sl_short = 1.0 + sl
+            md_floor = 1.0 - fparams[p, F_MAX_DRAWDOWN]
+            band = fparams[p, F_BAND]
+            comm = fparams[p, F_COMMISSION]
+            fixed = fparams[p, F_COMMISSION_FIXED]
+            slip = fparams[p, F_SLIPPAGE_BPS] / 1e4  # = sign*bps/1e4 up to the sign, exactly
+            use_stop = sl == sl
+            c_ = cash[p]
+            pk = peak[p]
+            hl = halted[p]
+            tr = traded[p]
+            gs = gross_sum[p]
+            no = n_orders[p]
+            qp = q[p]
+            ep = entry[p]
+            Qp = target[p]
+            wsp = w_set[p]
+            up = u_prev[p]
+            stp = stopped[p]
+            rp = reason[p]
+            npend = 0
+            nst = 0
             for s in range(S):
-                Qs = Qp[s]
-                qs = qp[s]
-                if Qs != qs:
-                    o = open_[t, s]
-                    if math.isfinite(o):
+                if Qp[s] != qp[s]:
+                    pend[npend] = s
+                    npend += 1
+                if stp[s] != STOP_NONE:
+                    nst += 1
+            k = 0
+
+            for t in range(b0, b1):
+                tt = t - b0
+                # 1. fill pending targets at the open (in symbol order)
+                if npend > 0:
+                    keep = 0
+                    for j in range(npend):
+                        s = pend[j]
+                        o = open_[t, s]
+                        if not math.isfinite(o):
+                            pend[keep] = s  # no price, no fill: the order waits
+                            keep += 1
+                            continue
+                        Qs = Qp[s]
+                        qs = qp[s]
                         qty = Qs - qs
-                        sgn = 1.0 if qty > 0.0 else -1.0
-                        px = o * (1.0 + sgn * slip / 1e4)
+                        px = o * (1.0 + slip) if qty > 0.0 else o * (1.0 - slip)
                         fee = comm * abs(qty) * px + fixed
                         c_ -= qty * px + fee
                         if qs == 0.0 or (qs > 0.0 and Qs < 0.0) or (qs < 0.0 and Qs > 0.0):
-                            ep[s] = px
+                            ep[s] = px  # opens or flips
                         elif abs(Qs) > abs(qs):
-                            ep[s] = (qs * ep[s] + qty * px) / Qs
+                            ep[s] = (qs * ep[s] + qty * px) / Qs  # grows: weighted average
                         qp[s] = Qs
-                        qs = Qs
                         tr += abs(qty * px)
                         no += 1
                         if record:
@@ -274,95 +344,153 @@ def step_chunk(
                             r_comm[k] = fee
                             r_reason[k] = rp[s]
                             k += 1
-                v = qs * lc0[t, s]
-                asset += v
-                gross_v += abs(v)
-            eq = c_ + asset
-            equity_out[t, p] = eq
-            cash_out[t, p] = c_
-            if eq != 0.0:
-                gs += gross_v / eq
+                    npend = keep
 
-            # 3. risk: drawdown halt (stops are checked per symbol below, before the target)
-            if eq > pk:
-                pk = eq
-            if eq < (1.0 - md) * pk:
-                hl = True
+                # 2. mark at the last finite close
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                g0 = 0.0
+                g1 = 0.0
+                g2 = 0.0
+                g3 = 0.0
+                for s in range(0, S4, 4):
+                    v0 = qp[s] * lc0[t, s]
+                    v1 = qp[s + 1] * lc0[t, s + 1]
+                    v2 = qp[s + 2] * lc0[t, s + 2]
+                    v3 = qp[s + 3] * lc0[t, s + 3]
+                    a0 += v0
+                    a1 += v1
+                    a2 += v2
+                    a3 += v3
+                    g0 += abs(v0)
+                    g1 += abs(v1)
+                    g2 += abs(v2)
+                    g3 += abs(v3)
+                for s in range(S4, S):
+                    v0 = qp[s] * lc0[t, s]
+                    a0 += v0
+                    g0 += abs(v0)
+                eq = c_ + ((a0 + a1) + (a2 + a3))
+                equity_out[t, p] = eq
+                cash_out[t, p] = c_
+                if eq != 0.0:
+                    gs += ((g0 + g1) + (g2 + g3)) / eq
 
-            # 4. target: raw weight, sizing, per-position cap, gross cap
-            gross = 0.0
-            for s in range(S):
+                # 3. risk at the close: stops, drawdown halt
                 if use_stop:
-                    qs = qp[s]
-                    if qs > 0.0:
-                        if close[t, s] <= ep[s] * (1.0 - sl):
+                    for s in range(S):
+                        qs = qp[s]
+                        if qs > 0.0:
+                            hit = close[t, s] <= ep[s] * sl_long
+                        elif qs < 0.0:
+                            hit = close[t, s] >= ep[s] * sl_short
+                        else:
+                            hit = False
+                        if hit:
+                            if stp[s] == STOP_NONE:
+                                nst += 1
                             stp[s] = STOP_NEW
-                    elif qs < 0.0:
-                        if close[t, s] >= ep[s] * (1.0 + sl):
-                            stp[s] = STOP_NEW
-                u = u_mix[t, s]
-                if not short and u < 0.0:
-                    u = 0.0
-                if stp[s] == STOP_HELD and u != up[s]:
-                    stp[s] = STOP_NONE
-                up[s] = u
-                if vi < 0:
-                    ws = u * pw
-                else:
-                    vv = vol[vi, t, s]
-                    if math.isfinite(vv) and vv > 0.0:
-                        ws = u * tv / vv
-                    else:
-                        ws = 0.0
-                if ws > mp:
-                    ws = mp
-                elif ws < -mp:
-                    ws = -mp
-                w[s] = ws
-                gross += abs(ws)
-            scale = gross > mg
-            f = mg / gross if scale else 1.0
-            for s in range(S):
-                ws = w[s] * f if scale else w[s]
-                st = stp[s]
-                if hl or st != STOP_NONE:
-                    ws = 0.0
-                if st == STOP_NEW:
-                    stp[s] = STOP_HELD
-                if abs(ws - wsp[s]) > band:
-                    wsp[s] = ws
-                    lcs = lc[t, s]
-                    Qp[s] = ws * eq / lcs if lcs == lcs else 0.0
-                    if hl:
-                        rp[s] = REASON_HALT
-                    elif st != STOP_NONE:
-                        rp[s] = REASON_STOP
-                    else:
-                        rp[s] = REASON_SIGNAL
+                if eq > pk:
+                    pk = eq
+                if eq < md_floor * pk:  # nan max_drawdown: never
+                    hl = True
 
-        if k > 0:
-            if n + k > cap:
-                cap = max(2 * cap, n + k)
-                o_port = _grow(o_port, cap)
-                o_time = _grow(o_time, cap)
-                o_sym = _grow(o_sym, cap)
-                o_qty = _grow(o_qty, cap)
-                o_px = _grow(o_px, cap)
-                o_comm = _grow(o_comm, cap)
-                o_reason = _grow(o_reason, cap)
-            o_port[n : n + k] = p
-            o_time[n : n + k] = r_time[:k]
-            o_sym[n : n + k] = r_sym[:k]
-            o_qty[n : n + k] = r_qty[:k]
-            o_px[n : n + k] = r_px[:k]
-            o_comm[n : n + k] = r_comm[:k]
-            o_reason[n : n + k] = r_reason[:k]
-            n += k
-        cash[p] = c_
-        peak[p] = pk
-        halted[p] = hl
-        traded[p] = tr
-        gross_sum[p] = gs
-        n_orders[p] = no
+                # 4. target at the close: a held stop is released when u changes
+                if nst > 0:
+                    for s in range(S):
+                        if stp[s] == STOP_HELD:
+                            u = max(um[tt, s], lo)
+                            prev = max(um[tt - 1, s], lo) if tt > 0 else up[s]
+                            if u != prev:
+                                stp[s] = STOP_NONE
+                                nst -= 1
+                if vi < 0:
+                    for s in range(S):
+                        ws = max(um[tt, s], lo) * pw
+                        w[s] = min(max(ws, -mp), mp)
+                else:
+                    for s in range(S):
+                        vv = vol[vi, t, s]
+                        if math.isfinite(vv) and vv > 0.0:
+                            ws = max(um[tt, s], lo) * tv / vv
+                        else:
+                            ws = 0.0
+                        w[s] = min(max(ws, -mp), mp)
+                a0 = 0.0
+                a1 = 0.0
+                a2 = 0.0
+                a3 = 0.0
+                for s in range(0, S4, 4):
+                    a0 += abs(w[s])
+                    a1 += abs(w[s + 1])
+                    a2 += abs(w[s + 2])
+                    a3 += abs(w[s + 3])
+                for s in range(S4, S):
+                    a0 += abs(w[s])
+                gross = (a0 + a1) + (a2 + a3)
+                if gross > mg:
+                    f = mg / gross
+                    for s in range(S):
+                        w[s] = w[s] * f
+                if hl:
+                    for s in range(S):
+                        w[s] = 0.0
+                elif nst > 0:
+                    for s in range(S):
+                        if stp[s] != STOP_NONE:
+                            w[s] = 0.0
+                for s in range(S):
+                    ws = w[s]
+                    if abs(ws - wsp[s]) > band:
+                        wsp[s] = ws
+                        lcs = lc[t, s]
+                        Qn = ws * eq / lcs if lcs == lcs else 0.0
+                        was = Qp[s] != qp[s]
+                        Qp[s] = Qn
+                        now = Qn != qp[s]
+                        if now and not was:
+                            npend = _pend_insert(pend, npend, s)
+                        elif was and not now:
+                            npend = _pend_remove(pend, npend, s)
+                        if hl:
+                            rp[s] = REASON_HALT
+                        elif nst > 0 and stp[s] != STOP_NONE:
+                            rp[s] = REASON_STOP
+                        else:
+                            rp[s] = REASON_SIGNAL
+                if nst > 0:
+                    for s in range(S):
+                        if stp[s] == STOP_NEW:
+                            stp[s] = STOP_HELD
+
+            # end of the block for this portfolio: raw weights of its last bar, scalars, orders
+            for s in range(S):
+                up[s] = max(um[b1 - 1 - b0, s], lo)
+            cash[p] = c_
+            peak[p] = pk
+            halted[p] = hl
+            traded[p] = tr
+            gross_sum[p] = gs
+            n_orders[p] = no
+            if k > 0:
+                if n + k > cap:
+                    cap = max(2 * cap, n + k)
+                    o_port = _grow(o_port, cap)
+                    o_time = _grow(o_time, cap)
+                    o_sym = _grow(o_sym, cap)
+                    o_qty = _grow(o_qty, cap)
+                    o_px = _grow(o_px, cap)
+                    o_comm = _grow(o_comm, cap)
+                    o_reason = _grow(o_reason, cap)
+                o_port[n : n + k] = p
+                o_time[n : n + k] = r_time[:k]
+                o_sym[n : n + k] = r_sym[:k]
+                o_qty[n : n + k] = r_qty[:k]
+                o_px[n : n + k] = r_px[:k]
+                o_comm[n : n + k] = r_comm[:k]
+                o_reason[n : n + k] = r_reason[:k]
+                n += k
 
     return o_port, o_time, o_sym, o_qty, o_px, o_comm, o_reason, n

@@ -56,11 +56,11 @@ from admf_dask.report.figures import (
     WIDTH,
     Line,
     _band_plot,
+    _drawdown_plot,
     _heatmap_plot,
     axis_format,
     band_source,
     constant_param,
-    drawdown_figure,
     heatmap_title,
     highlighted_lines,
     metric_format,
@@ -303,27 +303,30 @@ def _overview(
         width=WIDTH,
         height=420,
     )
-    dd = drawdown_figure(src, lines, x_range=eq.x_range, width=WIDTH - 470, height=260)
+    dd = _drawdown_plot(src, lines, x_range=eq.x_range, width=WIDTH - 470, height=260)
     hist = _histogram(score, score_name, lines, width=460)
     return column(_header(run, score_name, score, lines, n_orders), eq, row(dd, hist))
 
 
 # -- Metrics table ---------------------------------------------------------------------------------
-def _metrics_source(run: _load.RunData) -> ColumnDataSource:
-    """One row per portfolio: id, grid values, level codes (for the JS filters), metrics.
+def _metrics_source(run: _load.RunData, score: np.ndarray) -> ColumnDataSource:
+    """One row per portfolio, best score first: id, grid values, level codes (for the JS filters
+    and the heatmap), metrics.
 
     float32 and small integer codes: at 10,000 portfolios this source is most of the data.
     """
-    data: dict[str, Any] = {"portfolio": np.arange(run.n_portfolios, dtype=np.int32)}
+    n = run.n_portfolios
+    order = np.concatenate([agg.top_n(score, n), np.flatnonzero(~np.isfinite(score))])
+    data: dict[str, Any] = {"portfolio": order.astype(np.int32)}
     for p in run.params:
         data[p.name] = (
-            np.asarray(p.values, np.float32)
+            np.asarray(p.values, np.float32)[order]
             if p.numeric
-            else [p.levels[c] for c in p.codes]  # labels: 'none' for missing
+            else [p.levels[c] for c in p.codes[order]]  # labels: 'none' for missing
         )
-        data[f"_c_{p.name}"] = _small_codes(p.codes, len(p.levels))
+        data[f"_c_{p.name}"] = _small_codes(p.codes[order], len(p.levels))
     for k, v in run.metrics.items():
-        data[k] = np.asarray(v, np.float32)
+        data[k] = np.asarray(v, np.float32)[order]
     return ColumnDataSource(data, name="metrics_source")
 
 
@@ -1005,6 +1008,8 @@ def _ml_tab(m: dict[str, Any]) -> Any:
                 "predict_start",
                 "predict_end",
                 "n_train",
+                "n_eval",
+                "status",
                 "ic",
                 "rank_ic",
                 "accuracy",
@@ -1018,6 +1023,7 @@ def _ml_tab(m: dict[str, Any]) -> Any:
                 tdf[c] = pd.to_datetime(tdf[c], errors="coerce").dt.strftime("%Y-%m-%d")
         numfmt = {
             "n_train": "0,0",
+            "n_eval": "0,0",
             "ic": "0.0000",
             "rank_ic": "0.0000",
             "accuracy": "0.00%",
@@ -1108,9 +1114,12 @@ def _ml_tab(m: dict[str, Any]) -> Any:
         tr["left"], tr["right"] = start - t0, stop - t0
         tr["duration"] = stop - start
         tr["worker"] = tr.get("worker", pd.Series(["?"] * len(tr))).astype(str)
+        if "worker_name" in tr:  # 'ml-0 · tcp://…' reads better than the address alone
+            named = tr["worker_name"].fillna("").astype(str)
+            tr["worker"] = np.where(named != "", named + " · " + tr["worker"], tr["worker"])
         tr["stage"] = tr.get("stage", pd.Series(["task"] * len(tr))).astype(str)
         tr["color"] = [COLORS.get(s, "#888888") for s in tr["stage"]]
-        for c in ("key", "model_id", "fold"):
+        for c in ("key", "model_id", "fold", "strategy"):
             tr[c] = tr[c].astype(str) if c in tr else ""
         tr = tr[np.isfinite(tr["left"]) & np.isfinite(tr["right"])]
         workers = sorted(tr["worker"].unique())
@@ -1144,6 +1153,7 @@ def _ml_tab(m: dict[str, Any]) -> Any:
                             "right",
                             "duration",
                             "stage",
+                            "strategy",
                             "key",
                             "model_id",
                             "fold",
@@ -1157,6 +1167,7 @@ def _ml_tab(m: dict[str, Any]) -> Any:
             HoverTool(
                 tooltips=[
                     ("stage", "@stage"),
+                    ("strategy", "@strategy"),
                     ("worker", "@worker"),
                     ("model", "@model_id"),
                     ("fold", "@fold"),
@@ -1403,7 +1414,7 @@ def _render(
         traded = sorted(set(orders["symbol"]))
         prices, price_note = _load.load_prices(run.manifest, traded, market_data)
 
-    metrics_src = _metrics_source(run)
+    metrics_src = _metrics_source(run, score)
     portfolio_panel, portfolio_cb = _portfolio_tab(run, ds, choices, orders, prices, price_note)
     tabs = [
         TabPanel(child=_overview(run, band, lines, score_name, score, n_orders), title="Overview"),

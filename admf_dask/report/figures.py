@@ -118,8 +118,8 @@ def style_legend(legend: Legend) -> None:
 def axis_format(metric: str) -> str:
     """Numeral.js format of a metric on an axis or colour bar (coarser than in tables)."""
     if metric in PERCENT_METRICS:
-        return "0[.]0%"
-    return "0,0" if metric == "n_orders" else "0[.]00"
+        return "0[.][0]%"
+    return "0,0" if metric == "n_orders" else "0[.][00]"
 
 
 def metric_format(metric: str) -> str:
@@ -233,7 +233,7 @@ def _band_plot(
     return fig
 
 
-def drawdown_figure(
+def _drawdown_plot(
     source: ColumnDataSource,
     lines: Sequence[Line],
     *,
@@ -242,16 +242,8 @@ def drawdown_figure(
     width: int = WIDTH,
     height: int = 230,
 ) -> figure:
-    """Drawdown (percent below the running peak) of the highlighted portfolios.
-
-    Parameters
-    ----------
-    source : ColumnDataSource
-        With ``time`` and ``dd_<role>`` columns (see `band_source`).
-    lines : sequence of Line
-    x_range : Range, optional
-        Share it with the equity figure so both pan together.
-    """
+    """Drawdown of the highlighted portfolios from a `band_source` (``dd_<role>`` columns);
+    share ``x_range`` with the equity figure so both pan together."""
     kw = {"x_range": x_range} if x_range is not None else {}
     fig = figure(
         title=title,
@@ -286,7 +278,7 @@ def drawdown_figure(
             )
         )
         legend = Legend(
-            items=[(f"{ln.role} #{ln.portfolio}", [r]) for ln, r in zip(lines, rs, strict=True)]
+            items=[(ln.label.split(" · ")[0], [r]) for ln, r in zip(lines, rs, strict=True)]
         )
         style_legend(legend)
         fig.add_layout(legend, "right")  # outside: drawdowns fill the whole plot area
@@ -351,20 +343,73 @@ def equity_band_figure(
     ds = _results_from(source)
     eq = ds["equity"]
     params = _load.grid_params(ds, {}) if "portfolio" in ds.dims else []
-    score_name = score if isinstance(score, str) else "score"
-    if isinstance(score, str) and score in ds:
-        values = np.asarray(ds[score].values, np.float64)
-    elif isinstance(score, str):
-        first, last = (np.asarray(eq.isel(time=i).values, np.float64) for i in (0, -1))
-        values, score_name = last / first - 1.0, "total_return"
-    else:
-        values = np.asarray(score, np.float64)
+    values, score_name = _score_values(ds, score)
     band = _load.equity_band(eq, quantiles)
     lines = highlighted_lines(eq, values, params, score_name)
     src = band_source(ds["time"].values, band, lines)
     n = eq.sizes["portfolio"]
     title = title or f"Equity: best, median and worst of {n:,} portfolios by {score_name}"
     return _band_plot(src, band, lines, title=title, width=width, height=height)
+
+
+def drawdown_figure(
+    source: str | Path | xr.Dataset | xr.DataArray,
+    portfolios: Sequence[int] | None = None,
+    *,
+    score: str | np.ndarray = "sharpe",
+    title: str | None = None,
+    width: int = WIDTH,
+    height: int = 260,
+) -> figure:
+    """Drawdown (fraction below the running peak) of a few portfolios.
+
+    Parameters
+    ----------
+    source : path, Dataset or DataArray
+        A run folder, an opened ``results.zarr`` Dataset, or the equity DataArray alone.
+    portfolios : sequence of int, optional
+        Portfolio ids to draw; default the best, median and worst by ``score``.
+    score : str or ndarray
+        Ranking for the default selection (see `equity_band_figure`).
+    title : str, optional
+    width, height : int
+
+    Returns
+    -------
+    bokeh.plotting.figure
+    """
+    ds = _results_from(source)
+    eq = ds["equity"]
+    params = _load.grid_params(ds, {})
+    if portfolios is None:
+        values, score_name = _score_values(ds, score)
+        lines = highlighted_lines(eq, values, params, score_name)
+    else:
+        ids = [int(p) for p in portfolios]
+        cols = _load.equity_columns(eq, ids)
+        lines = [Line(f"p{p}", p, f"#{p}", cols[:, k]) for k, p in enumerate(ids)]
+    src = band_source(
+        ds["time"].values, _load.Band((), np.empty((0, eq.sizes["time"])), True), lines
+    )
+    fig = _drawdown_plot(src, lines, title=title or "Drawdown", width=width, height=height)
+    if portfolios is not None:  # colours beyond best/median/worst: a categorical palette
+        from bokeh.palettes import Category10_10
+
+        for k, r in enumerate(fig.renderers):
+            r.glyph.line_color = Category10_10[k % 10]
+    return fig
+
+
+def _score_values(ds: xr.Dataset, score: str | np.ndarray) -> tuple[np.ndarray, str]:
+    """Ranking values: a metric variable, given values, or each curve's total return."""
+    if isinstance(score, str) and score in ds:
+        return np.asarray(ds[score].values, np.float64), score
+    if isinstance(score, str):
+        eq = ds["equity"]
+        first, last = (np.asarray(eq.isel(time=i).values, np.float64) for i in (0, -1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return last / first - 1.0, "total_return"
+    return np.asarray(score, np.float64), "score"
 
 
 # -- heatmap ---------------------------------------------------------------------------------------

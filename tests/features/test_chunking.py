@@ -67,3 +67,12 @@ def test_one_bar_chunks(market_factory):
     got = _values(data, (1,) * 60)
     for var in ref.data_vars:
         np.testing.assert_array_equal(got[var].values, ref[var].values)
+
+
+def test_symbol_chunks_and_mixed_time_chunks(market_factory):
+    data = market_factory(n_time=120, n_sym=5, seed=3, missing=0.05, late=(0, 20, 0, 0, 70))
+    ref = _values(data, (120,))
+    with dask.config.set(scheduler="sync"):
+        got = compute_features(data.chunk({"time": (50, 1, 69), "symbol": 2}), SPECS).compute()
+    for var in ref.data_vars:
+        np.testing.assert_array_equal(got[var].values, ref[var].values)

@@ -141,7 +141,7 @@ def test_same_feature_twice_is_one_task_set(market):
 def test_feature_stage_with_a_distributed_client(market):
     distributed = pytest.importorskip("distributed")
     with distributed.Client(
-        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
     ) as client:
         ds, s1 = feature_stage(market, SPECS, client=client)
         again, s2 = feature_stage(market, SPECS, client=client)

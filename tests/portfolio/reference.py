@@ -11,6 +11,8 @@ Choices where §2 leaves room (the kernel makes the same ones):
 - vol_target with a vol that is not finite or not > 0 gives w = 0.
 - entry price is left unchanged when a position is closed (it is unused until the next open).
 - reason of a target: "halt" if halted, else "stop" if the symbol is stopped, else "signal".
+- sums over symbols (equity, gross exposure, sum |w|) add symbol s into partial sum s % 4 (the last
+  S % 4 symbols into partial sum 0) and combine ``(l0 + l1) + (l2 + l3)``: the kernel's order.
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ from typing import Any
 
 def _finite(x: float) -> bool:
     return isinstance(x, float | int) and math.isfinite(x)
+
+
+def lane_sum(values: list[float]) -> float:
+    """Sum in the kernel's order: 4 interleaved partial sums, the tail into the first."""
+    lanes = [0.0, 0.0, 0.0, 0.0]
+    n4 = len(values) - len(values) % 4
+    for i, v in enumerate(values):
+        lanes[i % 4 if i < n4 else 0] += v
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 
 
 def reference_portfolio(
@@ -105,12 +116,9 @@ def reference_portfolio(
         for s in range(S):
             if _finite(close[t][s]):
                 last_close[s] = close[t][s]
-        asset = 0.0
-        gross = 0.0
-        for s in range(S):
-            if s in last_close:
-                asset += q[s] * last_close[s]
-                gross += abs(q[s] * last_close[s])
+        values = [q[s] * last_close[s] if s in last_close else 0.0 for s in range(S)]
+        asset = lane_sum(values)
+        gross = lane_sum([abs(v) for v in values])
         equity = cash + asset
         equity_out.append(equity)
         cash_out.append(cash)
@@ -149,9 +157,7 @@ def reference_portfolio(
                 v = vol[t][s]
                 ws = u * params["target_vol"] / v if _finite(v) and v > 0.0 else 0.0
             w[s] = min(max(ws, -mp), mp)
-        total_abs = 0.0
-        for s in range(S):
-            total_abs += abs(w[s])
+        total_abs = lane_sum([abs(w[s]) for s in range(S)])
         if total_abs > mg:
             factor = mg / total_abs
             for s in range(S):

@@ -16,6 +16,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ class Case:
     build: Callable[[Path], list[str]]  # writes the inputs into a folder, returns the CLI args
     where: str  # must appear in the error line
     what: str  # must appear in the error line (case-insensitive)
-    mode: str = "inproc"  # inproc | cluster (signals stage: --address) | subprocess
+    cluster: bool = False  # fails in the signals stage: run against the session cluster (--address)
+    proc: bool = False  # run the real entry point in a subprocess (else ``cli.main`` in-process)
 
 
 # ----------------------------------------------------------------------------- builders
@@ -115,7 +117,9 @@ def zarr_case(mutate=None, *, empty: bool = False) -> Callable[[Path], list[str]
             f.mkdir()
         else:
             ds = to_dataset(prices())
-            (mutate(ds) if mutate is not None else ds).to_zarr(f, mode="w")
+            with warnings.catch_warnings():  # zarr 3: "consolidated metadata" notice
+                warnings.simplefilter("ignore")
+                (mutate(ds) if mutate is not None else ds).to_zarr(f, mode="w")
         return run_args(d, base(data={"source": "zarr", "path": "prices.zarr"}))
     return build
 
@@ -181,7 +185,7 @@ CASES = [
     Case("yaml-not-utf8", lambda d: run_args(d, text=b"name: \xff\xfe\n"), "p.yaml", "UTF-8"),
     Case("pipeline-missing", lambda d: ["run", str(d / "none.yaml"), "--out", str(d / "out")],
          "none.yaml", "not found"),
-    Case("pipeline-is-folder", lambda d: ["validate", str(d)], str(Path("/")), "folder"),
+    Case("pipeline-is-folder", lambda d: ["validate", str(d)], "/case:", "folder"),
     # --- unknown names
     Case("unknown-section", lambda d: run_args(d, {**base(), "portfolio": {"capital": 5}}),
          "portfolio", "did you mean 'portfolios'"),
@@ -245,18 +249,18 @@ CASES = [
     Case("zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B"),
     # --- signal replay files (fail in the signals stage, after the cluster starts)
     Case("signal-out-of-range", signal_case(f"time,symbol,signal\n{SIG_T0},S000,0.5\n{SIG_T1},S001,2.5\n"),
-         "sig.csv row 2", "outside [-1, 1]", mode="cluster"),
+         "sig.csv row 2", "outside [-1, 1]", cluster=True),
     Case("signal-not-a-number", signal_case(f"time,symbol,signal\n{SIG_T0},S000,buy\n"),
-         "sig.csv row 1", "buy", mode="cluster"),
+         "sig.csv row 1", "buy", cluster=True),
     Case("signal-duplicate", signal_case(f"time,symbol,signal\n{SIG_T0},S001,1\n{SIG_T1},S001,1\n{SIG_T0},S001,-1\n"),
-         "sig.csv rows 1 and 3", "two signals", mode="cluster"),
+         "sig.csv rows 1 and 3", "two signals", cluster=True),
     Case("signal-missing-column", signal_case(f"time,symbol,weight\n{SIG_T0},S000,1\n"),
-         "sig.csv", "'signal' column", mode="cluster"),
+         "sig.csv", "'signal' column", cluster=True),
     Case("signal-bad-time", signal_case(f"time,symbol,signal\n{SIG_T0},S000,1\nsoon,S000,1\n"),
-         "sig.csv row 2", "soon", mode="cluster"),
-    Case("signal-file-missing", signal_case(missing=True), "strategies.mine.path", "not found", mode="cluster"),
+         "sig.csv row 2", "soon", cluster=True),
+    Case("signal-file-missing", signal_case(missing=True), "strategies.mine.path", "not found", cluster=True),
     Case("signal-parquet-garbage", signal_case(name="sig.parquet", raw=b"PAR1 nonsense"),
-         "sig.parquet", "cannot read", mode="cluster"),
+         "sig.parquet", "cannot read", cluster=True),
     # --- command-line arguments
     Case("set-without-equals", lambda d: run_args(d, None, "--set", "data.bars"), "--set", "no '='"),
     Case("set-bad-yaml", lambda d: run_args(d, None, "--set", "data.bars=[1,"), "--set data.bars", "[1,"),
@@ -271,13 +275,17 @@ CASES = [
     Case("out-under-a-file", out_under_file, "--out", "afile"),
     Case("unknown-option", lambda d: run_args(d, None, "--bogus"), "--bogus", "unrecognized"),
     Case("unknown-command", lambda d: ["frobnicate", str(d)], "frobnicate", "invalid choice"),
-    Case("report-not-a-run", lambda d: ["report", str(d)], str(Path("/")), "not a run folder"),
+    Case("report-not-a-run", lambda d: ["report", str(d)], "/case:", "run folder"),
     # --- the same through the real entry point (exit status of the process itself)
-    Case("proc-unsafe-tag", unsafe_yaml, "p.yaml line 1", "tag not allowed", mode="subprocess"),
+    Case("proc-unsafe-tag", unsafe_yaml, "p.yaml line 1", "tag not allowed", proc=True),
     Case("proc-csv-bad-row", csv_case(set_cell(3, "close", "n/a?")), "prices.csv row 5", "n/a?",
-         mode="subprocess"),
+         proc=True),
+    Case("proc-zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B",
+         proc=True),
+    Case("proc-signal-out-of-range", signal_case(f"time,symbol,signal\n{SIG_T0},S002,-1.01\n"),
+         "sig.csv row 1", "outside [-1, 1]", cluster=True, proc=True),
     Case("proc-set-range", lambda d: run_args(d, None, "--set", "portfolios.grid.stop_loss=[2]"),
-         "portfolios.grid", "2", mode="subprocess"),
+         "portfolios.grid", "2", proc=True),
 ]
 
 
@@ -287,8 +295,10 @@ def _snapshot(d: Path) -> dict[str, bytes | None]:
 
 
 def _run(case: Case, args: list[str], capsys, address: str | None) -> tuple[int, str, str]:
-    if case.mode == "subprocess":
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
+    if case.cluster:
+        args = [*args, "--address", address]
+    if case.proc:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # as a user runs it
         proc = subprocess.run(
             [sys.executable, "-m", "admf_dask.cli", *args], capture_output=True, text=True,
             cwd=ROOT, timeout=120, env=env,
@@ -296,8 +306,6 @@ def _run(case: Case, args: list[str], capsys, address: str | None) -> tuple[int,
         return proc.returncode, proc.stdout, proc.stderr
     from admf_dask.cli import main
 
-    if case.mode == "cluster":
-        args = [*args, "--address", address]
     capsys.readouterr()
     try:
         rc = main(args)
@@ -310,7 +318,7 @@ def _run(case: Case, args: list[str], capsys, address: str | None) -> tuple[int,
 @pytest.fixture(scope="module")
 def address(request):
     """The session cluster's scheduler, for cases that fail after the cluster starts."""
-    if not any(c.mode == "cluster" for c in CASES):
+    if not any(c.cluster for c in CASES):
         return None
     return request.getfixturevalue("client").scheduler.address
 
@@ -322,7 +330,7 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys, address):
     monkeypatch.chdir(case_dir)
     args = case.build(case_dir)
     before = _snapshot(case_dir)
-    rc, out, err = _run(case, args, capsys, address if case.mode == "cluster" else None)
+    rc, out, err = _run(case, args, capsys, address)
 
     assert rc == 2, (rc, err[-3000:])
     lines = [ln for ln in err.splitlines() if ln.strip()]

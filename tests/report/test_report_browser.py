@@ -96,9 +96,12 @@ def test_report_in_chromium(
     _set(page, "filter_metric", "sharpe")
     _set(page, "filter_min", "0")
     keep = np.array(page.evaluate(f"Array.from({MODEL}('metrics_filter').booleans)"))
+    rows = _column(page, "metrics_source", "portfolio")  # the table lists the best first
+    sharpe = run.metrics["sharpe"]
+    assert rows == sorted(range(run.n_portfolios), key=lambda i: -sharpe[i])
     strategy = params["strategy"]
     expected = (strategy.codes == strategy.levels.index("momentum")) & (run.metrics["sharpe"] >= 0)
-    np.testing.assert_array_equal(keep, expected)
+    np.testing.assert_array_equal(keep, expected[rows])
     info = page.evaluate(f"{MODEL}('metrics_info').text")
     assert info.startswith(f"{expected.sum()} of {run.n_portfolios}")
 

@@ -18,7 +18,14 @@ from report_runs import make_run, market_path
 
 from admf_dask.errors import InputError
 from admf_dask.report import _aggregate as agg
-from admf_dask.report import _build, _load, build_report, equity_band_figure, heatmap_figure
+from admf_dask.report import (
+    _build,
+    _load,
+    build_report,
+    drawdown_figure,
+    equity_band_figure,
+    heatmap_figure,
+)
 from admf_dask.report.figures import heatmap_data
 
 
@@ -136,6 +143,9 @@ def test_notebook_figures(run_dir: Path) -> None:
     for src in (run_dir, str(run_dir), ds):
         assert isinstance(equity_band_figure(src), figure)
         assert isinstance(heatmap_figure(src, "sharpe", "stop_loss", "strategy"), figure)
+    dd = drawdown_figure(run_dir, [0, 5, 7])
+    assert [item.label.value for item in dd.legend[0].items] == ["#0", "#5", "#7"]
+    assert len(drawdown_figure(ds).renderers) == 3  # best, median, worst
     f = equity_band_figure(ds["equity"])  # the curves alone: ranked by total return
     assert "total_return" in f.title.text
     frame = pd.DataFrame(
