@@ -39,6 +39,7 @@ format: $(DEVSTAMP)
 	$(BIN)/ruff check --fix admf_dask tests benchmarks
 
 bench: $(DEVSTAMP)
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
