@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from admf_dask.errors import InputError
+from admf_dask.pipeline.faults import ClusterFault
 
 
 class _Parser(argparse.ArgumentParser):
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         sys.stderr.write(f"error: {exc.line}\n")
         return 2
+    except ClusterFault as exc:  # the cluster failed a valid run (e.g. workers out of memory)
+        sys.stderr.write(f"error: {exc.line}\n")
+        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; the cluster was shut down and no run folder was written\n")
         return 130

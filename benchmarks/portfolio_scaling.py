@@ -6,9 +6,9 @@ machine. In the same run, a plain single-threaded numba loop of the contract wit
 and without order records (next-open fills, fees, slippage, mark; DESIGN §6's roofline) is timed
 on the same data, and the engine is reported as engine / (roofline × workers).
 
-    python benchmarks/portfolio_scaling.py                  # all sizes
+    python benchmarks/portfolio_scaling.py                  # all sizes, with and without orders
     python benchmarks/portfolio_scaling.py --sizes 10 1000  # some
-    python benchmarks/portfolio_scaling.py --no-orders      # skip the order ledger
+    python benchmarks/portfolio_scaling.py --orders no      # skip the order ledger
 
 Targets: engine ≥ 50% of roofline × cores; 10k peak ≤ 6 GB; 10k time ≤ 11 × 1k.
 """
@@ -238,6 +238,7 @@ def run_size(n, client, data, signals, out_root: Path, write_orders: bool, n_cor
     shutil.rmtree(out, ignore_errors=True)
     return {
         "n": n,
+        "orders": write_orders,
         "grid_s": t_grid,
         "wall_s": wall,
         "compute_s": res.timings["compute"],
@@ -253,7 +254,10 @@ def run_size(n, client, data, signals, out_root: Path, write_orders: bool, n_cor
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
-    parser.add_argument("--no-orders", action="store_true", help="do not write orders.parquet")
+    parser.add_argument(
+        "--orders", choices=["yes", "no", "both"], default="both",
+        help="write orders.parquet (both: run each size twice)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, help="scratch folder (default: a temp folder)")
     args = parser.parse_args(argv)
 
@@ -295,12 +299,17 @@ def main(argv: list[str] | None = None) -> None:
     t_persist = time.perf_counter() - tic
 
     out_root = Path(args.out or tempfile.mkdtemp(prefix="admf-bench-"))
+    modes = {"yes": [True], "no": [False], "both": [True, False]}[args.orders]
     rows = []
     try:
+        # warm-up: workers import zarr/pyarrow and load the numba cache before any timing
+        run_size(10, client, data, signals, out_root, True, n_cores)
         for n in args.sizes:
-            row = run_size(n, client, data, signals, out_root, not args.no_orders, n_cores)
-            rows.append(row)
-            print(f"  {n:>6} portfolios: {row['wall_s']:.2f} s, {row['timings']}", flush=True)
+            for write_orders in modes:
+                row = run_size(n, client, data, signals, out_root, write_orders, n_cores)
+                rows.append(row)
+                print(f"  {n:>6} portfolios, orders {write_orders}: {row['wall_s']:.2f} s, "
+                      f"{row['timings']}", flush=True)  # fmt: skip
     finally:
         client.close()
         cluster.close()
@@ -311,24 +320,27 @@ def main(argv: list[str] | None = None) -> None:
     print(f"inputs (numpy market + signals): {t_inputs:.2f} s; persist to workers: "
           f"{t_persist:.2f} s; {n_workers} workers × 1 thread on {n_cores} cores")  # fmt: skip
     print(f"roofline (plain numba loop, no risk, no records, 1 core): {roof:.3g} steps/s")
-    print(f"orders written: {'no' if args.no_orders else 'yes'}")
     hdr = (
-        "| portfolios | wall s | compute s | kernel s | zarr s | orders s | metrics s | "
-        "steps/s | vs roofline×cores | peak GB | CPU busy | orders | output MB |"
+        "| portfolios | orders | wall s | compute s | tasks: kernel s | zarr s | parquet s | "
+        "metrics s | CPU s | steps/s | vs roofline×cores | peak GB | CPU busy | n orders | "
+        "output MB |"
     )
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for r in rows:
         t = r["timings"]
         print(
-            f"| {r['n']:,} | {r['wall_s']:.2f} | {t['compute']:.2f} | {t['task_kernel']:.2f} | "
-            f"{t['task_zarr']:.2f} | {t['task_orders']:.2f} | {t['task_metrics']:.2f} | "
+            f"| {r['n']:,} | {'yes' if r['orders'] else 'no'} | {r['wall_s']:.2f} | "
+            f"{t['compute']:.2f} | {t['task_kernel']:.2f} | {t['task_zarr']:.2f} | "
+            f"{t['task_orders']:.2f} | {t['task_metrics']:.2f} | {t['task_cpu']:.2f} | "
             f"{r['steps_per_s']:.3g} | {r['steps_per_s'] / (roof * n_workers):.0%} | "
             f"{r['peak_gb']:.2f} | {r['cpu_busy']:.0%} | {r['n_orders']:,} | {r['out_mb']:.0f} |"
         )
-    by_n = {r["n"]: r for r in rows}
-    if 1000 in by_n and 10000 in by_n:
-        print(f"10k / 1k wall time: {by_n[10000]['wall_s'] / by_n[1000]['wall_s']:.1f}x")
+    for mode in modes:
+        by_n = {r["n"]: r for r in rows if r["orders"] == mode}
+        if 1000 in by_n and 10000 in by_n:
+            ratio = by_n[10000]["wall_s"] / by_n[1000]["wall_s"]
+            print(f"10k / 1k wall time (orders {'yes' if mode else 'no'}): {ratio:.1f}x")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from admf_dask.config import PipelineConfig, config_hash, load_pipeline
-from admf_dask.pipeline import rundir
+from admf_dask.pipeline import faults, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
 from admf_dask.pipeline.results import RunResult, open_run
 
@@ -151,7 +151,8 @@ def run(
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
-        with client.as_current(), _maybe_profile(profile, tmp / "profile.html"), _quiet_zarr():
+        with client.as_current(), faults.translating(client), \
+                _maybe_profile(profile, tmp / "profile.html"), _quiet_zarr():
             with reporter.stage("data") as note, timer("data"):
                 data = client.persist(data)
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")

@@ -184,6 +184,7 @@ def step_chunk(
     cash_out,
     t0,
     record,
+    capacity,
 ):
     """Step every portfolio of a batch over every bar of one time chunk (DESIGN §2).
 
@@ -227,6 +228,8 @@ def step_chunk(
         Global index of the chunk's first bar (stamped on the order records).
     record : bool
         Collect order records (false: only count them).
+    capacity : int
+        Initial size of the order buffers (they double when full).
 
     Returns
     -------
@@ -249,7 +252,7 @@ def step_chunk(
     r_px = np.empty(scratch)
     r_comm = np.empty(scratch)
     r_reason = np.empty(scratch, dtype=np.int8)
-    cap = 1024
+    cap = max(1024, capacity) if record else 1
     o_port = np.empty(cap, dtype=np.int32)
     o_time = np.empty(cap, dtype=np.int32)
     o_sym = np.empty(cap, dtype=np.int32)

@@ -126,6 +126,7 @@ def step(
     *,
     record: bool = True,
     copy: bool = True,
+    capacity: int = 0,
 ) -> tuple[BatchState, np.ndarray, np.ndarray, OrderRecords]:
     """Advance a batch over one time chunk.
 
@@ -143,6 +144,8 @@ def step(
         Return order records (false: only count fills).
     copy : bool
         Work on a copy of ``state`` (false: update it in place).
+    capacity : int
+        Expected number of orders (sizes the record buffers; they grow if needed).
 
     Returns
     -------
@@ -190,6 +193,7 @@ def step(
         cash,
         st.n_bars,
         record,
+        int(capacity),
     )
     n = out[-1]
     orders = OrderRecords(*(a[:n] for a in out[:-1]))

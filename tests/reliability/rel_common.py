@@ -106,14 +106,14 @@ def deployment(
 ) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
     """`dask scheduler` + one `dask worker` per name on 127.0.0.1; all stopped on exit.
 
-    Yields the scheduler address and ``{worker name: Popen}`` (each its own process group:
+    `env` (dask config variables) goes to every process. Yields the scheduler address and ``{worker name: Popen}`` (each its own process group:
     nanny and worker die together with ``os.killpg``).
     """
     sched_file = folder / "scheduler.json"
     sched = start_proc(
         [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
          "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)],
-        folder / "scheduler.log",
+        folder / "scheduler.log", env=env,
     )
     procs: dict[str, subprocess.Popen] = {}
     try:

@@ -1,0 +1,164 @@
+"""Distributed failures told as one line: what broke, where, and how to fix it.
+
+A run's tasks are retried by the scheduler when a worker dies (the engine's tasks are idempotent:
+the portfolio chain recomputes its state from the persisted inputs, rewrites the same Zarr regions
+and the same Parquet file names), so a lost worker costs time, not results. What cannot be
+retried ends as a raw ``distributed`` exception and a long traceback; `translating` turns the ones
+a user can act on into a `ClusterFault`, whose `line` the CLI prints after ``error:`` (exit 1:
+the input was fine, the cluster failed it).
+
+* ``KilledWorker``: every worker that ran a task died. When the nannies reported memory kills
+  (scheduler event topic ``worker-restart-memory``), the line names the worker memory limit and
+  the knobs that lower a task's memory; otherwise it points at the worker logs.
+* A lost scheduler (connection closed, client no longer running): names the address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+#: scheduler event topic a nanny logs when it restarts its worker for memory (distributed 2022+)
+MEMORY_TOPIC = "worker-restart-memory"
+
+MEMORY_FIX = (
+    "give each worker more memory (cluster.memory_limit, or dask worker --memory-limit) or fewer "
+    "threads, or make tasks smaller: lower portfolios.batch_size or data.chunks.time, or set "
+    "output.orders: false"
+)
+
+
+class ClusterFault(Exception):
+    """The cluster failed a run that was valid input; `line` is the one-line message.
+
+    Parameters
+    ----------
+    where : str
+        The place: ``cluster`` (with the scheduler address) or ``worker <address>``.
+    what : str
+        What happened.
+    fix : str, optional
+        How to fix it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, where: str, what: str, fix: str | None = None) -> None:
+        self.where = where
+        self.what = what
+        self.fix = fix
+        super().__init__(self.line)
+
+    @property
+    def line(self) -> str:
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.fix:
+            text += f"; {self.fix}"
+        return " ".join(text.split())
+
+
+def _bytes(n: int | float | None) -> str:
+    if not n:
+        return "no limit"
+    from dask.utils import format_bytes
+
+    return format_bytes(int(n))
+
+
+def _task_name(key: Any) -> str:
+    """A task key as a short readable name (``portfolio-step-…-b3-c0``)."""
+    if isinstance(key, tuple):
+        key = "-".join(str(k) for k in key)
+    text = str(key)
+    return text if len(text) <= 80 else text[:40] + "…" + text[-30:]
+
+
+def _memory_events(client: Any, since: float) -> list[dict[str, Any]]:
+    """Nanny memory-kill events logged at the scheduler since `since` (epoch seconds)."""
+    if client is None:
+        return []
+    try:
+        events = client.get_events(MEMORY_TOPIC)
+    except Exception:  # noqa: BLE001 - no scheduler to ask: no evidence either way
+        return []
+    return [dict(msg) for stamp, msg in events if stamp >= since and isinstance(msg, dict)]
+
+
+def _killed_worker(exc: Any, client: Any, since: float) -> ClusterFault:
+    ws = exc.last_worker
+    address = getattr(ws, "address", None) or "?"
+    name = getattr(ws, "name", None)
+    limit = getattr(ws, "memory_limit", None)
+    who = f"worker {name} ({address})" if name not in (None, "", address) else f"worker {address}"
+    tries = exc.allowed_failures + 1
+    task = _task_name(exc.task)
+    memory = _memory_events(client, since)
+    if memory:
+        from dask import config
+
+        frac = config.get("distributed.worker.memory.terminate", 0.95) or 0.95
+        peak = max(int(m.get("rss") or 0) for m in memory)
+        return ClusterFault(
+            who,
+            f"out of memory: workers passed {frac:.0%} of their memory limit ({_bytes(limit)}) "
+            f"and were restarted {len(memory)} time(s) (largest {_bytes(peak)}); task '{task}' "
+            f"failed on {tries} workers",
+            MEMORY_FIX,
+        )
+    return ClusterFault(
+        who,
+        f"task '{task}' failed on {tries} workers, each died while running it (memory limit "
+        f"{_bytes(limit)}; no memory kill was reported, so a crash or a killed process)",
+        "read the worker logs; if workers were killed for memory, " + MEMORY_FIX,
+    )
+
+
+def explain(exc: BaseException, client: Any = None, since: float = 0.0) -> ClusterFault | None:
+    """The `ClusterFault` for a distributed failure, or None when `exc` is something else.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What the run raised.
+    client : distributed.Client, optional
+        The run's client (asked for the nannies' memory-kill events).
+    since : float
+        Epoch seconds the run started: older events are another run's.
+    """
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, ClusterFault):
+        return exc
+    if isinstance(exc, KilledWorker):
+        return _killed_worker(exc, client, since)
+    lost = isinstance(exc, CommClosedError | FutureCancelledError)
+    status = getattr(client, "status", "running")
+    if lost or (isinstance(exc, OSError | TimeoutError) and status != "running"):
+        address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
+        return ClusterFault(
+            f"cluster {address}",
+            f"lost the Dask scheduler during the run ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'connection closed'})",
+            "check that the scheduler is still running (its log), then run again",
+        )
+    return None
+
+
+@contextlib.contextmanager
+def translating(client: Any) -> Iterator[None]:
+    """Re-raise distributed failures inside the block as `ClusterFault` (others unchanged)."""
+    since = time.time() - 1.0
+    try:
+        yield
+    except Exception as exc:
+        fault = explain(exc, client, since)
+        if fault is None or fault is exc:
+            raise
+        raise fault from exc
+
+
+__all__ = ["MEMORY_FIX", "MEMORY_TOPIC", "ClusterFault", "explain", "translating"]
