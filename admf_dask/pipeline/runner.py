@@ -219,7 +219,7 @@ def run(
                 if cfg.output.report:
                     from admf_dask.report import build_report
 
-                    build_report(tmp)
+                    build_report(tmp, market_data=data)
                 note(str(target))
             timer.timings["total"] = round(time.perf_counter() - t_start, 4)
             manifest["timings"] = dict(timer.timings)
