@@ -228,9 +228,15 @@ def run_size(n, client, data, signals, out_root: Path, write_orders: bool, n_cor
         cpu0 = sampler.cpu_seconds()
         tic = time.perf_counter()
         res = run_portfolios(
-            data, signals, None, book, out, client=client, run_id=f"bench{n}",
+            data,
+            signals,
+            None,
+            book,
+            out,
+            client=client,
+            run_id=f"bench{n}",
             write_orders=write_orders,
-        )  # fmt: skip
+        )
         wall = time.perf_counter() - tic
         cpu = sampler.cpu_seconds() - cpu0
     steps = n * SYMBOLS * BARS
@@ -255,9 +261,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument(
-        "--orders", choices=["yes", "no", "both"], default="both",
+        "--orders",
+        choices=["yes", "no", "both"],
+        default="both",
         help="write orders.parquet (both: run each size twice)",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", default=None, help="scratch folder (default: a temp folder)")
     args = parser.parse_args(argv)
 
@@ -278,9 +286,12 @@ def main(argv: list[str] | None = None) -> None:
     roof = roofline_rate(open_, close, sig)
 
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
         memory_limit="3GiB",
-    )  # fmt: skip
+    )
     client = Client(cluster)
     n_workers = sum(client.nthreads().values())
     times = pd.date_range("2010-01-04", periods=BARS, freq="B")
@@ -291,9 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         coords={"time": times, "symbol": syms},
     ).chunk({"time": TIME_CHUNK, "symbol": -1})
     signals = xr.DataArray(
-        sig, dims=("time", "symbol", "strategy"),
+        sig,
+        dims=("time", "symbol", "strategy"),
         coords={"time": times, "symbol": syms, "strategy": ["trend", "slow"]},
-    ).chunk({"time": TIME_CHUNK, "symbol": -1, "strategy": -1})  # fmt: skip
+    ).chunk({"time": TIME_CHUNK, "symbol": -1, "strategy": -1})
     data, signals = client.persist([data, signals])
     dask.compute(data["close"].sum(), signals.sum())  # materialize on the workers
     t_persist = time.perf_counter() - tic
@@ -308,8 +320,11 @@ def main(argv: list[str] | None = None) -> None:
             for write_orders in modes:
                 row = run_size(n, client, data, signals, out_root, write_orders, n_cores)
                 rows.append(row)
-                print(f"  {n:>6} portfolios, orders {write_orders}: {row['wall_s']:.2f} s, "
-                      f"{row['timings']}", flush=True)  # fmt: skip
+                print(
+                    f"  {n:>6} portfolios, orders {write_orders}: {row['wall_s']:.2f} s, "
+                    f"{row['timings']}",
+                    flush=True,
+                )
     finally:
         client.close()
         cluster.close()
@@ -317,8 +332,10 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(out_root, ignore_errors=True)
 
     print()
-    print(f"inputs (numpy market + signals): {t_inputs:.2f} s; persist to workers: "
-          f"{t_persist:.2f} s; {n_workers} workers × 1 thread on {n_cores} cores")  # fmt: skip
+    print(
+        f"inputs (numpy market + signals): {t_inputs:.2f} s; persist to workers: "
+        f"{t_persist:.2f} s; {n_workers} workers × 1 thread on {n_cores} cores"
+    )
     print(f"roofline (plain numba loop, no risk, no records, 1 core): {roof:.3g} steps/s")
     hdr = (
         "| portfolios | orders | wall s | compute s | tasks: kernel s | zarr s | parquet s | "

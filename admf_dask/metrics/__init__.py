@@ -1,6 +1,8 @@
 """Portfolio metrics with empyrical's definitions (DESIGN §2).
 
-``compute_metrics(equity, capital, periods_per_year)`` → one (P,) array per metric.
+``compute_metrics(equity, capital, periods_per_year)`` → one (P,) array per metric. The engine
+uses the same fold in pieces (`init_accumulator`, `update_accumulator` per time chunk,
+`finalize_metrics`), so its metrics are bit for bit those of `compute_metrics` on the full curve.
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ import numpy as np
 
 from admf_dask.metrics import _kernels as _k
 
-__all__ = ["METRIC_NAMES", "RETURN_METRICS", "compute_metrics"]
+__all__ = [
+    "METRIC_NAMES",
+    "RETURN_METRICS",
+    "compute_metrics",
+    "finalize_metrics",
+    "init_accumulator",
+    "update_accumulator",
+]
 
 #: metrics computed from the equity curve alone (empyrical definitions)
 RETURN_METRICS: tuple[str, ...] = (
@@ -25,6 +34,38 @@ RETURN_METRICS: tuple[str, ...] = (
 METRIC_NAMES: tuple[str, ...] = (*RETURN_METRICS, "n_orders", "turnover", "exposure")
 
 
+def init_accumulator(capital: np.ndarray | float, n_portfolios: int) -> np.ndarray:
+    """A fresh metrics accumulator, float64 (P, N_ACC), for curves starting from ``capital``."""
+    caps = np.broadcast_to(np.asarray(capital, dtype=np.float64), (int(n_portfolios),))
+    return _k.acc_init(np.ascontiguousarray(caps))
+
+
+def update_accumulator(acc: np.ndarray, equity: np.ndarray) -> None:
+    """Fold the next bars of the equity curves (T, P) into ``acc``, in place."""
+    _k.acc_update(acc, np.ascontiguousarray(equity, dtype=np.float64))
+
+
+def finalize_metrics(
+    acc: np.ndarray,
+    periods_per_year: float = 252.0,
+    *,
+    traded: np.ndarray | None = None,
+    gross_exposure_sum: np.ndarray | None = None,
+    n_orders: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The metrics of folded curves; see `compute_metrics` for the parameters."""
+    table = _k.acc_finalize(acc, float(periods_per_year))
+    out = {name: table[i].copy() for i, name in enumerate(RETURN_METRICS)}
+    if n_orders is not None:
+        out["n_orders"] = np.asarray(n_orders, dtype=np.int64).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if traded is not None:
+            out["turnover"] = np.asarray(traded, dtype=np.float64) / table[_k.MEAN_EQUITY]
+        if gross_exposure_sum is not None:
+            out["exposure"] = np.asarray(gross_exposure_sum, np.float64) / acc[:, _k.A_BARS]
+    return out
+
+
 def compute_metrics(
     equity: np.ndarray,
     capital: np.ndarray | float,
@@ -36,12 +77,12 @@ def compute_metrics(
 ) -> dict[str, np.ndarray]:
     """Metrics of equity curves, with empyrical's definitions.
 
-    Returns are close-to-close returns of ``equity`` (the first bar against ``capital``),
-    computed as ``empyrical.simple_returns`` does.
+    Returns are close-to-close returns of ``equity``, the first bar against ``capital``, computed
+    as ``empyrical.simple_returns`` does: ``(e[t] - e[t-1]) / e[t-1]``.
 
     Parameters
     ----------
-    equity : ndarray (T, P)
+    equity : ndarray (T, P) or (T,)
         Equity at each close, one column per portfolio.
     capital : float or ndarray (P,)
         Starting cash (the equity before the first bar).
@@ -66,16 +107,12 @@ def compute_metrics(
     equity = np.asarray(equity, dtype=np.float64)
     if equity.ndim == 1:
         equity = equity[:, None]
-    caps = np.ascontiguousarray(np.broadcast_to(np.asarray(capital, np.float64), equity.shape[1:]))
-    table = _k.return_metrics(np.ascontiguousarray(equity), caps, float(periods_per_year))
-    out = {name: table[i].copy() for i, name in enumerate(RETURN_METRICS)}
-    T = equity.shape[0]
-    if n_orders is not None:
-        out["n_orders"] = np.asarray(n_orders, dtype=np.int64)
-    if traded is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["turnover"] = np.asarray(traded, dtype=np.float64) / table[_k.MEAN_EQUITY]
-    if gross_exposure_sum is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["exposure"] = np.asarray(gross_exposure_sum, dtype=np.float64) / T
-    return out
+    acc = init_accumulator(capital, equity.shape[1])
+    update_accumulator(acc, equity)
+    return finalize_metrics(
+        acc,
+        periods_per_year,
+        traded=traded,
+        gross_exposure_sum=gross_exposure_sum,
+        n_orders=n_orders,
+    )

@@ -28,9 +28,9 @@ KINDS = ("xgboost", "mlp", "lstm")
 SEQUENCE_KINDS = frozenset({"lstm"})
 TORCH_KINDS = frozenset({"mlp", "lstm"})
 
-# torch's global RNG and thread pool are per process: one training at a time per process keeps
-# seeded runs bit-identical even when a worker (or the local threaded scheduler) runs several
-# tasks at once. Inference needs no lock (no randomness).
+# torch's global RNG and thread pool are per process. Every torch use here (training, building a
+# module to load weights into, inference) holds this lock, so seeded runs stay bit-identical even
+# when a worker (or the local threaded scheduler) runs several tasks at once.
 _TORCH_LOCK = threading.Lock()
 
 
@@ -145,7 +145,8 @@ def fit(
     device : str
         ``cpu`` or ``cuda``.
     timing : dict, optional
-        Receives ``fit_s``: seconds spent fitting (without waiting for the torch lock).
+        Receives ``fit_s`` (wall) and ``fit_cpu_s`` (CPU time of the process) spent fitting,
+        not counting the wait for the torch lock.
 
     Raises
     ------
@@ -163,7 +164,7 @@ def fit(
 def _fit_xgboost(x, y, params, seed, nthreads, device, timing):
     import xgboost as xgb
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     booster_params = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
@@ -189,6 +190,7 @@ def _fit_xgboost(x, y, params, seed, nthreads, device, timing):
         raise TrainingFailed(f"xgboost refused the data: {str(exc).splitlines()[0]}") from exc
     blob = bytes(booster.save_raw(raw_format="ubj"))
     timing["fit_s"] = time.perf_counter() - t0
+    timing["fit_cpu_s"] = time.process_time() - c0
     return blob, {"n_features": int(x.shape[-1])}
 
 
@@ -243,7 +245,7 @@ def _fit_torch(kind, x, y, params, seed, nthreads, device, timing):
         "layers": int(params["layers"]),
     }
     with _TORCH_LOCK:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         set_torch_threads(nthreads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(int(seed))
@@ -270,6 +272,7 @@ def _fit_torch(kind, x, y, params, seed, nthreads, device, timing):
                 opt.step()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         timing["fit_s"] = time.perf_counter() - t0
+        timing["fit_cpu_s"] = time.process_time() - c0
     if not all(bool(torch.isfinite(v).all()) for v in state.values()):
         raise TrainingFailed("training diverged: the weights are not finite")
     buf = io.BytesIO()
@@ -369,7 +372,10 @@ def load_bundle(bundle: ModelBundle, where: str = "<model>", device: str = "cpu"
         )
     if kind == "xgboost":
         return FoldModel(kind, meta, _load_xgboost(blob, meta, where))
-    return FoldModel(kind, meta, _load_torch(kind, blob, meta, where, device))
+    # building a module draws its (then overwritten) initial weights from torch's global RNG:
+    # under the lock, or a load beside a seeded training would shift that training's init
+    with _TORCH_LOCK:
+        return FoldModel(kind, meta, _load_torch(kind, blob, meta, where, device))
 
 
 def check_meta(meta: Any, where: str) -> None:

@@ -177,6 +177,7 @@ def train_task(
         n_train=n_train,
         ok=bundle is not None,
         fit_s=timing.get("fit_s"),
+        fit_cpu_s=timing.get("fit_cpu_s"),
     )
     return {"bundle": bundle, "reason": reason, "n_train": n_train, "trace": rec}
 

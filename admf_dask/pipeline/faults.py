@@ -86,36 +86,47 @@ def _memory_events(client: Any, since: float) -> list[dict[str, Any]]:
     return [dict(msg) for stamp, msg in events if stamp >= since and isinstance(msg, dict)]
 
 
-def _killed_worker(exc: Any, client: Any, since: float) -> ClusterFault:
-    ws = exc.last_worker
-    address = getattr(ws, "address", None) or "?"
-    name = getattr(ws, "name", None)
-    limit = getattr(ws, "memory_limit", None)
-    who = f"worker {name} ({address})" if name not in (None, "", address) else f"worker {address}"
-    tries = exc.allowed_failures + 1
-    task = _task_name(exc.task)
-    memory = _memory_events(client, since)
-    if memory:
-        from dask import config
+def _limits(client: Any) -> dict[str, int]:
+    """Memory limit of each worker the scheduler knows now (address -> bytes)."""
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # older distributed: all workers by default
+        info = client.scheduler_info()
+    except Exception:  # noqa: BLE001
+        return {}
+    return {a: int(w.get("memory_limit") or 0) for a, w in info.get("workers", {}).items()}
 
-        frac = config.get("distributed.worker.memory.terminate", 0.95) or 0.95
-        peak = max(int(m.get("rss") or 0) for m in memory)
-        return ClusterFault(
-            who,
-            f"out of memory: workers passed {frac:.0%} of their memory limit ({_bytes(limit)}) "
-            f"and were restarted {len(memory)} time(s) (largest {_bytes(peak)}); task '{task}' "
-            f"failed on {tries} workers",
-            MEMORY_FIX,
-        )
+
+def _out_of_memory(
+    exc: BaseException, memory: list[dict[str, Any]], client: Any, limits: dict[str, int]
+) -> ClusterFault:
+    from dask import config
+
+    ws = getattr(exc, "last_worker", None)
+    limit = getattr(ws, "memory_limit", None)
+    address = getattr(ws, "address", None) or str(memory[-1].get("worker") or "?")
+    if not limit:  # the workers as the run found them, else as they are now
+        for known in (limits, _limits(client) if client is not None else {}):
+            limit = known.get(address) or min((v for v in known.values() if v), default=None)
+            if limit:
+                break
+    frac = config.get("distributed.worker.memory.terminate", 0.95) or 0.95
+    peak = max(int(m.get("rss") or 0) for m in memory)
+    where = f"worker {address}"
+    task = ""
+    if ws is not None:
+        task = f"; task '{_task_name(exc.task)}' failed on {exc.allowed_failures + 1} workers"
     return ClusterFault(
-        who,
-        f"task '{task}' failed on {tries} workers, each died while running it (memory limit "
-        f"{_bytes(limit)}; no memory kill was reported, so a crash or a killed process)",
-        "read the worker logs; if workers were killed for memory, " + MEMORY_FIX,
+        where,
+        f"out of memory: workers passed {frac:.0%} of their memory limit ({_bytes(limit)}) and "
+        f"were restarted by their nanny {len(memory)} time(s) (largest {_bytes(peak)}){task}",
+        MEMORY_FIX,
     )
 
 
-def explain(exc: BaseException, client: Any = None, since: float = 0.0) -> ClusterFault | None:
+def explain(
+    exc: BaseException, client: Any = None, since: float = 0.0, limits: dict[str, int] | None = None
+) -> ClusterFault | None:
     """The `ClusterFault` for a distributed failure, or None when `exc` is something else.
 
     Parameters
@@ -126,6 +137,8 @@ def explain(exc: BaseException, client: Any = None, since: float = 0.0) -> Clust
         The run's client (asked for the nannies' memory-kill events).
     since : float
         Epoch seconds the run started: older events are another run's.
+    limits : dict, optional
+        Worker address -> memory limit as the run started (a killed worker may be gone now).
     """
     from distributed.client import FutureCancelledError
     from distributed.comm.core import CommClosedError
@@ -133,29 +146,48 @@ def explain(exc: BaseException, client: Any = None, since: float = 0.0) -> Clust
 
     if isinstance(exc, ClusterFault):
         return exc
-    if isinstance(exc, KilledWorker):
-        return _killed_worker(exc, client, since)
-    lost = isinstance(exc, CommClosedError | FutureCancelledError)
     status = getattr(client, "status", "running")
-    if lost or (isinstance(exc, OSError | TimeoutError) and status != "running"):
-        address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
+    lost = isinstance(exc, CommClosedError | FutureCancelledError) or (
+        isinstance(exc, OSError | TimeoutError) and status != "running"
+    )
+    if not (lost or isinstance(exc, KilledWorker)):
+        return None
+    memory = _memory_events(client, since) if status == "running" else []
+    if memory:
+        return _out_of_memory(exc, memory, client, limits or {})
+    if isinstance(exc, KilledWorker):
+        ws = exc.last_worker
+        return ClusterFault(
+            f"worker {getattr(ws, 'address', '?')}",
+            f"task '{_task_name(exc.task)}' failed on {exc.allowed_failures + 1} workers, each "
+            f"died while running it (memory limit {_bytes(getattr(ws, 'memory_limit', None))}; "
+            "no memory kill was reported, so a crash or a killed process)",
+            "read the worker logs; if they were killed for memory, " + MEMORY_FIX,
+        )
+    first = str(exc).splitlines()[0] if str(exc) else "connection closed"
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
+    if status == "running":  # the scheduler answers: a worker went away under a direct call
         return ClusterFault(
             f"cluster {address}",
-            f"lost the Dask scheduler during the run ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'connection closed'})",
-            "check that the scheduler is still running (its log), then run again",
+            f"a worker went away during the run ({type(exc).__name__}: {first})",
+            "read the worker logs (a crash or a killed process), then run again",
         )
-    return None
+    return ClusterFault(
+        f"cluster {address}",
+        f"lost the Dask scheduler during the run ({type(exc).__name__}: {first})",
+        "check that the scheduler is still running (its log), then run again",
+    )
 
 
 @contextlib.contextmanager
 def translating(client: Any) -> Iterator[None]:
     """Re-raise distributed failures inside the block as `ClusterFault` (others unchanged)."""
     since = time.time() - 1.0
+    limits = _limits(client) if client is not None else {}
     try:
         yield
     except Exception as exc:
-        fault = explain(exc, client, since)
+        fault = explain(exc, client, since, limits)
         if fault is None or fault is exc:
             raise
         raise fault from exc

@@ -172,7 +172,9 @@ def run(
                 book = expand_grid(
                     cfg.portfolios, cfg.execution, list(signals.strategy.values), data.sizes["symbol"]
                 )
-                batch_size = _guard_memory(cfg, data, features, signals, book, cluster_info, reporter)
+                batch_size = _guard_memory(
+                    cfg, data, features, signals, book, cluster_info, reporter, ctx.warnings
+                )
                 result = run_portfolios(
                     data,
                     signals,
@@ -234,7 +236,7 @@ def run(
     return res
 
 
-def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter) -> int:
+def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, warnings) -> int:
     """Batch size that fits the workers (shrunk with a warning), or a ConfigError."""
     from admf_dask.pipeline.memory import plan_memory
 
@@ -252,10 +254,12 @@ def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter) ->
         threads_per_worker=max([int(w.get("nthreads") or 1) for w in workers] or [1]),
     )
     if plan.shrunk:
-        reporter.warn(
+        text = (
             f"batch_size {cfg.portfolios.batch_size} would not fit worker memory; using "
             f"{plan.batch_size} ({plan.describe()})"
         )
+        warnings.append(text)
+        reporter.warn(text)
     return plan.batch_size
 
 

@@ -6,7 +6,7 @@
 
 from admf_dask.portfolio.batch import BatchState, OrderRecords, simulate, step
 from admf_dask.portfolio.engine import PortfolioResult, run_portfolios, warm_kernels
-from admf_dask.portfolio.grid import PortfolioBook, expand_grid
+from admf_dask.portfolio.grid import PortfolioBook, expand_grid, grid_coord_name
 
 __all__ = [
     "BatchState",
@@ -14,6 +14,7 @@ __all__ = [
     "PortfolioBook",
     "PortfolioResult",
     "expand_grid",
+    "grid_coord_name",
     "run_portfolios",
     "simulate",
     "step",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from admf_dask.metrics import init_accumulator, update_accumulator
 from admf_dask.portfolio import _kernels as K
 
 
@@ -34,6 +35,8 @@ class BatchState:
         Sum over bars of sum|q * last close| / equity.
     n_orders : ndarray int64 (P,)
         Fills so far.
+    perf : ndarray (P, N_ACC)
+        Metrics accumulator of the equity curves so far (`admf_dask.metrics.init_accumulator`).
     n_bars : int
         Bars stepped so far.
     """
@@ -52,6 +55,7 @@ class BatchState:
     traded: np.ndarray
     gross_sum: np.ndarray
     n_orders: np.ndarray
+    perf: np.ndarray
     n_bars: int = 0
 
     @classmethod
@@ -75,12 +79,15 @@ class BatchState:
             traded=np.zeros(P),
             gross_sum=np.zeros(P),
             n_orders=np.zeros(P, dtype=np.int64),
+            perf=init_accumulator(cash, P),
         )
 
     def copy(self) -> BatchState:
         """A deep copy (tasks never mutate the state they were given)."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        return BatchState(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kw.items()})
+        return BatchState(
+            **{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        )
 
     @property
     def nbytes(self) -> int:
@@ -197,6 +204,7 @@ def step(
     )
     n = out[-1]
     orders = OrderRecords(*(a[:n] for a in out[:-1]))
+    update_accumulator(st.perf, equity)
     st.n_bars += T
     return st, equity, cash, orders
 
@@ -244,7 +252,15 @@ def simulate(
     for a, b in chunk_bounds(T, chunks):
         v = None if vol is None else vol[:, a:b]
         st, e, c, o = step(
-            st, open_[a:b], close[a:b], signals[a:b], v, mixes, fparams, iparams, record=record,
+            st,
+            open_[a:b],
+            close[a:b],
+            signals[a:b],
+            v,
+            mixes,
+            fparams,
+            iparams,
+            record=record,
             copy=False,
         )
         eqs.append(e)

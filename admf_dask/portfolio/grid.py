@@ -50,6 +50,18 @@ _FCOL = {
 }
 _COSTS = ("commission", "commission_fixed", "slippage_bps")
 
+#: grid keys whose ``portfolio`` coordinate needs another name (the metric max_drawdown exists)
+COORD_NAMES: dict[str, str] = {"max_drawdown": "max_drawdown_limit"}
+
+
+def grid_coord_name(key: str) -> str:
+    """Name of the ``portfolio`` coordinate of a grid key in results.zarr.
+
+    The same as the key, except ``max_drawdown`` (the halt limit), which becomes
+    ``max_drawdown_limit`` so as not to collide with the ``max_drawdown`` metric.
+    """
+    return COORD_NAMES.get(key, key)
+
 
 @dataclass(frozen=True, eq=False)
 class PortfolioBook:
@@ -173,8 +185,12 @@ rebalance_band, commission, commission_fixed, slippage_bps : ndarray float64 (N,
         return getattr(self, key)
 
     def coords(self) -> dict[str, np.ndarray]:
-        """The grid keys as ``portfolio`` coordinates (in the order written)."""
-        return {key: self.param(key) for key in self.grid_keys}
+        """The grid keys as ``portfolio`` coordinates, in the order written.
+
+        Keys are `grid_coord_name` of the grid keys; values are the resolved parameters (the
+        strategy as its readable label; null stop_loss / max_drawdown as nan).
+        """
+        return {grid_coord_name(key): self.param(key) for key in self.grid_keys}
 
     def dataset(
         self,
@@ -304,8 +320,10 @@ def expand_grid(
                 [_check_strategy(v, names, "portfolios.grid.strategy") for v in grid[key]]
             )
         else:
-            values.append([getattr(PortfolioParams.model_validate({key: v}), key) for v in grid[key]])
-    labels_by_key = {"strategy": [_label(v) for v in grid.get("strategy", [])]}
+            values.append(
+                [getattr(PortfolioParams.model_validate({key: v}), key) for v in grid[key]]
+            )
+    strategy_labels = [_label(v) for v in grid.get("strategy", [])]
 
     if "strategy" not in grid:
         if portfolios.strategy is None:
@@ -325,7 +343,7 @@ def expand_grid(
         chosen = {key: values[j][c] for j, (key, c) in enumerate(zip(keys, combo, strict=True))}
         if "strategy" in chosen:
             mix = chosen.pop("strategy")
-            label[i] = labels_by_key["strategy"][combo[keys.index("strategy")]]
+            label[i] = strategy_labels[combo[keys.index("strategy")]]
         else:
             mix, label[i] = default_mix, default_label
         for k, v in mix.items():

@@ -73,3 +73,4 @@ __all__ = [
     "validate_strategy_spec",
     "validate_strategy_specs",
 ]
+import admf_dask.ml  # noqa: E402,F401  (registers xgboost, mlp, lstm)

@@ -50,9 +50,9 @@ def test_random_equity_matches_empyrical(seed):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # empyrical on a curve through 0
 def test_edge_cases_match_empyrical():
     T = 40
-    up = 1e5 * 1.001 ** np.arange(1, T + 1)  # constant return: no drawdown, zero dispersion
+    up = 1e5 * 2.0 ** np.arange(1, T + 1)  # exactly constant return: zero dispersion
     flat = np.full(T, 1e5)  # nothing ever happens
-    down = 1e5 * 0.99 ** np.arange(1, T + 1)
+    down = 1e5 * 0.5 ** np.arange(1, T + 1)
     crash = np.concatenate([np.full(T // 2, 1e5), np.full(T - T // 2, 2e4)])
     negative = np.linspace(1e5, -5e4, T)  # a short book can lose more than its capital
     equity = np.column_stack([up, flat, down, crash, negative])
@@ -60,6 +60,7 @@ def test_edge_cases_match_empyrical():
     _check(equity[:1], 1e5, 252.0)  # one bar: std-based metrics are nan
     got = compute_metrics(equity, 1e5, 252.0)
     assert np.isnan(got["calmar"][0]) and got["max_drawdown"][0] == 0.0
+    assert got["sharpe"][0] == np.inf and np.isnan(got["sharpe"][1])
     assert got["max_drawdown"][3] == pytest.approx(-0.8)
 
 
@@ -68,7 +69,9 @@ def test_a_column_does_not_depend_on_its_neighbours():
     equity = 1e5 * np.cumprod(1 + rng.normal(0, 0.01, (300, 6)), axis=0)
     whole = compute_metrics(equity, 1e5, 252, traded=np.ones(6), gross_exposure_sum=np.ones(6))
     for j in range(6):
-        alone = compute_metrics(equity[:, j], 1e5, 252, traded=np.ones(1), gross_exposure_sum=np.ones(1))
+        alone = compute_metrics(
+            equity[:, j], 1e5, 252, traded=np.ones(1), gross_exposure_sum=np.ones(1)
+        )
         for name, v in alone.items():
             assert v[0] == whole[name][j], name
 

@@ -212,6 +212,43 @@ def test_two_runs_identical(kind):
     assert not np.array_equal(s1.values, s3.values)  # the seed matters, so it is really fixed
 
 
+def test_torch_loads_and_predictions_wait_for_a_seeded_training():
+    """Building a module draws from torch's global RNG: a load beside a training between its
+    manual_seed and its init would change the trained weights (seen as a flaky cluster-vs-local
+    mismatch). Loads and predictions therefore take the same process lock as training."""
+    import threading
+
+    from admf_dask.ml import models
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    params = {**default_params("mlp"), "hidden": 4, "epochs": 1}
+    blob, arch = fit("mlp", x, y, params, seed=3)
+    meta = {
+        "format": models.FORMAT,
+        "model_id": "m",
+        "kind": "mlp",
+        "features": ["a", "b", "c"],
+        "mean": [0.0] * 3,
+        "std": [1.0] * 3,
+        "arch": arch,
+    }
+    model = models.load_bundle(models.ModelBundle("mlp", meta, blob))
+    for work in (
+        lambda: models.load_bundle(models.ModelBundle("mlp", meta, blob)),
+        lambda: model.predict_proba(x),
+    ):
+        done = threading.Event()
+        with models._TORCH_LOCK:  # what a training holds
+            t = threading.Thread(target=lambda w=work, d=done: (w(), d.set()))
+            t.start()
+            assert not done.wait(0.3)
+        t.join(10)
+        assert done.is_set()
+    assert fit("mlp", x, y, params, seed=3)[0] == blob
+
+
 def test_signal_chunks_follow_the_data():
     data = make_market(330, 2, chunk=60)
     sig, _ = run("xgboost", data, make_features(data))

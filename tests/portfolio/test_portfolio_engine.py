@@ -47,12 +47,12 @@ def book():
         capital=100_000,
         batch_size=5,
         vol_feature="vol_20",
-        max_drawdown=0.3,
         grid={
             "strategy": ["trend", {"trend": 0.5, "mine": 0.5}, "mine"],
             "sizing": ["fixed", "vol_target"],
             "stop_loss": [None, 0.05],
             "allow_short": [False, True],
+            "max_drawdown": [0.3, None],
         },
     )
     return expand_grid(cfg, ExecutionConfig(commission_fixed=1.0), STRATS, S)
@@ -136,19 +136,31 @@ def test_outputs_layout(market, book, tmp_path):
     assert ds.equity.dims == ("time", "portfolio") and ds.cash.dims == ("time", "portfolio")
     assert ds.positions.dims == ("portfolio", "symbol")
     assert ds.equity.encoding["chunks"] == (100, 5)
+    assert res.metrics.sizes == {"portfolio": 48}
     for key in book.grid_keys:
-        assert ds[key].dims == ("portfolio",)
-    assert str(ds.strategy.values[8]) == "trend:0.5+mine:0.5"
+        name = "max_drawdown_limit" if key == "max_drawdown" else key
+        assert ds[name].dims == ("portfolio",) and ds[name].attrs["grid_key"] == key
+    assert str(ds.strategy.values[16]) == "trend:0.5+mine:0.5"
+    np.testing.assert_array_equal(ds.max_drawdown_limit.values[:2], [0.3, np.nan])
+    assert ds.max_drawdown.values.max() <= 0  # the metric
     assert ds.portfolio.values.tolist() == list(range(book.n_portfolios))
     for name in METRIC_NAMES:
         assert ds[name].dims == ("portfolio",) and "description" in ds[name].attrs
-    assert set(res.metrics.coords) >= set(book.grid_keys)
+    assert set(res.metrics.coords) >= set(book.coords())
     files = sorted(p.name for p in res.orders_path.iterdir())
     assert files[0] == "part-b00000-c00000.parquet"
     df = pd.read_parquet(res.orders_path)
     assert df.portfolio.dtype == np.int64 and df.time.dtype.kind == "M"
     assert str(df.symbol.dtype) == "category" and str(df.reason.dtype) == "category"
-    assert list(df.columns) == ["portfolio", "time", "symbol", "qty", "price", "commission", "reason"]
+    assert list(df.columns) == [
+        "portfolio",
+        "time",
+        "symbol",
+        "qty",
+        "price",
+        "commission",
+        "reason",
+    ]
     assert res.timings["total"] > 0 and res.results_path.name == "results.zarr"
 
 
@@ -159,9 +171,7 @@ def test_no_orders_written(market, book, tmp_path, expected):
     np.testing.assert_array_equal(res.equity.values, expected[0])
 
 
-@pytest.mark.parametrize(
-    ("time_chunk", "batch_size"), [(230, 1), (13, 7), (64, None), (50, 24)]
-)
+@pytest.mark.parametrize(("time_chunk", "batch_size"), [(230, 1), (13, 7), (64, None), (50, 24)])
 def test_invariant_to_chunks_and_batches(
     market, book, expected, expected_metrics, tmp_path, time_chunk, batch_size
 ):
@@ -188,7 +198,7 @@ def test_distributed_client_same_numbers(market, book, expected, tmp_path):
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

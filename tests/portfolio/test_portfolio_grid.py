@@ -103,7 +103,9 @@ def test_vol_target_needs_a_vol_feature():
 
 
 def test_batches_and_dataset():
-    book = _book(batch_size=4, grid={"max_position": [0.1, 0.2, 0.3, 0.4, 0.5], "stop_loss": [None, 0.1]})
+    book = _book(
+        batch_size=4, grid={"max_position": [0.1, 0.2, 0.3, 0.4, 0.5], "stop_loss": [None, 0.1]}
+    )
     assert book.batches() == [slice(0, 4), slice(4, 8), slice(8, 10)]
     assert book.batches(3)[-1] == slice(9, 10)
     ds = book.dataset(slice(4, 8), symbols=["A", "B", "C", "D"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from portfolio_cases import (
     as_lists,
@@ -56,8 +56,9 @@ def _assert_matches_reference(open_, close, sig, vol, params, equity, cash, orde
 
 @st.composite
 def cases(draw):
-    T = draw(st.integers(1, 40))
-    S = draw(st.integers(1, 4))
+    # long enough to cross the kernel's 64-bar cache blocks; S > 4 uses all 4 sum lanes + a tail
+    T = draw(st.one_of(st.integers(1, 40), st.integers(60, 150)))
+    S = draw(st.integers(1, 9))
     K_ = draw(st.integers(1, 3))
     P = draw(st.integers(1, 4))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -75,6 +76,8 @@ def cases(draw):
 def test_kernel_equals_reference(case):
     open_, close, sig, vol, params = case
     equity, cash, orders, state = _run_kernel(open_, close, sig, vol, params)
+    for r in sorted(set(orders.reason.tolist())):
+        event(f"orders for reason {K.REASON_NAMES[r]}")  # --hypothesis-show-statistics
     _assert_matches_reference(open_, close, sig, vol, params, equity, cash, orders, state)
 
 
@@ -168,10 +171,19 @@ def test_order_waits_for_a_price_and_last_target_never_fills():
     sig[5] = -1.0  # changes at the last bar: never fills
     p = dict(random_params(np.random.default_rng(0), 1))
     p.update(
-        weights=[1.0], sizing="fixed", position_weight=0.5, max_position=1.0, max_gross=1.0,
-        stop_loss=None, max_drawdown=None, rebalance_band=0.0, commission=0.0,
-        commission_fixed=0.0, slippage_bps=0.0, allow_short=True,
-    )  # fmt: skip
+        weights=[1.0],
+        sizing="fixed",
+        position_weight=0.5,
+        max_position=1.0,
+        max_gross=1.0,
+        stop_loss=None,
+        max_drawdown=None,
+        rebalance_band=0.0,
+        commission=0.0,
+        commission_fixed=0.0,
+        slippage_bps=0.0,
+        allow_short=True,
+    )
     equity, cash, orders, state = _run_kernel(open_, close, sig, np.ones((T, S)), [p])
     assert orders.time.tolist() == [3]  # waited through two bars without an open
     assert orders.qty[0] == pytest.approx(0.5 * CAPITAL / 10.0)
@@ -186,11 +198,20 @@ def test_stop_releases_only_when_signal_changes():
     sig = np.ones((T, 1, 1))
     sig[5:, 0, 0] = 0.5
     p = {
-        "weights": [1.0], "allow_short": False, "sizing": "fixed", "position_weight": 1.0,
-        "target_vol": 0.1, "max_position": 1.0, "max_gross": 1.0, "stop_loss": 0.1,
-        "max_drawdown": None, "rebalance_band": 0.0, "commission": 0.0,
-        "commission_fixed": 0.0, "slippage_bps": 0.0,
-    }  # fmt: skip
+        "weights": [1.0],
+        "allow_short": False,
+        "sizing": "fixed",
+        "position_weight": 1.0,
+        "target_vol": 0.1,
+        "max_position": 1.0,
+        "max_gross": 1.0,
+        "stop_loss": 0.1,
+        "max_drawdown": None,
+        "rebalance_band": 0.0,
+        "commission": 0.0,
+        "commission_fixed": 0.0,
+        "slippage_bps": 0.0,
+    }
     _, _, orders, _ = _run_kernel(open_, close, sig, np.ones((T, 1)), [p])
     # open at 1, stop marked at 2 → close at 3; signal changes at 5 → reopen at 6
     assert orders.time.tolist() == [1, 3, 6]
@@ -203,11 +224,20 @@ def test_halt_flattens_everything_for_good():
     T = close.shape[0]
     sig = np.ones((T, 2, 1))
     p = {
-        "weights": [1.0], "allow_short": False, "sizing": "fixed", "position_weight": 0.5,
-        "target_vol": 0.1, "max_position": 1.0, "max_gross": 1.0, "stop_loss": None,
-        "max_drawdown": 0.2, "rebalance_band": 0.0, "commission": 0.0,
-        "commission_fixed": 0.0, "slippage_bps": 0.0,
-    }  # fmt: skip
+        "weights": [1.0],
+        "allow_short": False,
+        "sizing": "fixed",
+        "position_weight": 0.5,
+        "target_vol": 0.1,
+        "max_position": 1.0,
+        "max_gross": 1.0,
+        "stop_loss": None,
+        "max_drawdown": 0.2,
+        "rebalance_band": 0.0,
+        "commission": 0.0,
+        "commission_fixed": 0.0,
+        "slippage_bps": 0.0,
+    }
     equity, _, orders, state = _run_kernel(open_, close, sig, np.ones((T, 2)), [p])
     assert orders.time.tolist() == [1, 1, 3, 3]
     assert [K.REASON_NAMES[r] for r in orders.reason[2:]] == ["halt", "halt"]

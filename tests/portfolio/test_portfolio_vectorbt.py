@@ -97,6 +97,4 @@ def test_long_only_with_fees_matches_vectorbt(seed):
         np.testing.assert_allclose(vb["px"], orders.price[mine], rtol=1e-12)
         np.testing.assert_allclose(vb["fee"], orders.commission[mine], rtol=1e-9)
         # exposure: vectorbt's gross exposure, averaged over bars
-        np.testing.assert_allclose(
-            state.gross_sum[i] / T, pf.gross_exposure().mean(), rtol=1e-9
-        )
+        np.testing.assert_allclose(state.gross_sum[i] / T, pf.gross_exposure().mean(), rtol=1e-9)
