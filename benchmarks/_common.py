@@ -47,14 +47,21 @@ def log(*args: Any) -> None:
 
 
 class ProcSampler(TreeSampler):
-    """`TreeSampler` over the trees of the given root pids (default: this process's tree)."""
+    """`TreeSampler` over the trees of the given root pids (default: this process's tree).
 
-    def __init__(self, roots: Iterable[int] | None = None, interval: float = 0.05) -> None:
+    ``alone``: more pids, counted without their descendants (e.g. this process, when it also
+    hosts another cluster that must not be counted).
+    """
+
+    def __init__(
+        self, roots: Iterable[int] | None = None, interval: float = 0.05, alone: Iterable[int] = ()
+    ) -> None:
         super().__init__(interval)
         self.roots = [psutil.Process(p) for p in roots] if roots is not None else [self.root]
+        self.alone = [psutil.Process(p) for p in alone]
 
     def _procs(self):
-        out: dict[int, psutil.Process] = {}
+        out: dict[int, psutil.Process] = {p.pid: p for p in self.alone}
         for r in self.roots:
             try:
                 out[r.pid] = r

@@ -166,6 +166,7 @@ def run(
             with reporter.stage("signals") as note, timer("signals"):
                 signals, sig_cache = signal_stage(data, features, cfg.strategies, ctx)
                 note(f"{signals.sizes['strategy']} strategies, cache {sig_cache}")
+            origin = _signal_origin(signals, sig_cache, run_id, target, ctx)
             for w in ctx.warnings:
                 reporter.warn(w)
             with reporter.stage("portfolio") as note, timer("portfolio"):
@@ -213,6 +214,7 @@ def run(
                     "timings": dict(timer.timings),
                     "stage_timings": getattr(result, "timings", {}),
                     "cache": {"features": feat_cache, "signals": sig_cache},
+                    "signals_from": origin,
                     "trace": list(ctx.trace),
                     "ml": dict(ctx.quality),
                     "warnings": list(ctx.warnings),
@@ -234,6 +236,23 @@ def run(
     res.features = features
     res.signals = signals
     return res
+
+
+# persisted signals (by identity, as the signal cache hands back the same object) → the run that
+# computed them, its ML trace and fold quality: a cache hit reports where its models came from
+_SIGNAL_ORIGINS: dict[int, dict[str, Any]] = {}
+
+
+def _signal_origin(signals, status: str, run_id: str, target: Path, ctx) -> dict[str, Any]:
+    if status == "miss" or id(signals) not in _SIGNAL_ORIGINS:
+        _SIGNAL_ORIGINS[id(signals)] = {
+            "run_id": run_id, "path": str(target), "trace": list(ctx.trace), "ml": dict(ctx.quality)
+        }
+        return {"run_id": run_id, "path": str(target)}
+    origin = _SIGNAL_ORIGINS[id(signals)]
+    ctx.trace.extend(origin["trace"])
+    ctx.quality.update(origin["ml"])
+    return {"run_id": origin["run_id"], "path": origin["path"]}
 
 
 def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, warnings) -> int:
