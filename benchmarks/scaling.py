@@ -23,6 +23,7 @@ Targets: CPU busy share ≥ 90% during the portfolio stage.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import tempfile
@@ -128,10 +129,14 @@ def main(argv: list[str] | None = None) -> str:
     if args.quick:
         args.sizes, args.repeats = [10, 100], 1
 
+    import distributed  # noqa: F401  (configures its loggers on import: quiet them after)
     import pandas as pd
     import xarray as xr
 
     from admf_dask.portfolio import warm_kernels
+
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     load = LoadTracker()
     open_, close = make_market()

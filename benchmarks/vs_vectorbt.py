@@ -118,9 +118,12 @@ def build_case(n: int, symbols: int, bars: int, signals: str, flip_prob: float, 
         sig, dims=("time", "symbol", "strategy"),
         coords={"time": data["time"], "symbol": data["symbol"], "strategy": names},
     )  # fmt: skip
+    # position_weight ≤ 0.019: at most 95% invested, so cash never runs short (vectorbt would
+    # shrink the order where §2 lets cash go negative)
     cfg = PortfoliosConfig(
-        capital=CAPITAL, batch_size=500, commission_fixed=COMMISSION_FIXED, grid=grid_for(n)
-    )
+        capital=CAPITAL, batch_size=500, commission_fixed=COMMISSION_FIXED,
+        position_weight=GRID_KEYS[0][1][-1], grid=grid_for(n),
+    )  # fmt: skip
     book = expand_grid(cfg, ExecutionConfig(), names, symbols)
     return data, sig_da, open_, close, sig, book
 
@@ -165,7 +168,8 @@ def admf_child(args) -> None:
     from admf_dask.portfolio import expand_grid
 
     small = expand_grid(
-        PortfoliosConfig(capital=CAPITAL, commission_fixed=COMMISSION_FIXED, grid=grid_for(10)),
+        PortfoliosConfig(capital=CAPITAL, commission_fixed=COMMISSION_FIXED,
+                         position_weight=0.019, grid=grid_for(10)),
         ExecutionConfig(), list(book.strategy_names), args.symbols,
     )  # fmt: skip
     run_portfolios(data, sig_da, None, small, out, client=client, run_id="warm",

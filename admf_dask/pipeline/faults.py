@@ -7,10 +7,14 @@ retried ends as a raw ``distributed`` exception and a long traceback; `translati
 a user can act on into a `ClusterFault`, whose `line` the CLI prints after ``error:`` (exit 1:
 the input was fine, the cluster failed it).
 
-* ``KilledWorker``: every worker that ran a task died. When the nannies reported memory kills
-  (scheduler event topic ``worker-restart-memory``), the line names the worker memory limit and
-  the knobs that lower a task's memory; otherwise it points at the worker logs.
-* A lost scheduler (connection closed, client no longer running): names the address.
+* Workers killed by their nanny for memory (scheduler event topic ``worker-restart-memory``,
+  logged since the run started), whatever the exception they surfaced as (``KilledWorker``, or a
+  closed connection under a direct call): the line names the worker memory limit and the knobs
+  that lower a task's memory.
+* ``KilledWorker`` without memory kills: every worker that ran a task died (a crash, a killed
+  process): the line names the task and points at the worker logs.
+* A closed connection: a worker that went away under a direct call (the scheduler still answers),
+  or the scheduler itself lost (the client is no longer running): names the address.
 """
 
 from __future__ import annotations

@@ -306,16 +306,29 @@ def step_chunk(
             rp = reason[p]
             npend = 0
             nst = 0
+            nopen = 0
             for s in range(S):
                 if Qp[s] != qp[s]:
                     pend[npend] = s
                     npend += 1
                 if stp[s] != STOP_NONE:
                     nst += 1
+                if qp[s] != 0.0:
+                    nopen += 1
             k = 0
 
             for t in range(b0, b1):
                 tt = t - b0
+                if hl and npend == 0 and nopen == 0:
+                    # halted and flat: every later target is 0 = q, nothing can change again;
+                    # the same numbers as the full bar loop (equity = cash + 0), much cheaper
+                    eq = c_ + 0.0
+                    if eq > pk:
+                        pk = eq
+                    for t2 in range(t, b1):
+                        equity_out[t2, p] = eq
+                        cash_out[t2, p] = c_
+                    break
                 # 1. fill pending targets at the open (in symbol order)
                 if npend > 0:
                     keep = 0
@@ -332,6 +345,10 @@ def step_chunk(
                         px = o * (1.0 + slip) if qty > 0.0 else o * (1.0 - slip)
                         fee = comm * abs(qty) * px + fixed
                         c_ -= qty * px + fee
+                        if qs == 0.0:
+                            nopen += 1
+                        elif Qs == 0.0:
+                            nopen -= 1
                         if qs == 0.0 or (qs > 0.0 and Qs < 0.0) or (qs < 0.0 and Qs > 0.0):
                             ep[s] = px  # opens or flips
                         elif abs(Qs) > abs(qs):
@@ -384,13 +401,11 @@ def step_chunk(
                 # 3. risk at the close: stops, drawdown halt
                 if use_stop:
                     for s in range(S):
+                        # branch-free: the sign of a position is a coin flip for the predictor
                         qs = qp[s]
-                        if qs > 0.0:
-                            hit = close[t, s] <= ep[s] * sl_long
-                        elif qs < 0.0:
-                            hit = close[t, s] >= ep[s] * sl_short
-                        else:
-                            hit = False
+                        c = close[t, s]
+                        e = ep[s]
+                        hit = ((qs > 0.0) & (c <= e * sl_long)) | ((qs < 0.0) & (c >= e * sl_short))
                         if hit:
                             if stp[s] == STOP_NONE:
                                 nst += 1

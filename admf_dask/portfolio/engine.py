@@ -295,9 +295,8 @@ def _prepare(data, signals, features, book: PortfolioBook):
                 "the book's strategies must be the signals' strategies",
             )
     sig = sig.sel(strategy=names)
-    for other, what in ((sig, "signals"),):
-        if not other.indexes["time"].equals(times) or not other.indexes["symbol"].equals(symbols):
-            raise ValueError(f"{what} are not on the time/symbol grid of the market data")
+    if not sig.indexes["time"].equals(times) or not sig.indexes["symbol"].equals(symbols):
+        raise ValueError("signals are not on the time/symbol grid of the market data")
 
     chunks2 = (tchunks, (S,))
     arrays = {
@@ -492,9 +491,10 @@ def run_portfolios(
     -------
     PortfolioResult
     """
+    import uuid
+
     import dask
     import xarray as xr
-    from dask.base import tokenize
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -526,7 +526,7 @@ def run_portfolios(
     v_blocks = arrays["vol"].to_delayed().ravel() if arrays["vol"] is not None else None
     edges = np.cumsum((0, *tchunks))
     time_values = np.asarray(times.values, dtype="datetime64[ns]")
-    tok = tokenize(run_id, str(out), N, bs, tchunks)
+    tok = uuid.uuid4().hex[:12]  # the tasks write files: never let dask reuse an earlier result
     mixes = book.mixes
     finals = []
     for b, sl in enumerate(batches):
@@ -544,10 +544,10 @@ def run_portfolios(
             orders_dir=str(orders_dir) if orders_dir is not None else None,
             symbols=tuple(str(s) for s in symbols),
         )
-        spec_d = dask.delayed(spec, pure=True, name=f"portfolio-spec-{tok}-{b}", traverse=False)
+        spec_d = dask.delayed(spec, name=f"portfolio-spec-{tok}-{b}", traverse=False)
         carried = None
         for c0, c1 in groups:
-            carried = dask.delayed(_step_task, pure=True)(
+            carried = dask.delayed(_step_task)(
                 carried,
                 list(o_blocks[c0:c1]),
                 list(c_blocks[c0:c1]),
@@ -559,7 +559,7 @@ def run_portfolios(
                 dask_key_name=f"portfolio-step-{tok}-b{b}-c{c0}",
             )
         finals.append(
-            dask.delayed(_finish_task, pure=True)(
+            dask.delayed(_finish_task)(
                 carried, spec_d, dask_key_name=f"portfolio-finish-{tok}-b{b}"
             )
         )

@@ -44,8 +44,12 @@ def write_yaml(path: Path, cfg: dict) -> Path:
     return path
 
 
-def prices(n_bars: int = 60, symbols: tuple[str, ...] = ("A", "B", "C"), seed: int = 5,
-           start: str = "2020-01-01") -> pd.DataFrame:
+def prices(
+    n_bars: int = 60,
+    symbols: tuple[str, ...] = ("A", "B", "C"),
+    seed: int = 5,
+    start: str = "2020-01-01",
+) -> pd.DataFrame:
     """A valid long OHLCV table, rows sorted by (time, symbol); row i is csv line i + 2."""
     rng = np.random.default_rng(seed)
     times = pd.bdate_range(start, periods=n_bars)
@@ -55,12 +59,17 @@ def prices(n_bars: int = 60, symbols: tuple[str, ...] = ("A", "B", "C"), seed: i
     high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.01, (n_bars, n_sym))))
     low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.01, (n_bars, n_sym))))
     volume = rng.integers(1_000, 100_000, (n_bars, n_sym)).astype(float)
-    return pd.DataFrame({
-        "time": np.repeat(times, n_sym),
-        "symbol": np.tile(np.asarray(symbols, dtype=object), n_bars),
-        "open": open_.ravel(), "high": high.ravel(), "low": low.ravel(),
-        "close": close.ravel(), "volume": volume.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "time": np.repeat(times, n_sym),
+            "symbol": np.tile(np.asarray(symbols, dtype=object), n_bars),
+            "open": open_.ravel(),
+            "high": high.ravel(),
+            "low": low.ravel(),
+            "close": close.ravel(),
+            "volume": volume.ravel(),
+        }
+    )
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -82,7 +91,10 @@ def to_dataset(df: pd.DataFrame):
 def start_proc(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
     """Start a process in its own session (its group can be killed as a whole)."""
     return subprocess.Popen(
-        args, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        args,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env=None if env is None else {**os.environ, **env},
     )
 
@@ -101,8 +113,11 @@ def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 @contextlib.contextmanager
 def deployment(
-    folder: Path, workers: dict[str, list[str]], memory_limit: str = "2GiB",
-    env: dict | None = None, wait: bool = True,
+    folder: Path,
+    workers: dict[str, list[str]],
+    memory_limit: str = "2GiB",
+    env: dict | None = None,
+    wait: bool = True,
 ) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
     """`dask scheduler` + one `dask worker` per name on 127.0.0.1; all stopped on exit.
 
@@ -111,9 +126,20 @@ def deployment(
     """
     sched_file = folder / "scheduler.json"
     sched = start_proc(
-        [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-         "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)],
-        folder / "scheduler.log", env=env,
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(sched_file),
+        ],
+        folder / "scheduler.log",
+        env=env,
     )
     procs: dict[str, subprocess.Popen] = {}
     try:
@@ -125,10 +151,25 @@ def deployment(
         address = json.loads(sched_file.read_text())["address"]
         for name, extra in workers.items():
             procs[name] = start_proc(
-                [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                 "--nworkers", "1", "--name", name, "--memory-limit", memory_limit,
-                 "--no-dashboard", *extra],
-                folder / f"{name}.log", env=env,
+                [
+                    str(BIN / "dask"),
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--name",
+                    name,
+                    "--memory-limit",
+                    memory_limit,
+                    "--no-dashboard",
+                    *extra,
+                ],
+                folder / f"{name}.log",
+                env=env,
             )
         if wait:
             from distributed import Client

@@ -11,9 +11,11 @@ have no CLI path: the registry loader must raise a one-line `ModelFileError`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -45,7 +47,9 @@ class Case:
 # ----------------------------------------------------------------------------- builders
 
 
-def run_args(d: Path, cfg: dict | None = None, *extra: str, text: str | bytes | None = None) -> list[str]:
+def run_args(
+    d: Path, cfg: dict | None = None, *extra: str, text: str | bytes | None = None
+) -> list[str]:
     p = d / "p.yaml"
     if text is not None:
         (p.write_bytes if isinstance(text, bytes) else p.write_text)(text)
@@ -65,8 +69,12 @@ def with_(path: str, value, cfg: dict | None = None) -> dict:
     return cfg
 
 
-def csv_case(mutate: Callable[[pd.DataFrame], pd.DataFrame] | None = None, *, raw: str | None = None,
-             data: dict | None = None) -> Callable[[Path], list[str]]:
+def csv_case(
+    mutate: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    *,
+    raw: str | None = None,
+    data: dict | None = None,
+) -> Callable[[Path], list[str]]:
     def build(d: Path) -> list[str]:
         f = d / "prices.csv"
         if raw is not None:
@@ -78,6 +86,7 @@ def csv_case(mutate: Callable[[pd.DataFrame], pd.DataFrame] | None = None, *, ra
             write_csv(df, f)
         spec = {"source": "csv", "path": "prices.csv", "chunks": {"time": 30}, **(data or {})}
         return run_args(d, base(data=spec))
+
     return build
 
 
@@ -86,6 +95,7 @@ def set_cell(row: int, col: str, value) -> Callable[[pd.DataFrame], pd.DataFrame
         df = df.astype({col: object}) if isinstance(value, str) else df
         df.loc[row, col] = value
         return df
+
     return mutate
 
 
@@ -107,6 +117,7 @@ def parquet_case(mutate=None, *, raw: bytes | None = None) -> Callable[[Path], l
             df = prices()
             (mutate(df) if mutate is not None else df).to_parquet(f, index=False)
         return run_args(d, base(data={"source": "parquet", "path": "prices.parquet"}))
+
     return build
 
 
@@ -121,6 +132,7 @@ def zarr_case(mutate=None, *, empty: bool = False) -> Callable[[Path], list[str]
                 warnings.simplefilter("ignore")
                 (mutate(ds) if mutate is not None else ds).to_zarr(f, mode="w")
         return run_args(d, base(data={"source": "zarr", "path": "prices.zarr"}))
+
     return build
 
 
@@ -134,8 +146,13 @@ def zarr_partial_nan(ds):
 SIG_T0, SIG_T1 = "2010-01-04", "2010-01-05"
 
 
-def signal_case(text: str | None = None, *, name: str = "sig.csv", raw: bytes | None = None,
-                missing: bool = False) -> Callable[[Path], list[str]]:
+def signal_case(
+    text: str | None = None,
+    *,
+    name: str = "sig.csv",
+    raw: bytes | None = None,
+    missing: bool = False,
+) -> Callable[[Path], list[str]]:
     def build(d: Path) -> list[str]:
         f = d / name
         if raw is not None:
@@ -145,6 +162,7 @@ def signal_case(text: str | None = None, *, name: str = "sig.csv", raw: bytes | 
         cfg = base()
         cfg["strategies"]["mine"] = {"kind": "signals", "path": name}
         return run_args(d, cfg)
+
     return build
 
 
@@ -154,7 +172,9 @@ def unsafe_yaml(d: Path) -> list[str]:
 
 
 def unsafe_set(d: Path) -> list[str]:
-    return run_args(d, None, "--set", f"name=!!python/object/apply:os.system ['touch {d / MARKER}']")
+    return run_args(
+        d, None, "--set", f"name=!!python/object/apply:os.system ['touch {d / MARKER}']"
+    )
 
 
 def out_is_file(d: Path) -> list[str]:
@@ -177,99 +197,290 @@ def out_under_file(d: Path) -> list[str]:
 
 CASES = [
     # --- the pipeline file: syntax, safety, shape
-    Case("yaml-syntax", lambda d: run_args(d, text="name: x\ndata: {source: synthetic\nfeatures: {}\n"),
-         "p.yaml line", "YAML syntax"),
+    Case(
+        "yaml-syntax",
+        lambda d: run_args(d, text="name: x\ndata: {source: synthetic\nfeatures: {}\n"),
+        "p.yaml line",
+        "YAML syntax",
+    ),
     Case("yaml-unsafe-tag", unsafe_yaml, "p.yaml line 1", "tag not allowed"),
-    Case("yaml-top-level-list", lambda d: run_args(d, text="- name\n- data\n"), "p.yaml", "mapping"),
+    Case(
+        "yaml-top-level-list", lambda d: run_args(d, text="- name\n- data\n"), "p.yaml", "mapping"
+    ),
     Case("yaml-empty", lambda d: run_args(d, text=""), "p.yaml", "empty"),
     Case("yaml-not-utf8", lambda d: run_args(d, text=b"name: \xff\xfe\n"), "p.yaml", "UTF-8"),
-    Case("pipeline-missing", lambda d: ["run", str(d / "none.yaml"), "--out", str(d / "out")],
-         "none.yaml", "not found"),
+    Case(
+        "pipeline-missing",
+        lambda d: ["run", str(d / "none.yaml"), "--out", str(d / "out")],
+        "none.yaml",
+        "not found",
+    ),
     Case("pipeline-is-folder", lambda d: ["validate", str(d)], "/case:", "folder"),
     # --- unknown names
-    Case("unknown-section", lambda d: run_args(d, {**base(), "portfolio": {"capital": 5}}),
-         "portfolio", "did you mean 'portfolios'"),
-    Case("unknown-nested-key", lambda d: run_args(d, with_("data.chunk", {"time": 10})),
-         "data.chunk", "did you mean 'chunks'"),
-    Case("unknown-grid-key", lambda d: run_args(d, with_("portfolios.grid", {"stoploss": [0.1]})),
-         "portfolios.grid", "did you mean 'stop_loss'"),
-    Case("unknown-source", lambda d: run_args(d, with_("data.source", "excel")), "data.source", "excel"),
-    Case("unknown-feature-kind", lambda d: run_args(d, with_("features.sma_5", {"kind": "smaa", "window": 5})),
-         "features.sma_5", "smaa"),
-    Case("unknown-feature-param", lambda d: run_args(d, with_("features.sma_5", {"kind": "sma", "windw": 5})),
-         "features.sma_5", "windw"),
-    Case("unknown-strategy-kind", lambda d: run_args(d, with_("strategies.trend", {"kind": "trend_following"})),
-         "strategies.trend", "trend_following"),
-    Case("strategy-unknown-feature",
-         lambda d: run_args(d, with_("strategies.trend", {"kind": "ma_crossover", "fast": "sma_7", "slow": "sma_20"})),
-         "strategies.trend.fast", "sma_7"),
-    Case("grid-unknown-strategy", lambda d: run_args(d, with_("portfolios.grid", {"strategy": ["trnd"]})),
-         "portfolios.grid.strategy", "did you mean 'trend'"),
+    Case(
+        "unknown-section",
+        lambda d: run_args(d, {**base(), "portfolio": {"capital": 5}}),
+        "portfolio",
+        "did you mean 'portfolios'",
+    ),
+    Case(
+        "unknown-nested-key",
+        lambda d: run_args(d, with_("data.chunk", {"time": 10})),
+        "data.chunk",
+        "did you mean 'chunks'",
+    ),
+    Case(
+        "unknown-grid-key",
+        lambda d: run_args(d, with_("portfolios.grid", {"stoploss": [0.1]})),
+        "portfolios.grid",
+        "did you mean 'stop_loss'",
+    ),
+    Case(
+        "unknown-source",
+        lambda d: run_args(d, with_("data.source", "excel")),
+        "data.source",
+        "excel",
+    ),
+    Case(
+        "unknown-feature-kind",
+        lambda d: run_args(d, with_("features.sma_5", {"kind": "smaa", "window": 5})),
+        "features.sma_5",
+        "smaa",
+    ),
+    Case(
+        "unknown-feature-param",
+        lambda d: run_args(d, with_("features.sma_5", {"kind": "sma", "windw": 5})),
+        "features.sma_5",
+        "windw",
+    ),
+    Case(
+        "unknown-strategy-kind",
+        lambda d: run_args(d, with_("strategies.trend", {"kind": "trend_following"})),
+        "strategies.trend",
+        "trend_following",
+    ),
+    Case(
+        "strategy-unknown-feature",
+        lambda d: run_args(
+            d,
+            with_("strategies.trend", {"kind": "ma_crossover", "fast": "sma_7", "slow": "sma_20"}),
+        ),
+        "strategies.trend.fast",
+        "sma_7",
+    ),
+    Case(
+        "grid-unknown-strategy",
+        lambda d: run_args(d, with_("portfolios.grid", {"strategy": ["trnd"]})),
+        "portfolios.grid.strategy",
+        "did you mean 'trend'",
+    ),
     # --- wrong types, out of range, inconsistent
     Case("wrong-type", lambda d: run_args(d, with_("data.bars", "many")), "data.bars", "many"),
-    Case("negative-capital", lambda d: run_args(d, with_("portfolios.capital", -5)), "portfolios.capital", "-5"),
-    Case("grid-value-out-of-range", lambda d: run_args(d, with_("portfolios.grid.stop_loss", [0.05, 1.5])),
-         "portfolios.grid", "1.5"),
-    Case("zero-chunks", lambda d: run_args(d, with_("data.chunks.time", 0)), "data.chunks.time", "positive"),
-    Case("feature-window-zero", lambda d: run_args(d, with_("features.sma_5.window", 0)),
-         "features.sma_5.window", "0"),
-    Case("start-after-end",
-         lambda d: run_args(d, with_("data.end", "2010-01-10", with_("data.start", "2010-03-01"))),
-         "data.start", "after"),
-    Case("start-not-a-date", lambda d: run_args(d, with_("data.start", "yesterday")), "data.start", "yesterday"),
-    Case("window-without-bars", lambda d: run_args(d, with_("data.start", "2031-01-01")), "data.start", "no bars"),
-    Case("vol-target-without-feature", lambda d: run_args(d, with_("portfolios.sizing", "vol_target")),
-         "portfolios.vol_feature", "vol_target"),
-    Case("ml-workers-above-workers", lambda d: run_args(d, with_("cluster.ml_workers", 3)),
-         "cluster.ml_workers", "3 ML workers"),
-    Case("memory-limit-unreadable", lambda d: run_args(d, with_("cluster.memory_limit", "lots")),
-         "cluster.memory_limit", "lots"),
+    Case(
+        "negative-capital",
+        lambda d: run_args(d, with_("portfolios.capital", -5)),
+        "portfolios.capital",
+        "-5",
+    ),
+    Case(
+        "grid-value-out-of-range",
+        lambda d: run_args(d, with_("portfolios.grid.stop_loss", [0.05, 1.5])),
+        "portfolios.grid",
+        "1.5",
+    ),
+    Case(
+        "zero-chunks",
+        lambda d: run_args(d, with_("data.chunks.time", 0)),
+        "data.chunks.time",
+        "positive",
+    ),
+    Case(
+        "feature-window-zero",
+        lambda d: run_args(d, with_("features.sma_5.window", 0)),
+        "features.sma_5.window",
+        "0",
+    ),
+    Case(
+        "start-after-end",
+        lambda d: run_args(d, with_("data.end", "2010-01-10", with_("data.start", "2010-03-01"))),
+        "data.start",
+        "after",
+    ),
+    Case(
+        "start-not-a-date",
+        lambda d: run_args(d, with_("data.start", "yesterday")),
+        "data.start",
+        "yesterday",
+    ),
+    Case(
+        "window-without-bars",
+        lambda d: run_args(d, with_("data.start", "2031-01-01")),
+        "data.start",
+        "no bars",
+    ),
+    Case(
+        "vol-target-without-feature",
+        lambda d: run_args(d, with_("portfolios.sizing", "vol_target")),
+        "portfolios.vol_feature",
+        "vol_target",
+    ),
+    Case(
+        "ml-workers-above-workers",
+        lambda d: run_args(d, with_("cluster.ml_workers", 3)),
+        "cluster.ml_workers",
+        "3 ML workers",
+    ),
+    Case(
+        "memory-limit-unreadable",
+        lambda d: run_args(d, with_("cluster.memory_limit", "lots")),
+        "cluster.memory_limit",
+        "lots",
+    ),
     # --- market data files
-    Case("csv-not-found", lambda d: run_args(d, base(data={"source": "csv", "path": "nope.csv"})),
-         "data.path", "nope.csv"),
+    Case(
+        "csv-not-found",
+        lambda d: run_args(d, base(data={"source": "csv", "path": "nope.csv"})),
+        "data.path",
+        "nope.csv",
+    ),
     Case("csv-empty", csv_case(raw=""), "prices.csv", "empty"),
-    Case("csv-missing-column", csv_case(lambda df: df.drop(columns="volume")), "prices.csv", "volume"),
+    Case(
+        "csv-missing-column", csv_case(lambda df: df.drop(columns="volume")), "prices.csv", "volume"
+    ),
     Case("csv-unknown-column", csv_case(lambda df: df.assign(vwap=1.0)), "prices.csv", "vwap"),
     Case("csv-text-price", csv_case(set_cell(3, "close", "abc")), "prices.csv row 5", "abc"),
     Case("csv-high-below-low", csv_case(set_cell(5, "high", 1.0)), "prices.csv row 7", "high"),
-    Case("csv-negative-price", csv_case(set_cell(8, "open", -3.0)), "prices.csv row 10", "not positive"),
-    Case("csv-negative-volume", csv_case(set_cell(9, "volume", -1.0)), "prices.csv row 11", "negative"),
-    Case("csv-bad-date", csv_case(set_cell(2, "time", "2020-13-45")), "prices.csv row 4", "2020-13-45"),
-    Case("csv-duplicate-bar", csv_case(lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True)),
-         "prices.csv rows 6 and 182", "duplicate bar"),
+    Case(
+        "csv-negative-price",
+        csv_case(set_cell(8, "open", -3.0)),
+        "prices.csv row 10",
+        "not positive",
+    ),
+    Case(
+        "csv-negative-volume",
+        csv_case(set_cell(9, "volume", -1.0)),
+        "prices.csv row 11",
+        "negative",
+    ),
+    Case(
+        "csv-bad-date",
+        csv_case(set_cell(2, "time", "2020-13-45")),
+        "prices.csv row 4",
+        "2020-13-45",
+    ),
+    Case(
+        "csv-duplicate-bar",
+        csv_case(lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True)),
+        "prices.csv rows 6 and 182",
+        "duplicate bar",
+    ),
     Case("csv-stray-comma", stray_comma, "prices.csv row 6", "fields"),
     Case("csv-unknown-symbol", csv_case(data={"symbols": ["A", "ZZZ"]}), "data.symbols", "ZZZ"),
     Case("csv-symbol-count", csv_case(data={"symbols": 3}), "data.symbols", "only applies"),
-    Case("parquet-garbage", parquet_case(raw=b"this is not parquet\n"), "prices.parquet", "Parquet"),
-    Case("parquet-missing-open", parquet_case(set_cell(2, "open", np.nan)), "prices.parquet row 3", "open"),
-    Case("parquet-numeric-time", parquet_case(lambda df: df.assign(time=1.5)), "prices.parquet row 1",
-         "not dates"),
+    Case(
+        "parquet-garbage", parquet_case(raw=b"this is not parquet\n"), "prices.parquet", "Parquet"
+    ),
+    Case(
+        "parquet-missing-open",
+        parquet_case(set_cell(2, "open", np.nan)),
+        "prices.parquet row 3",
+        "open",
+    ),
+    Case(
+        "parquet-numeric-time",
+        parquet_case(lambda df: df.assign(time=1.5)),
+        "prices.parquet row 1",
+        "not dates",
+    ),
     Case("zarr-not-a-store", zarr_case(empty=True), "prices.zarr", "Zarr"),
-    Case("zarr-missing-variable", zarr_case(lambda ds: ds.drop_vars("volume")), "prices.zarr", "volume"),
-    Case("zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B"),
+    Case(
+        "zarr-missing-variable",
+        zarr_case(lambda ds: ds.drop_vars("volume")),
+        "prices.zarr",
+        "volume",
+    ),
+    Case(
+        "zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B"
+    ),
     # --- signal replay files (fail in the signals stage, after the cluster starts)
-    Case("signal-out-of-range", signal_case(f"time,symbol,signal\n{SIG_T0},S000,0.5\n{SIG_T1},S001,2.5\n"),
-         "sig.csv row 2", "outside [-1, 1]", cluster=True),
-    Case("signal-not-a-number", signal_case(f"time,symbol,signal\n{SIG_T0},S000,buy\n"),
-         "sig.csv row 1", "buy", cluster=True),
-    Case("signal-duplicate", signal_case(f"time,symbol,signal\n{SIG_T0},S001,1\n{SIG_T1},S001,1\n{SIG_T0},S001,-1\n"),
-         "sig.csv rows 1 and 3", "two signals", cluster=True),
-    Case("signal-missing-column", signal_case(f"time,symbol,weight\n{SIG_T0},S000,1\n"),
-         "sig.csv", "'signal' column", cluster=True),
-    Case("signal-bad-time", signal_case(f"time,symbol,signal\n{SIG_T0},S000,1\nsoon,S000,1\n"),
-         "sig.csv row 2", "soon", cluster=True),
-    Case("signal-file-missing", signal_case(missing=True), "strategies.mine.path", "not found", cluster=True),
-    Case("signal-parquet-garbage", signal_case(name="sig.parquet", raw=b"PAR1 nonsense"),
-         "sig.parquet", "cannot read", cluster=True),
+    Case(
+        "signal-out-of-range",
+        signal_case(f"time,symbol,signal\n{SIG_T0},S000,0.5\n{SIG_T1},S001,2.5\n"),
+        "sig.csv row 2",
+        "outside [-1, 1]",
+        cluster=True,
+    ),
+    Case(
+        "signal-not-a-number",
+        signal_case(f"time,symbol,signal\n{SIG_T0},S000,buy\n"),
+        "sig.csv row 1",
+        "buy",
+        cluster=True,
+    ),
+    Case(
+        "signal-duplicate",
+        signal_case(f"time,symbol,signal\n{SIG_T0},S001,1\n{SIG_T1},S001,1\n{SIG_T0},S001,-1\n"),
+        "sig.csv rows 1 and 3",
+        "two signals",
+        cluster=True,
+    ),
+    Case(
+        "signal-missing-column",
+        signal_case(f"time,symbol,weight\n{SIG_T0},S000,1\n"),
+        "sig.csv",
+        "'signal' column",
+        cluster=True,
+    ),
+    Case(
+        "signal-bad-time",
+        signal_case(f"time,symbol,signal\n{SIG_T0},S000,1\nsoon,S000,1\n"),
+        "sig.csv row 2",
+        "soon",
+        cluster=True,
+    ),
+    Case(
+        "signal-file-missing",
+        signal_case(missing=True),
+        "strategies.mine.path",
+        "not found",
+        cluster=True,
+    ),
+    Case(
+        "signal-parquet-garbage",
+        signal_case(name="sig.parquet", raw=b"PAR1 nonsense"),
+        "sig.parquet",
+        "cannot read",
+        cluster=True,
+    ),
     # --- command-line arguments
-    Case("set-without-equals", lambda d: run_args(d, None, "--set", "data.bars"), "--set", "no '='"),
-    Case("set-bad-yaml", lambda d: run_args(d, None, "--set", "data.bars=[1,"), "--set data.bars", "[1,"),
-    Case("set-unknown-key", lambda d: run_args(d, None, "--set", "data.barz=3"), "data.barz", "did you mean"),
+    Case(
+        "set-without-equals", lambda d: run_args(d, None, "--set", "data.bars"), "--set", "no '='"
+    ),
+    Case(
+        "set-bad-yaml",
+        lambda d: run_args(d, None, "--set", "data.bars=[1,"),
+        "--set data.bars",
+        "[1,",
+    ),
+    Case(
+        "set-unknown-key",
+        lambda d: run_args(d, None, "--set", "data.barz=3"),
+        "data.barz",
+        "did you mean",
+    ),
     Case("set-unsafe-tag", unsafe_set, "--set name", "cannot read value"),
-    Case("set-into-scalar", lambda d: run_args(d, None, "--set", "name.first=1"), "--set name.first",
-         "not a section"),
-    Case("set-batch-size-zero", lambda d: run_args(d, None, "--set", "portfolios.batch_size=0"),
-         "portfolios.batch_size", "0"),
+    Case(
+        "set-into-scalar",
+        lambda d: run_args(d, None, "--set", "name.first=1"),
+        "--set name.first",
+        "not a section",
+    ),
+    Case(
+        "set-batch-size-zero",
+        lambda d: run_args(d, None, "--set", "portfolios.batch_size=0"),
+        "portfolios.batch_size",
+        "0",
+    ),
     Case("out-is-a-file", out_is_file, "--out", "is a file"),
     Case("out-exists", out_exists, "--out", "already exists"),
     Case("out-under-a-file", out_under_file, "--out", "afile"),
@@ -278,20 +489,44 @@ CASES = [
     Case("report-not-a-run", lambda d: ["report", str(d)], "/case:", "run folder"),
     # --- the same through the real entry point (exit status of the process itself)
     Case("proc-unsafe-tag", unsafe_yaml, "p.yaml line 1", "tag not allowed", proc=True),
-    Case("proc-csv-bad-row", csv_case(set_cell(3, "close", "n/a?")), "prices.csv row 5", "n/a?",
-         proc=True),
-    Case("proc-zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B",
-         proc=True),
-    Case("proc-signal-out-of-range", signal_case(f"time,symbol,signal\n{SIG_T0},S002,-1.01\n"),
-         "sig.csv row 1", "outside [-1, 1]", cluster=True, proc=True),
-    Case("proc-set-range", lambda d: run_args(d, None, "--set", "portfolios.grid.stop_loss=[2]"),
-         "portfolios.grid", "2", proc=True),
+    Case(
+        "proc-csv-bad-row",
+        csv_case(set_cell(3, "close", "n/a?")),
+        "prices.csv row 5",
+        "n/a?",
+        proc=True,
+    ),
+    Case(
+        "proc-zarr-partial-bar",
+        zarr_case(zarr_partial_nan),
+        "prices.zarr time=2020-01-10",
+        "symbol=B",
+        proc=True,
+    ),
+    Case(
+        "proc-signal-out-of-range",
+        signal_case(f"time,symbol,signal\n{SIG_T0},S002,-1.01\n"),
+        "sig.csv row 1",
+        "outside [-1, 1]",
+        cluster=True,
+        proc=True,
+    ),
+    Case(
+        "proc-set-range",
+        lambda d: run_args(d, None, "--set", "portfolios.grid.stop_loss=[2]"),
+        "portfolios.grid",
+        "2",
+        proc=True,
+    ),
 ]
 
 
 def _snapshot(d: Path) -> dict[str, bytes | None]:
     """Every path under `d` with its bytes (None for folders)."""
-    return {str(p.relative_to(d)): (p.read_bytes() if p.is_file() else None) for p in sorted(d.rglob("*"))}
+    return {
+        str(p.relative_to(d)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(d.rglob("*"))
+    }
 
 
 def _run(case: Case, args: list[str], capsys, address: str | None) -> tuple[int, str, str]:
@@ -300,17 +535,27 @@ def _run(case: Case, args: list[str], capsys, address: str | None) -> tuple[int,
     if case.proc:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # as a user runs it
         proc = subprocess.run(
-            [sys.executable, "-m", "admf_dask.cli", *args], capture_output=True, text=True,
-            cwd=ROOT, timeout=120, env=env,
+            [sys.executable, "-m", "admf_dask.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            env=env,
         )
         return proc.returncode, proc.stdout, proc.stderr
     from admf_dask.cli import main
 
+    # main() sets up the process's logging and SIGTERM handler: give this process them back
+    logger = logging.getLogger("admf_dask")
+    saved = (logger.handlers[:], logger.propagate, logger.level, signal.getsignal(signal.SIGTERM))
     capsys.readouterr()
     try:
         rc = main(args)
     except SystemExit as exc:  # argparse errors
         rc = exc.code
+    finally:
+        logger.handlers[:], logger.propagate, logger.level = saved[:3]
+        signal.signal(signal.SIGTERM, saved[3])
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -363,7 +608,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A folder with one valid tiny XGBoost model and one valid tiny MLP (torch) model."""
-    from admf_dask.ml.models import FORMAT, ModelBundle, blob_sha256, fit, default_params
+    from admf_dask.ml.models import FORMAT, ModelBundle, blob_sha256, default_params, fit
     from admf_dask.ml.registry import load_model, save_model
 
     d = tmp_path_factory.mktemp("models")
@@ -371,12 +616,22 @@ def models(tmp_path_factory):
     x = rng.normal(size=(200, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.float32)
     ids = {}
-    for kind, params in (("xgboost", {"n_estimators": 3, "max_depth": 2}),
-                         ("mlp", {"hidden": 4, "layers": 1, "epochs": 1})):
+    for kind, params in (
+        ("xgboost", {"n_estimators": 3, "max_depth": 2}),
+        ("mlp", {"hidden": 4, "layers": 1, "epochs": 1}),
+    ):
         blob, arch = fit(kind, x, y, {**default_params(kind), **params}, seed=1)
         mid = f"{kind}0123456789abcdef"
-        meta = {"format": FORMAT, "model_id": mid, "kind": kind, "features": ["a", "b", "c"],
-                "mean": [0.0] * 3, "std": [1.0] * 3, "arch": arch, "sha256": blob_sha256(blob)}
+        meta = {
+            "format": FORMAT,
+            "model_id": mid,
+            "kind": kind,
+            "features": ["a", "b", "c"],
+            "mean": [0.0] * 3,
+            "std": [1.0] * 3,
+            "arch": arch,
+            "sha256": blob_sha256(blob),
+        }
         save_model(d, ModelBundle(kind, meta, blob))
         load_model(d, mid)  # the valid ones load
         ids[kind] = mid
@@ -396,7 +651,9 @@ def m_pickle_blob(d, ids, marker):
     blob = pickle.dumps(Payload(marker))
     (d / f"{mid}.ubj").write_bytes(blob)
     meta = _sidecar(d, mid)
-    meta["sha256"] = __import__("hashlib").sha256(blob).hexdigest()  # checksum agrees: format must refuse
+    meta["sha256"] = (
+        __import__("hashlib").sha256(blob).hexdigest()
+    )  # checksum agrees: format must refuse
     _write_sidecar(d, mid, meta)
     return mid, f"{mid}.ubj", "not an XGBoost"
 

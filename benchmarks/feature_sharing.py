@@ -1,0 +1,317 @@
+"""Features once: 8 strategies over one persisted feature set, and a second run that reuses it.
+
+Part A — on a 2-worker LocalCluster with the market data already persisted, the signals of 8
+traditional strategies computed three ways (each way on its own copy of the market, a different
+seed, so no dask key is shared between ways or rounds; rounds interleaved, medians reported):
+
+* **shared** (admf-dask): ``feature_stage`` computes and persists the 12-feature set once;
+  ``compute_signals`` of all 8 strategies reads it;
+* **own set per strategy**: each strategy materializes the feature set itself
+  (``compute_features(...).persist()``, then its signals), as a per-strategy backtest script
+  would;
+* **own features, only those it uses**: each strategy builds ``compute_features`` of the
+  features it references and computes its signals (dask culls the rest) — the fairest
+  no-sharing baseline.
+
+Kernel executions are counted on the workers (``admf_dask.features.KERNEL_CALLS``).
+
+Part B — ``ad.run`` twice on one client, the second with other portfolio settings (stop-loss /
+drawdown grid instead of stop-loss / sizing), for two pipelines: the 8 rules above, and
+``full_pipeline.py``'s 6 rules + XGBoost + LSTM. run.json must say ``cache: {features: hit,
+signals: hit}``; target: the second run takes ≤ 10% of the first's time. Warm-up runs (another
+seed) compile the kernels and import torch/xgboost first; each round uses a fresh seed so its
+first run is cold.
+
+    .venv/bin/python benchmarks/feature_sharing.py
+    .venv/bin/python benchmarks/feature_sharing.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from _common import LoadTracker, command_line, log, md_table, median
+
+FEATURES = {
+    "sma_10": {"kind": "sma", "window": 10},
+    "sma_50": {"kind": "sma", "window": 50},
+    "ema_20": {"kind": "ema", "window": 20},
+    "ema_100": {"kind": "ema", "window": 100},
+    "rsi_14": {"kind": "rsi", "window": 14},
+    "bb_20": {"kind": "bbands", "window": 20, "k": 2.0},
+    "dc_20": {"kind": "donchian", "window": 20},
+    "roc_20": {"kind": "roc", "window": 20},
+    "macd": {"kind": "macd", "fast": 12, "slow": 26, "signal": 9},
+    "vol_20": {"kind": "volatility", "window": 20},
+    "z_20": {"kind": "zscore", "window": 20},
+    "atr_14": {"kind": "atr", "window": 14},
+}
+STRATEGIES = {
+    "trend_sma": {"kind": "ma_crossover", "fast": "sma_10", "slow": "sma_50"},
+    "trend_ema": {"kind": "ma_crossover", "fast": "ema_20", "slow": "ema_100"},
+    "macd_cross": {"kind": "ma_crossover", "fast": "macd_macd", "slow": "macd_signal"},
+    "momentum": {"kind": "momentum", "feature": "roc_20", "threshold": 0.02},
+    "rsi_revert": {"kind": "rsi_reversion", "rsi": "rsi_14", "low": 30, "high": 70},
+    "bb_revert": {"kind": "bollinger_reversion", "bands": "bb_20"},
+    "breakout": {"kind": "breakout", "channel": "dc_20"},
+    "z_momentum": {"kind": "momentum", "feature": "z_20", "threshold": 1.0},
+}
+# the features each strategy references
+USES = {
+    "trend_sma": ["sma_10", "sma_50"],
+    "trend_ema": ["ema_20", "ema_100"],
+    "macd_cross": ["macd"],
+    "momentum": ["roc_20"],
+    "rsi_revert": ["rsi_14"],
+    "bb_revert": ["bb_20"],
+    "breakout": ["dc_20"],
+    "z_momentum": ["z_20"],
+}
+
+
+def _kernel_calls() -> int:
+    from admf_dask.features import KERNEL_CALLS
+
+    return int(sum(KERNEL_CALLS.values()))
+
+
+def _calls(client) -> int:
+    return sum(client.run(_kernel_calls).values())
+
+
+def _load(symbols: int, bars: int, seed: int, client):
+    import admf_dask as ad
+
+    data = ad.load_market_data(
+        {"source": "synthetic", "symbols": symbols, "bars": bars, "seed": seed,
+         "chunks": {"time": 504}}
+    )  # fmt: skip
+    from distributed import wait
+
+    data = client.persist(data)
+    wait(data)
+    return data
+
+
+def part_a(client, symbols: int, bars: int, rounds: int, seed0: int) -> str:
+    from distributed import wait
+
+    from admf_dask.features import FEATURE_CACHE, compute_features, feature_stage
+    from admf_dask.strategies import SIGNAL_CACHE, StrategyContext, compute_signals
+
+    def shared(data):
+        feats, status = feature_stage(data, FEATURES, client=client)
+        wait(feats)
+        sig = compute_signals(data, feats, STRATEGIES, StrategyContext(client=client))
+        client.compute(sig.data).result()
+        return feats
+
+    def own_set(data):
+        for name, spec in STRATEGIES.items():
+            feats = client.persist(compute_features(data, FEATURES))
+            wait(feats)
+            sig = compute_signals(data, feats, {name: spec}, StrategyContext(client=client))
+            client.compute(sig.data).result()
+            del feats
+
+    def own_used(data):
+        for name, spec in STRATEGIES.items():
+            feats = compute_features(data, {f: FEATURES[f] for f in USES[name]})
+            sig = compute_signals(data, feats, {name: spec}, StrategyContext(client=client))
+            client.compute(sig.data).result()
+
+    ways = {
+        "shared: one persisted feature set (admf-dask feature_stage)": shared,
+        "own feature set per strategy (compute_features + persist, 8×)": own_set,
+        "own features per strategy, only those it uses (8×, lazily culled)": own_used,
+    }
+    res: dict[str, list[tuple[float, int]]] = {k: [] for k in ways}
+    seed = seed0
+    for r in range(rounds):
+        for label, fn in ways.items():
+            seed += 1
+            data = _load(symbols, bars, seed, client)
+            FEATURE_CACHE.clear()
+            SIGNAL_CACHE.clear()
+            c0 = _calls(client)
+            tic = time.perf_counter()
+            keep = fn(data)
+            wall = time.perf_counter() - tic
+            calls = _calls(client) - c0
+            res[label].append((wall, calls))
+            log(f"  part A round {r}: {label.split(':')[0]}: {wall:.2f} s, {calls} kernel calls")
+            del keep, data
+            FEATURE_CACHE.clear()
+            time.sleep(0.5)  # let the scheduler release the persisted keys
+    base = median(w for w, _ in res[next(iter(ways))])
+    rows = []
+    for label, runs in res.items():
+        t = median(w for w, _ in runs)
+        rows.append([label, f"{t:.2f} ({min(w for w, _ in runs):.2f}–{max(w for w, _ in runs):.2f})",
+                     f"{runs[0][1]:,}", f"{t / base:.1f}×"])  # fmt: skip
+    return md_table(
+        ["8 strategies' signals, features computed…", "wall s, median (min–max)",
+         "indicator kernel calls", "time vs shared"],
+        rows, align="lrrr",
+    )  # fmt: skip
+
+
+def pipeline(symbols: int, bars: int, seed: int, feats, strats, grid: dict, out: Path) -> dict:
+    return {
+        "name": "feature-sharing",
+        "data": {"source": "synthetic", "symbols": symbols, "bars": bars, "seed": seed,
+                 "chunks": {"time": 504}},
+        "features": feats,
+        "strategies": strats,
+        "portfolios": {"capital": 1_000_000, "vol_feature": "vol_20", "grid": grid},
+        "output": {"path": str(out), "report": False, "overwrite": True},
+    }  # fmt: skip
+
+
+def grids(names: list[str]) -> tuple[dict, dict]:
+    """First run: strategy × stop_loss × sizing; second: strategy × stop_loss × max_drawdown."""
+    first = {"strategy": names, "stop_loss": [None, 0.05], "sizing": ["fixed", "vol_target"]}
+    second = {"strategy": names, "stop_loss": [0.02, 0.1], "max_drawdown": [0.2, 0.3]}
+    return first, second
+
+
+STAGES = ("data", "features", "signals", "portfolio", "write", "total")
+
+
+def part_b(client, feats, strats, symbols, bars, rounds, seed0, scratch: Path, label: str):
+    """Rounds of (cold run, run with other portfolio settings); per-stage medians."""
+    import admf_dask as ad
+    from admf_dask.pipeline.runner import LogReporter
+
+    rep = LogReporter(echo=lambda s: None)
+    g1, g2 = grids(list(strats))
+    firsts, seconds, walls, caches = [], [], [], []
+    for r in range(rounds):
+        seed = seed0 + r
+        tic = time.perf_counter()
+        a = ad.run(pipeline(symbols, bars, seed, feats, strats, g1, scratch / f"{label}-a{r}"),
+                   client=client, reporter=rep)  # fmt: skip
+        w1 = time.perf_counter() - tic
+        tic = time.perf_counter()
+        b = ad.run(pipeline(symbols, bars, seed, feats, strats, g2, scratch / f"{label}-b{r}"),
+                   client=client, reporter=rep)  # fmt: skip
+        walls.append((w1, time.perf_counter() - tic))
+        firsts.append(a.manifest["timings"])
+        seconds.append(b.manifest["timings"])
+        caches.append((a.manifest["cache"], b.manifest["cache"]))
+        log(f"  part B {label} round {r}: first {a.manifest['timings']} {a.manifest['cache']}; "
+            f"second {b.manifest['timings']} {b.manifest['cache']}")  # fmt: skip
+    out = {}
+    for st in STAGES:
+        out[st] = (median(t[st] for t in firsts), median(t[st] for t in seconds))
+    out["features + signals"] = (
+        median(t["features"] + t["signals"] for t in firsts),
+        median(t["features"] + t["signals"] for t in seconds),
+    )
+    out["`ad.run` wall (measured here)"] = (median(w for w, _ in walls), median(w for _, w in walls))
+    hit = all(c2 == {"features": "hit", "signals": "hit"} for _, c2 in caches)
+    miss = all(c1 == {"features": "miss", "signals": "miss"} for c1, _ in caches)
+    n_pf = len(g1["strategy"]) * 4
+    return out, hit, miss, n_pf
+
+
+def table_b(results: dict[str, tuple]) -> str:
+    labels = list(results)
+    headers = ["stage (run.json timings)"]
+    for lab in labels:
+        headers += [f"{lab}: first s", "second s", "second / first"]
+    rows = []
+    for st in results[labels[0]][0]:
+        row = [st]
+        for lab in labels:
+            t1, t2 = results[lab][0][st]
+            row += [f"{t1:.2f}", f"{t2:.2f}", f"{t2 / t1:.1%}" if t1 else "—"]
+        rows.append(row)
+    return md_table(headers, rows, "l" + "rrr" * len(labels))
+
+
+def main(argv: list[str] | None = None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=500)
+    ap.add_argument("--bars", type=int, default=2520)
+    ap.add_argument("--run-symbols", type=int, default=100, help="part B pipeline symbols")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ml-rounds", type=int, default=1, help="part B rounds with ML strategies")
+    ap.add_argument("--quick", action="store_true", help="50 symbols × 1,008 bars, one round")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.symbols, args.bars, args.run_symbols, args.rounds = 50, 1008, 20, 1
+    warnings.filterwarnings("ignore", message="Sending large graph")
+    from distributed import Client
+
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    from admf_dask.cluster import make_local_cluster
+    from admf_dask.config.models import ClusterConfig
+
+    load = LoadTracker()
+    cluster = make_local_cluster(
+        ClusterConfig(n_workers=2, threads_per_worker=1, ml_workers=2, dashboard_address=None)
+    )
+    client = Client(cluster, set_as_default=False)
+    from full_pipeline import FEATURES as ML_FEATURE_SET
+    from full_pipeline import STRATEGIES as ML_STRATEGIES
+
+    try:
+        with client.as_current():
+            # warm: kernels compiled/loaded on the workers, torch/xgboost imported
+            part_a(client, 20, 600, 1, seed0=900)
+            with tempfile.TemporaryDirectory(prefix="admf-fs-") as tmp:
+                part_b(client, ML_FEATURE_SET, ML_STRATEGIES, 10, 1008, 1, 1900, Path(tmp), "w")
+            table_a = part_a(client, args.symbols, args.bars, args.rounds, seed0=1000)
+            with tempfile.TemporaryDirectory(prefix="admf-fs-") as tmp:
+                res_b = {
+                    "8 rules": part_b(client, FEATURES, STRATEGIES, args.run_symbols, args.bars,
+                                      args.rounds, 2000, Path(tmp), "rules"),
+                    "6 rules + XGBoost + LSTM": part_b(
+                        client, ML_FEATURE_SET, ML_STRATEGIES, args.run_symbols, args.bars,
+                        args.ml_rounds, 3000, Path(tmp), "ml"),
+                }  # fmt: skip
+    finally:
+        client.close()
+        cluster.close()
+    checks = []
+    for lab, (times, hit, miss, n_pf) in res_b.items():
+        t1, t2 = times["total"]
+        fs1, fs2 = times["features + signals"]
+        checks.append(
+            f"- {lab} ({n_pf} portfolios): cache first runs "
+            f"{'miss/miss ✓' if miss else 'not all miss/miss ✗'}, second runs "
+            f"{'hit/hit ✓' if hit else 'not all hit/hit ✗'}; second run total = {t2 / t1:.0%} "
+            f"of the first's ({'✓' if t2 / t1 <= 0.10 else '✗'} ≤ 10%); features + signals "
+            f"stages = {fs2 / fs1:.1%} of the first's ({'✓' if fs2 / fs1 <= 0.10 else '✗'})"
+        )
+    text = (
+        f"### Feature sharing — {len(STRATEGIES)} strategies, {len(FEATURES)} features\n\n"
+        f"`{command_line()}`\n\n"
+        f"Part A: {args.symbols} symbols × {args.bars:,} bars, 2 single-thread workers, data "
+        f"persisted first; {args.rounds} interleaved round(s), each way on a fresh copy of "
+        f"the market (no shared dask keys). Load average (1 min): {load} on "
+        f"{os.cpu_count()} cores.\n\n{table_a}\n\n"
+        f"Part B: `ad.run` on {args.run_symbols} symbols × {args.bars:,} bars, then again with "
+        f"another portfolio grid (strategy × stop_loss × sizing, then strategy × stop_loss × "
+        f"max_drawdown), same client; medians of {args.rounds} round(s) for the rules, "
+        f"{args.ml_rounds} with ML (XGBoost and LSTM as in `full_pipeline.py`); each round on "
+        f"a fresh seed, so its first run is cold:\n\n{table_b(res_b)}\n\n"
+        + "\n".join(checks)
+        + "\n\nThe data stage runs again in the second run (the market is reloaded and "
+        "re-persisted; its fingerprint is part of the cache key).\n"
+    )
+    print(text, flush=True)
+    return text
+
+
+if __name__ == "__main__":
+    main()
