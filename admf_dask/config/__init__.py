@@ -161,7 +161,7 @@ def _validation_to_config_error(exc: ValidationError, raw: Any) -> ConfigError:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     value = err.get("input")
-    shown = "" if isinstance(value, dict | list) or typ == "missing" else f" (got {value!r})"
+    shown = "" if isinstance(value, dict | list) or typ == "missing" or "got" in msg else f" (got {value!r})"
     fix = "see the pipeline file reference in README.md"
     if typ == "literal_error":
         fix = "use one of the values listed"
