@@ -209,7 +209,7 @@ def session_client(cfg: ClusterConfig):
         close_session()
         if cfg.address:
             try:
-                client = Client(cfg.address, timeout="20s", set_as_default=False)
+                client = Client(cfg.address, timeout="10s", set_as_default=False)
             except OSError as exc:
                 raise ConfigError(
                     "cluster.address",

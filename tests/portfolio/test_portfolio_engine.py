@@ -207,8 +207,13 @@ def test_distributed_client_same_numbers(market, book, expected, tmp_path):
         res = run_portfolios(
             data, signals, features, book, tmp_path / "f", client=client, batch_size=3
         )
-    np.testing.assert_array_equal(res.equity.values, expected[0])
-    np.testing.assert_array_equal(_orders(res.orders_path).qty, expected[2].qty)
+        # no client given: the default client runs it
+        with distributed.get_task_stream(client) as ts:
+            res2 = run_portfolios(data, signals, features, book, tmp_path / "f2")
+    for r in (res, res2):
+        np.testing.assert_array_equal(r.equity.values, expected[0])
+        np.testing.assert_array_equal(_orders(r.orders_path).qty, expected[2].qty)
+    assert any(str(t["key"]).startswith("portfolio-step-") for t in ts.data)
 
 
 def test_missing_inputs_are_config_errors(market, tmp_path):
