@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,10 @@ from admf_dask.metrics import METRIC_NAMES, finalize_metrics
 from admf_dask.portfolio import _kernels as K
 from admf_dask.portfolio.batch import BatchState, OrderRecords, step
 from admf_dask.portfolio.grid import PortfolioBook, grid_coord_name
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from distributed import Client
 
 #: group time chunks into one task until it has at least this many portfolio·symbol·bar steps
 TASK_STEPS = 1 << 25
@@ -77,8 +81,8 @@ class PortfolioResult:
         ``results.zarr``.
     """
 
-    equity: Any
-    metrics: Any
+    equity: xr.DataArray
+    metrics: xr.Dataset
     orders_path: Path | None
     n_orders: int
     timings: dict[str, float] = field(default_factory=dict)
@@ -450,13 +454,13 @@ def _warm(client) -> None:
 
 
 def run_portfolios(
-    data,
-    signals,
-    features,
+    data: xr.Dataset,
+    signals: xr.DataArray,
+    features: xr.Dataset | None,
     book: PortfolioBook,
     out_dir: str | Path,
     *,
-    client=None,
+    client: Client | None = None,
     run_id: str = "",
     write_orders: bool = True,
     batch_size: int | None = None,
