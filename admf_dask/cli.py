@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("pipeline", help="pipeline YAML file")
     r.add_argument("--out", help="run folder (default: output.path of the pipeline)")
     r.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
         help="override a pipeline key, e.g. --set data.bars=1000 (repeatable)",
     )
     r.add_argument("--address", help="existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
@@ -71,8 +75,11 @@ class RichReporter:
         notes: list[str] = []
         t0 = time.perf_counter()
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-            console=self.console, transient=True,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
         ) as prog:
             prog.add_task(f"{name}…", total=None)
             yield notes.append
@@ -106,10 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging()
     try:
         if args.command == "validate":
-            from admf_dask.config import config_hash, load_pipeline
-
             from pathlib import Path
 
+            from admf_dask.config import config_hash, load_pipeline
             from admf_dask.data import load_market_data
 
             cfg = load_pipeline(args.pipeline, args.overrides)
@@ -134,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"cluster.address={args.address}")
         reporter = RichReporter(quiet=args.quiet)
         result = run(
-            args.pipeline, out=args.out, overrides=overrides, reporter=reporter,
-            profile=args.profile, strict=args.strict,
+            args.pipeline,
+            out=args.out,
+            overrides=overrides,
+            reporter=reporter,
+            profile=args.profile,
+            strict=args.strict,
         )
         _summary(reporter, result)
         return 0
@@ -146,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc.line}\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted; the cluster was shut down and no run folder was written\n")
+        sys.stderr.write(
+            "error: interrupted; the cluster was shut down and no run folder was written\n"
+        )
         return 130
     finally:
         from admf_dask.cluster import close_session
@@ -165,8 +177,11 @@ def _summary(reporter: RichReporter, result) -> None:
     if n and "sharpe" in m:
         top = m.sort_values("sharpe", ascending=False).head(5)
         grid = list(result.manifest.get("config", {}).get("portfolios", {}).get("grid", {}))
-        cols = [c for c in (*grid, "total_return", "annual_return", "sharpe", "max_drawdown",
-                            "n_orders") if c in top.columns]
+        cols = [
+            c
+            for c in (*grid, "total_return", "annual_return", "sharpe", "max_drawdown", "n_orders")
+            if c in top.columns
+        ]
         t = Table(title="best portfolios by Sharpe")
         t.add_column("portfolio", justify="right")
         for col in cols:

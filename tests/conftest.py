@@ -8,7 +8,9 @@ import os
 import pytest
 
 # numba's on-disk cache is per user; keep test runs from writing into the source tree
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "admf-numba"))
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "admf-numba")
+)
 
 SMALL = {
     "name": "small",

@@ -72,7 +72,9 @@ def parse_memory(text: str, where: str = "cluster.memory_limit") -> int:
     try:
         value = int(parse_bytes(text))
     except (ValueError, TypeError) as exc:
-        raise ConfigError(where, f"cannot read memory size '{text}'", "write e.g. 4GiB or 'auto'") from exc
+        raise ConfigError(
+            where, f"cannot read memory size '{text}'", "write e.g. 4GiB or 'auto'"
+        ) from exc
     if value <= 0:
         raise ConfigError(where, f"memory size must be positive, got '{text}'", "write e.g. 4GiB")
     return value
@@ -147,7 +149,10 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     for w in plan.workers:
         spec = copy.deepcopy(cluster.new_spec)
         spec["options"].update(
-            nthreads=w.nthreads, memory_limit=w.memory_limit, resources=dict(w.resources), name=w.name
+            nthreads=w.nthreads,
+            memory_limit=w.memory_limit,
+            resources=dict(w.resources),
+            name=w.name,
         )
         cluster.worker_spec[w.name] = spec
     cluster.sync(cluster._correct_state)
@@ -157,7 +162,11 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
 
 def describe_cluster(client) -> dict[str, Any]:
     """Scheduler address, dashboard link and one record per worker (run.json ``cluster``)."""
-    info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+    info = (
+        client.scheduler_info(n_workers=-1)
+        if _accepts_n_workers(client)
+        else client.scheduler_info()
+    )
     workers = []
     for addr, w in sorted(info.get("workers", {}).items()):
         workers.append(

@@ -76,7 +76,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(str(p), "the pipeline file is empty", "see pipelines/quickstart.yaml")
     if not isinstance(raw, dict):
         raise ConfigError(
-            str(p), f"top level must be a mapping of sections, got {type(raw).__name__}",
+            str(p),
+            f"top level must be a mapping of sections, got {type(raw).__name__}",
             "start with keys such as name:, data:, portfolios:",
         )
     return raw
@@ -161,7 +162,11 @@ def _validation_to_config_error(exc: ValidationError, raw: Any) -> ConfigError:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     value = err.get("input")
-    shown = "" if isinstance(value, dict | list) or typ == "missing" or "got" in msg else f" (got {value!r})"
+    shown = (
+        ""
+        if isinstance(value, dict | list) or typ == "missing" or "got" in msg
+        else f" (got {value!r})"
+    )
     fix = "see the pipeline file reference in README.md"
     if typ == "literal_error":
         fix = "use one of the values listed"
@@ -214,17 +219,25 @@ def _validate_stages(cfg: PipelineConfig) -> None:
     feats = {}
     for name, spec in cfg.features.items():
         if not isinstance(spec, dict):
-            raise ConfigError(f"features.{name}", "must be a mapping with a kind", "e.g. {kind: sma, window: 10}")
+            raise ConfigError(
+                f"features.{name}", "must be a mapping with a kind", "e.g. {kind: sma, window: 10}"
+            )
         feats[name] = validate_feature_spec(name, spec)
     cfg.features = validate_feature_specs(feats)
     strats = {}
     for name, spec in cfg.strategies.items():
         if not isinstance(spec, dict):
-            raise ConfigError(f"strategies.{name}", "must be a mapping with a kind", "e.g. {kind: ma_crossover, fast: sma_10, slow: sma_50}")
+            raise ConfigError(
+                f"strategies.{name}",
+                "must be a mapping with a kind",
+                "e.g. {kind: ma_crossover, fast: sma_10, slow: sma_50}",
+            )
         strats[name] = validate_strategy_spec(name, spec, feats)
     cfg.strategies = strats
     if not strats:
-        raise ConfigError("strategies", "no strategies defined", "add at least one under strategies:")
+        raise ConfigError(
+            "strategies", "no strategies defined", "add at least one under strategies:"
+        )
     _check_strategy_refs(cfg)
     p = cfg.portfolios
     vol_features = p.grid.get("vol_feature", [p.vol_feature])
@@ -265,9 +278,13 @@ def _check_strategy_refs(cfg: PipelineConfig) -> None:
             refs = list(mix)
             for k, w in mix.items():
                 if not isinstance(w, int | float) or isinstance(w, bool):
-                    raise ConfigError(where, f"weight of '{k}' must be a number, got {w!r}", "write {trend: 0.5}")
+                    raise ConfigError(
+                        where, f"weight of '{k}' must be a number, got {w!r}", "write {trend: 0.5}"
+                    )
         else:
-            raise ConfigError(where, f"bad strategy entry {mix!r}", "use a strategy name or {name: weight}")
+            raise ConfigError(
+                where, f"bad strategy entry {mix!r}", "use a strategy name or {name: weight}"
+            )
         for r in refs:
             if r not in names:
                 raise ConfigError(

@@ -38,7 +38,9 @@ class MemoryPlan:
         )
 
 
-def task_bytes(batch: int, n_symbols: int, tchunk: int, n_strategies: int, record_orders: bool) -> int:
+def task_bytes(
+    batch: int, n_symbols: int, tchunk: int, n_strategies: int, record_orders: bool
+) -> int:
     """Peak bytes of one portfolio task (worst case for orders: every position trades every bar)."""
     inputs = tchunk * n_symbols * (3 + n_strategies) * F8
     state = batch * n_symbols * STATE_ARRAYS * F8 * 2  # carried state and its updated copy

@@ -76,8 +76,9 @@ class RunResult:
                 )
             else:
                 self._orders = self.orders_dataset().to_table().to_pandas()
-                self._orders = self._orders.sort_values(["portfolio", "time", "symbol"],
-                                                        kind="stable").reset_index(drop=True)
+                self._orders = self._orders.sort_values(
+                    ["portfolio", "time", "symbol"], kind="stable"
+                ).reset_index(drop=True)
         return self._orders
 
     def orders_dataset(self):
@@ -88,7 +89,9 @@ class RunResult:
 
     def __repr__(self) -> str:
         n = self.results.sizes.get("portfolio", 0)
-        return f"<RunResult {self.run_id} {self.manifest.get('name')}: {n} portfolios at {self.path}>"
+        return (
+            f"<RunResult {self.run_id} {self.manifest.get('name')}: {n} portfolios at {self.path}>"
+        )
 
 
 def open_run(path: str | Path) -> RunResult:

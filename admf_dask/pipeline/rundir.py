@@ -17,7 +17,9 @@ def check_target(out: Path, overwrite: bool, where: str = "output.path") -> None
     """Refuse a target that is a file, or an existing folder without ``overwrite``."""
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise ConfigError(where, f"'{out}' is a file, not a folder", "choose another --out path")
+            raise ConfigError(
+                where, f"'{out}' is a file, not a folder", "choose another --out path"
+            )
         if not overwrite:
             raise ConfigError(
                 where,
@@ -29,9 +31,13 @@ def check_target(out: Path, overwrite: bool, where: str = "output.path") -> None
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise ConfigError(where, f"'{probe}' is a file, so '{out}' cannot be created", "choose another --out path")
+        raise ConfigError(
+            where, f"'{probe}' is a file, so '{out}' cannot be created", "choose another --out path"
+        )
     if not os.access(probe, os.W_OK):
-        raise ConfigError(where, f"no permission to write in '{probe}'", "choose another --out path")
+        raise ConfigError(
+            where, f"no permission to write in '{probe}'", "choose another --out path"
+        )
 
 
 def temp_dir_for(out: Path, run_id: str) -> Path:
@@ -47,7 +53,9 @@ def commit(tmp: Path, out: Path, overwrite: bool) -> None:
     old = None
     if out.exists():
         if not overwrite:  # appeared while we ran: never clobber
-            raise ConfigError("output.path", f"'{out}' appeared during the run", "choose another --out")
+            raise ConfigError(
+                "output.path", f"'{out}' appeared during the run", "choose another --out"
+            )
         old = out.parent / f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
         os.replace(out, old)
     os.replace(tmp, out)

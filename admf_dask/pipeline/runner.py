@@ -151,8 +151,12 @@ def run(
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
-        with client.as_current(), faults.translating(client), \
-                _maybe_profile(profile, tmp / "profile.html"), _quiet_zarr():
+        with (
+            client.as_current(),
+            faults.translating(client),
+            _maybe_profile(profile, tmp / "profile.html"),
+            _quiet_zarr(),
+        ):
             with reporter.stage("data") as note, timer("data"):
                 data = client.persist(data)
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
@@ -171,7 +175,10 @@ def run(
                 reporter.warn(w)
             with reporter.stage("portfolio") as note, timer("portfolio"):
                 book = expand_grid(
-                    cfg.portfolios, cfg.execution, list(signals.strategy.values), data.sizes["symbol"]
+                    cfg.portfolios,
+                    cfg.execution,
+                    list(signals.strategy.values),
+                    data.sizes["symbol"],
                 )
                 batch_size = _guard_memory(
                     cfg, data, features, signals, book, cluster_info, reporter, ctx.warnings
@@ -246,7 +253,10 @@ _SIGNAL_ORIGINS: dict[int, dict[str, Any]] = {}
 def _signal_origin(signals, status: str, run_id: str, target: Path, ctx) -> dict[str, Any]:
     if status == "miss" or id(signals) not in _SIGNAL_ORIGINS:
         _SIGNAL_ORIGINS[id(signals)] = {
-            "run_id": run_id, "path": str(target), "trace": list(ctx.trace), "ml": dict(ctx.quality)
+            "run_id": run_id,
+            "path": str(target),
+            "trace": list(ctx.trace),
+            "ml": dict(ctx.quality),
         }
         return {"run_id": run_id, "path": str(target)}
     origin = _SIGNAL_ORIGINS[id(signals)]

@@ -37,9 +37,21 @@ def deployment(tmp_path):
     """`dask scheduler` and two `dask worker` processes (one tagged ML) on loopback."""
     sched_file = tmp_path / "scheduler.json"
     procs = [
-        _start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(sched_file)],
-               tmp_path / "scheduler.log")
+        _start(
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            tmp_path / "scheduler.log",
+        )
     ]
     try:
         deadline = time.time() + 60
@@ -48,10 +60,27 @@ def deployment(tmp_path):
         assert sched_file.exists(), (tmp_path / "scheduler.log").read_text()
         address = json.loads(sched_file.read_text())["address"]
         for name, extra in (("ml-0", ["--resources", "ML=1"]), ("cpu-1", [])):
-            procs.append(_start(
-                [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                 "--nworkers", "1", "--name", name, "--memory-limit", "3GiB", *extra],
-                tmp_path / f"{name}.log"))
+            procs.append(
+                _start(
+                    [
+                        str(BIN / "dask"),
+                        "worker",
+                        address,
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--nworkers",
+                        "1",
+                        "--name",
+                        name,
+                        "--memory-limit",
+                        "3GiB",
+                        *extra,
+                    ],
+                    tmp_path / f"{name}.log",
+                )
+            )
         from distributed import Client
 
         with Client(address, timeout="30s") as c:
@@ -67,9 +96,20 @@ def test_run_on_existing_scheduler(tmp_path, small_pipeline, deployment):
     p.write_text(yaml.safe_dump(small_pipeline))
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(out),
-         "--address", deployment],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "admf_dask.cli",
+            "run",
+            str(p),
+            "--out",
+            str(out),
+            "--address",
+            deployment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "run.json").read_text())
@@ -87,9 +127,20 @@ def test_unreachable_address_is_a_clear_error(tmp_path, small_pipeline):
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(small_pipeline))
     proc = subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(tmp_path / "o"),
-         "--address", "tcp://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "admf_dask.cli",
+            "run",
+            str(p),
+            "--out",
+            str(tmp_path / "o"),
+            "--address",
+            "tcp://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().startswith("error: cluster.address: cannot reach")

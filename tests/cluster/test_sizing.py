@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from admf_dask.cluster import ML, GPU, plan_cluster
+from admf_dask.cluster import GPU, ML, plan_cluster
 from admf_dask.config.models import ClusterConfig
 from admf_dask.errors import ConfigError
 
@@ -13,7 +13,13 @@ GiB = 2**30
 
 @pytest.mark.parametrize(
     "cores, mem, n, threads",
-    [(1, 4 * GiB, 1, 1), (2, 24 * GiB, 2, 1), (4, 16 * GiB, 4, 1), (16, 64 * GiB, 8, 2), (64, 256 * GiB, 32, 2)],
+    [
+        (1, 4 * GiB, 1, 1),
+        (2, 24 * GiB, 2, 1),
+        (4, 16 * GiB, 4, 1),
+        (16, 64 * GiB, 8, 2),
+        (64, 256 * GiB, 32, 2),
+    ],
 )
 def test_auto_sizing(cores, mem, n, threads):
     plan = plan_cluster(ClusterConfig(), cores, mem)

@@ -41,15 +41,47 @@ def test_hash_is_deterministic_and_sensitive(small_pipeline):
         (lambda d: d["data"].update(chunks={"time": -5}), "data.chunks.time", "positive"),
         (lambda d: d["portfolios"].update(stop_loss=1.5), "portfolios.stop_loss", "1.5"),
         (lambda d: d["portfolios"].update(capital=-1), "portfolios.capital", "greater than 0"),
-        (lambda d: d["portfolios"]["grid"].update(stoploss=[0.1]), "portfolios.grid", "did you mean 'stop_loss'"),
-        (lambda d: d["portfolios"]["grid"].update(stop_loss=[2.0]), "portfolios.grid", "less than 1"),
-        (lambda d: d["portfolios"]["grid"].update(stop_loss=[]), "portfolios.grid", "non-empty list"),
-        (lambda d: d["portfolios"]["grid"].update(strategy=["trnd"]), "portfolios.grid.strategy", "did you mean 'trend'"),
-        (lambda d: d["portfolios"].update(strategy={"trend": "half"}), "portfolios.strategy", "must be a number"),
-        (lambda d: d["portfolios"].update(sizing="vol_target", vol_feature=None), "portfolios.vol_feature", "needs a volatility feature"),
-        (lambda d: d["portfolios"].update(vol_feature="vol_21"), "portfolios.vol_feature", "did you mean 'vol_20'"),
+        (
+            lambda d: d["portfolios"]["grid"].update(stoploss=[0.1]),
+            "portfolios.grid",
+            "did you mean 'stop_loss'",
+        ),
+        (
+            lambda d: d["portfolios"]["grid"].update(stop_loss=[2.0]),
+            "portfolios.grid",
+            "less than 1",
+        ),
+        (
+            lambda d: d["portfolios"]["grid"].update(stop_loss=[]),
+            "portfolios.grid",
+            "non-empty list",
+        ),
+        (
+            lambda d: d["portfolios"]["grid"].update(strategy=["trnd"]),
+            "portfolios.grid.strategy",
+            "did you mean 'trend'",
+        ),
+        (
+            lambda d: d["portfolios"].update(strategy={"trend": "half"}),
+            "portfolios.strategy",
+            "must be a number",
+        ),
+        (
+            lambda d: d["portfolios"].update(sizing="vol_target", vol_feature=None),
+            "portfolios.vol_feature",
+            "needs a volatility feature",
+        ),
+        (
+            lambda d: d["portfolios"].update(vol_feature="vol_21"),
+            "portfolios.vol_feature",
+            "did you mean 'vol_20'",
+        ),
         (lambda d: d["cluster"].update(n_workers=0), "cluster.n_workers", "at least 1"),
-        (lambda d: d["cluster"].update(ml_workers=-1), "cluster.ml_workers", "greater than or equal to 0"),
+        (
+            lambda d: d["cluster"].update(ml_workers=-1),
+            "cluster.ml_workers",
+            "greater than or equal to 0",
+        ),
         (lambda d: d["output"].update(orderz=False), "output.orderz", "did you mean 'orders'"),
         (lambda d: d.update(strategies={}), "strategies", "no strategies"),
         (lambda d: d["features"].update(bad="sma"), "features.bad", "must be a mapping"),
@@ -95,8 +127,13 @@ def test_missing_file_and_folder(tmp_path):
 def test_set_overrides_parse_yaml_values(small_pipeline):
     cfg = load_pipeline(
         small_pipeline,
-        ["data.bars=400", "portfolios.grid.stop_loss=[0.1, 0.2]", "output.orders=false",
-         "portfolios.max_drawdown=null", "name=renamed"],
+        [
+            "data.bars=400",
+            "portfolios.grid.stop_loss=[0.1, 0.2]",
+            "output.orders=false",
+            "portfolios.max_drawdown=null",
+            "name=renamed",
+        ],
     )
     assert cfg.data.bars == 400
     assert cfg.portfolios.grid["stop_loss"] == [0.1, 0.2]
@@ -106,8 +143,12 @@ def test_set_overrides_parse_yaml_values(small_pipeline):
 
 @pytest.mark.parametrize(
     "item, msg",
-    [("data.bars", "has no '='"), ("data..bars=3", "bad key path"), ("name.x=3", "not a section"),
-     ("data.bars=[1, ", "cannot read value")],
+    [
+        ("data.bars", "has no '='"),
+        ("data..bars=3", "bad key path"),
+        ("name.x=3", "not a section"),
+        ("data.bars=[1, ", "cannot read value"),
+    ],
 )
 def test_bad_set_overrides(small_pipeline, item, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -115,7 +156,9 @@ def test_bad_set_overrides(small_pipeline, item, msg):
 
 
 def test_set_unknown_key_is_an_error(small_pipeline):
-    with pytest.raises(ConfigError, match=r"data\.barz: unknown key 'barz' \(did you mean 'bars'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"data\.barz: unknown key 'barz' \(did you mean 'bars'\?\)"
+    ):
         load_pipeline(small_pipeline, ["data.barz=3"])
 
 
@@ -129,8 +172,10 @@ def test_relative_paths_resolve_against_pipeline_file(tmp_path):
     sub = tmp_path / "cfg"
     sub.mkdir()
     text = yaml.safe_dump(
-        {"strategies": {"s": {"kind": "signals", "path": "sig.csv"}},
-         "data": {"source": "synthetic", "symbols": 2, "bars": 10}}
+        {
+            "strategies": {"s": {"kind": "signals", "path": "sig.csv"}},
+            "data": {"source": "synthetic", "symbols": 2, "bars": 10},
+        }
     )
     cfg = load_pipeline(_write(sub, text))
     assert cfg.base_dir == str(sub.resolve())

@@ -18,7 +18,11 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.run(
         [sys.executable, "-m", "admf_dask.cli", *args],
-        capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout, env=env,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -52,8 +56,12 @@ def test_validate_with_bad_set():
 
 @pytest.mark.parametrize(
     "args, needle",
-    [(["frobnicate"], "invalid choice"), (["run"], "required"), (["validate", "x.yaml", "--bogus"], "unrecognized"),
-     ([], "required")],
+    [
+        (["frobnicate"], "invalid choice"),
+        (["run"], "required"),
+        (["validate", "x.yaml", "--bogus"], "unrecognized"),
+        ([], "required"),
+    ],
 )
 def test_bad_arguments_exit_2(args, needle):
     assert_one_line_error(cli(*args), needle)
@@ -75,7 +83,14 @@ def test_run_writes_complete_folder(tmp_path, small_pipeline):
     assert "dashboard: http://127.0.0.1:" in proc.stdout
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["config"]["portfolios"]["grid"]["stop_loss"] == [None]
-    assert set(manifest["timings"]) >= {"data", "features", "signals", "portfolio", "write", "total"}
+    assert set(manifest["timings"]) >= {
+        "data",
+        "features",
+        "signals",
+        "portfolio",
+        "write",
+        "total",
+    }
     assert manifest["data"]["fingerprint"]
     assert len(manifest["config_hash"]) == 16
     assert all(w["address"].startswith("tcp://127.0.0.1") for w in manifest["cluster"]["workers"])

@@ -15,13 +15,17 @@ import yaml
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupt_leaves_nothing(tmp_path, small_pipeline, sig):
     small_pipeline["data"].update(symbols=40, bars=2520, chunks={"time": 252})
-    small_pipeline["portfolios"]["grid"] = {"stop_loss": [None] + [round(0.001 * i, 3) for i in range(1, 200)]}
+    small_pipeline["portfolios"]["grid"] = {
+        "stop_loss": [None] + [round(0.001 * i, 3) for i in range(1, 200)]
+    }
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(small_pipeline))
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.time() + 120

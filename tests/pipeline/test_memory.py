@@ -8,8 +8,15 @@ from admf_dask.errors import ConfigError
 from admf_dask.pipeline.memory import plan_memory, task_bytes
 
 GiB = 2**30
-SHAPE = dict(n_bars=2520, n_symbols=100, n_features=4, n_strategies=2, n_portfolios=10_000,
-             tchunk=504, record_orders=True)
+SHAPE = dict(
+    n_bars=2520,
+    n_symbols=100,
+    n_features=4,
+    n_strategies=2,
+    n_portfolios=10_000,
+    tchunk=504,
+    record_orders=True,
+)
 
 
 def test_fits_unchanged_on_a_big_worker():
@@ -35,8 +42,11 @@ def test_refuses_data_that_cannot_fit():
 
 def test_refuses_a_task_that_cannot_fit_even_at_batch_one():
     with pytest.raises(ConfigError, match="data.chunks.time"):
-        plan_memory(batch_size=500, worker_memory=[256 * 2**20],
-                    **{**SHAPE, "n_bars": 600, "n_symbols": 2000, "tchunk": 600})
+        plan_memory(
+            batch_size=500,
+            worker_memory=[256 * 2**20],
+            **{**SHAPE, "n_bars": 600, "n_symbols": 2000, "tchunk": 600},
+        )
 
 
 def test_unknown_limits_do_not_guard():
