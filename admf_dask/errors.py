@@ -8,19 +8,8 @@
 from __future__ import annotations
 
 
-class InputError(Exception):
-    """Bad input, reported as one line that says where, what and how to fix it.
-
-    Parameters
-    ----------
-    where : str
-        The place: a pipeline key (``features.sma_10.window``), a file (``prices.csv row 17``) or
-        an argument (``--set``).
-    what : str
-        What is wrong, with the offending value.
-    fix : str, optional
-        How to fix it.
-    """
+class OneLineError(Exception):
+    """An error the user sees as one line: ``<where>: <what>; <how to fix>``."""
 
     def __init__(self, where: str, what: str, fix: str | None = None) -> None:
         self.where = where
@@ -35,6 +24,21 @@ class InputError(Exception):
         if self.fix:
             text += f"; {self.fix}"
         return " ".join(text.split())
+
+
+class InputError(OneLineError):
+    """Bad input, reported as one line that says where, what and how to fix it.
+
+    Parameters
+    ----------
+    where : str
+        The place: a pipeline key (``features.sma_10.window``), a file (``prices.csv row 17``) or
+        an argument (``--set``).
+    what : str
+        What is wrong, with the offending value.
+    fix : str, optional
+        How to fix it.
+    """
 
 
 class ConfigError(InputError):

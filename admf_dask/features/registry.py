@@ -286,6 +286,28 @@ def register_indicator(
     return deco
 
 
+def check_kind(where: str, spec: Any, registry: Mapping[str, Any], noun: str, example: str) -> str:
+    """The ``kind`` of a ``{kind: ..., **params}`` spec, checked against a registry."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            where, f"must be a mapping with a kind, got {spec!r}", f"write e.g. {example}"
+        )
+    if "kind" not in spec:
+        raise ConfigError(
+            f"{where}.kind",
+            f"missing {noun} kind",
+            "add kind: one of " + ", ".join(sorted(registry)),
+        )
+    kind = spec["kind"]
+    if not isinstance(kind, str) or kind not in registry:
+        raise ConfigError(
+            f"{where}.kind",
+            f"unknown {noun} kind '{kind}'{did_you_mean(str(kind), list(registry))}",
+            "kinds are: " + ", ".join(sorted(registry)),
+        )
+    return kind
+
+
 def validate_feature_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Check one feature spec and return it normalized.
 
@@ -308,25 +330,7 @@ def validate_feature_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         or ill-typed parameters and out-of-range values (e.g. ``window < 1``).
     """
     where = f"features.{name}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError(
-            where,
-            f"must be a mapping with a kind, got {spec!r}",
-            "write e.g. {kind: sma, window: 10}",
-        )
-    if "kind" not in spec:
-        raise ConfigError(
-            f"{where}.kind",
-            "missing indicator kind",
-            "add kind: one of " + ", ".join(sorted(INDICATORS)),
-        )
-    kind = spec["kind"]
-    if not isinstance(kind, str) or kind not in INDICATORS:
-        raise ConfigError(
-            f"{where}.kind",
-            f"unknown indicator kind '{kind}'{did_you_mean(str(kind), list(INDICATORS))}",
-            "kinds are: " + ", ".join(sorted(INDICATORS)),
-        )
+    kind = check_kind(where, spec, INDICATORS, "indicator", "{kind: sma, window: 10}")
     ind = INDICATORS[kind]
     params = check_params(where, kind, ind.params, {k: v for k, v in spec.items() if k != "kind"})
     if ind.check is not None:

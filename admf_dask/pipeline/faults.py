@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from admf_dask.errors import OneLineError
+
 #: scheduler event topic a nanny logs when it restarts its worker for memory (distributed 2022+)
 MEMORY_TOPIC = "worker-restart-memory"
 
@@ -34,7 +36,7 @@ MEMORY_FIX = (
 )
 
 
-class ClusterFault(Exception):
+class ClusterFault(OneLineError):
     """The cluster failed a run that was valid input; `line` is the one-line message.
 
     Parameters
@@ -48,19 +50,6 @@ class ClusterFault(Exception):
     """
 
     exit_code = 1
-
-    def __init__(self, where: str, what: str, fix: str | None = None) -> None:
-        self.where = where
-        self.what = what
-        self.fix = fix
-        super().__init__(self.line)
-
-    @property
-    def line(self) -> str:
-        text = f"{self.where}: {self.what}" if self.where else self.what
-        if self.fix:
-            text += f"; {self.fix}"
-        return " ".join(text.split())
 
 
 def _bytes(n: int | float | None) -> str:

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from admf_dask.errors import ConfigError, did_you_mean
-from admf_dask.features.registry import INDICATORS, Param, check_params, feature_variables
+from admf_dask.features.registry import (
+    INDICATORS,
+    Param,
+    check_kind,
+    check_params,
+    feature_variables,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -193,25 +199,9 @@ def validate_strategy_spec(
         or ill-typed parameters, a referenced feature that does not exist or has the wrong kind.
     """
     where = f"strategies.{name}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError(
-            where,
-            f"must be a mapping with a kind, got {spec!r}",
-            "write e.g. {kind: ma_crossover, fast: sma_10, slow: sma_50}",
-        )
-    if "kind" not in spec:
-        raise ConfigError(
-            f"{where}.kind",
-            "missing strategy kind",
-            "add kind: one of " + ", ".join(sorted(STRATEGIES)),
-        )
-    kind = spec["kind"]
-    if not isinstance(kind, str) or kind not in STRATEGIES:
-        raise ConfigError(
-            f"{where}.kind",
-            f"unknown strategy kind '{kind}'{did_you_mean(str(kind), list(STRATEGIES))}",
-            "kinds are: " + ", ".join(sorted(STRATEGIES)),
-        )
+    kind = check_kind(
+        where, spec, STRATEGIES, "strategy", "{kind: ma_crossover, fast: sma_10, slow: sma_50}"
+    )
     sk = STRATEGIES[kind]
     if sk.validate is not None:
         if variables is None and feature_specs is not None:
