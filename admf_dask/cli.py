@@ -74,17 +74,44 @@ class RichReporter:
 
         notes: list[str] = []
         t0 = time.perf_counter()
+        live = self.console.is_terminal  # a pipe or a log file gets the result lines only
+        with (
+            contextlib.nullcontext()
+            if not live
+            else Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            ) as prog
+        ):
+            if live:
+                prog.add_task(f"{name}…", total=None)
+            yield notes.append
+        extra = f"  [dim]{'; '.join(notes)}[/]" if notes else ""
+        self.console.print(f"[green]✓[/] {name:<10} {time.perf_counter() - t0:7.2f}s{extra}")
+
+    def track(self, futures: list) -> None:
+        """A bar over the portfolio batches, advancing as each batch's chain finishes."""
+        from distributed import as_completed, wait
+
+        if not self.console.is_terminal:
+            wait(futures)
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
         with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
+            "  batches",
+            BarColumn(),
+            MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
         ) as prog:
-            prog.add_task(f"{name}…", total=None)
-            yield notes.append
-        extra = f"  [dim]{'; '.join(notes)}[/]" if notes else ""
-        self.console.print(f"[green]✓[/] {name:<10} {time.perf_counter() - t0:7.2f}s{extra}")
+            task = prog.add_task("batches", total=len(futures))
+            for _ in as_completed(futures):
+                prog.advance(task)
 
     def warn(self, text: str) -> None:
         self.console.print(f"[yellow]warning:[/] {text}")
@@ -193,7 +220,7 @@ def _summary(reporter: RichReporter, result) -> None:
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return "none" if v != v else f"{v:.4g}"  # NaN is a null grid value
     return str(v)
 
 

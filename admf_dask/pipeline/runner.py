@@ -55,9 +55,26 @@ class LogReporter:
         extra = f" ({'; '.join(notes)})" if notes else ""
         log.info("[%s] %s done in %.2fs%s", self.run_id, name, time.perf_counter() - t0, extra)
 
+    def track(self, futures: list[Any]) -> None:
+        """In a notebook, `distributed.progress` of the portfolio batches (a live widget)."""
+        if _in_notebook():
+            from distributed import progress
+
+            progress(futures, notebook=True)
+
     def warn(self, text: str) -> None:
         log.warning("[%s] %s", self.run_id, text)
         self.echo(f"warning: {text}")
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return False
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 class RunIdFilter(logging.Filter):
@@ -193,6 +210,7 @@ def run(
                     run_id=run_id,
                     write_orders=cfg.output.orders,
                     batch_size=batch_size,
+                    on_submit=getattr(reporter, "track", None),
                 )
                 note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
             with reporter.stage("write") as note, timer("write"):

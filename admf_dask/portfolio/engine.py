@@ -24,7 +24,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -464,6 +464,7 @@ def run_portfolios(
     run_id: str = "",
     write_orders: bool = True,
     batch_size: int | None = None,
+    on_submit: Callable[[list[Any]], None] | None = None,
 ) -> PortfolioResult:
     """Run every portfolio of ``book`` over the data; write results.zarr and orders.parquet.
 
@@ -575,7 +576,10 @@ def run_portfolios(
 
     tic = time.perf_counter()
     if client is not None:
-        results = client.gather(client.compute(finals))
+        futures = client.compute(finals)
+        if on_submit is not None:  # progress display: one future per batch chain
+            on_submit(futures)
+        results = client.gather(futures)
     else:
         results = dask.compute(*finals)
     timings["compute"] = time.perf_counter() - tic
