@@ -4,8 +4,9 @@ Part A — on a 2-worker LocalCluster with the market data already persisted, th
 traditional strategies computed three ways (each way on its own copy of the market, a different
 seed, so no dask key is shared between ways or rounds; rounds interleaved, medians reported):
 
-* **shared** (admf-dask): ``feature_stage`` computes and persists the 12-feature set once;
-  ``compute_signals`` of all 8 strategies reads it;
+* **shared** (admf-dask): ``feature_stage`` computes and persists the feature set once (the 8
+  distinct features the strategies reference, 11 times between them); ``compute_signals`` of
+  all 8 strategies reads it;
 * **own set per strategy**: each strategy materializes the feature set itself
   (``compute_features(...).persist()``, then its signals), as a per-strategy backtest script
   would;
@@ -38,7 +39,29 @@ from pathlib import Path
 
 from _common import LoadTracker, command_line, log, md_table, median
 
-FEATURES = {
+# 8 rules over 8 distinct features; they reference 11 (several share sma_10, ema_100, rsi_14)
+STRATEGIES = {
+    "trend_sma": {"kind": "ma_crossover", "fast": "sma_10", "slow": "sma_50"},
+    "trend_ema": {"kind": "ma_crossover", "fast": "ema_20", "slow": "ema_100"},
+    "trend_mix": {"kind": "ma_crossover", "fast": "sma_10", "slow": "ema_100"},
+    "macd_cross": {"kind": "ma_crossover", "fast": "macd_macd", "slow": "macd_signal"},
+    "rsi_revert": {"kind": "rsi_reversion", "rsi": "rsi_14", "low": 30, "high": 70},
+    "rsi_wide": {"kind": "rsi_reversion", "rsi": "rsi_14", "low": 20, "high": 80},
+    "bb_revert": {"kind": "bollinger_reversion", "bands": "bb_20"},
+    "breakout": {"kind": "breakout", "channel": "dc_20"},
+}
+# the features each strategy references
+USES = {
+    "trend_sma": ["sma_10", "sma_50"],
+    "trend_ema": ["ema_20", "ema_100"],
+    "trend_mix": ["sma_10", "ema_100"],
+    "macd_cross": ["macd"],
+    "rsi_revert": ["rsi_14"],
+    "rsi_wide": ["rsi_14"],
+    "bb_revert": ["bb_20"],
+    "breakout": ["dc_20"],
+}
+ALL_FEATURES = {
     "sma_10": {"kind": "sma", "window": 10},
     "sma_50": {"kind": "sma", "window": 50},
     "ema_20": {"kind": "ema", "window": 20},
@@ -46,39 +69,36 @@ FEATURES = {
     "rsi_14": {"kind": "rsi", "window": 14},
     "bb_20": {"kind": "bbands", "window": 20, "k": 2.0},
     "dc_20": {"kind": "donchian", "window": 20},
-    "roc_20": {"kind": "roc", "window": 20},
     "macd": {"kind": "macd", "fast": 12, "slow": 26, "signal": 9},
     "vol_20": {"kind": "volatility", "window": 20},
-    "z_20": {"kind": "zscore", "window": 20},
-    "atr_14": {"kind": "atr", "window": 14},
 }
-STRATEGIES = {
-    "trend_sma": {"kind": "ma_crossover", "fast": "sma_10", "slow": "sma_50"},
-    "trend_ema": {"kind": "ma_crossover", "fast": "ema_20", "slow": "ema_100"},
-    "macd_cross": {"kind": "ma_crossover", "fast": "macd_macd", "slow": "macd_signal"},
-    "momentum": {"kind": "momentum", "feature": "roc_20", "threshold": 0.02},
-    "rsi_revert": {"kind": "rsi_reversion", "rsi": "rsi_14", "low": 30, "high": 70},
-    "bb_revert": {"kind": "bollinger_reversion", "bands": "bb_20"},
-    "breakout": {"kind": "breakout", "channel": "dc_20"},
-    "z_momentum": {"kind": "momentum", "feature": "z_20", "threshold": 1.0},
-}
-# the features each strategy references
-USES = {
-    "trend_sma": ["sma_10", "sma_50"],
-    "trend_ema": ["ema_20", "ema_100"],
-    "macd_cross": ["macd"],
-    "momentum": ["roc_20"],
-    "rsi_revert": ["rsi_14"],
-    "bb_revert": ["bb_20"],
-    "breakout": ["dc_20"],
-    "z_momentum": ["z_20"],
-}
+#: part A: exactly the features the strategies use (the union)
+FEATURES = {k: v for k, v in ALL_FEATURES.items() if any(k in u for u in USES.values())}
+#: part B pipelines also carry the volatility feature of vol_target sizing
+RUN_FEATURES = ALL_FEATURES
 
 
 def _kernel_calls() -> int:
     from admf_dask.features import KERNEL_CALLS
 
     return int(sum(KERNEL_CALLS.values()))
+
+
+def _keys(ds) -> set:
+    from dask.core import flatten
+
+    return {k for v in ds.data_vars.values() for k in flatten(v.data.__dask_keys__())}
+
+
+def _wait_released(client, keys: set, timeout: float = 30.0) -> None:
+    """Until the scheduler has forgotten every key (released when the last reference died)."""
+
+    def held(dask_scheduler, keys=keys):
+        return sum(k in dask_scheduler.tasks for k in keys)
+
+    end = time.monotonic() + timeout
+    while client.run_on_scheduler(held) and time.monotonic() < end:
+        time.sleep(0.02)
 
 
 def _calls(client) -> int:
@@ -118,7 +138,9 @@ def part_a(client, symbols: int, bars: int, rounds: int, seed0: int) -> str:
             wait(feats)
             sig = compute_signals(data, feats, {name: spec}, StrategyContext(client=client))
             client.compute(sig.data).result()
-            del feats
+            keys = _keys(feats)
+            del feats, sig
+            _wait_released(client, keys)  # so the next strategy's identical keys recompute
 
     def own_used(data):
         for name, spec in STRATEGIES.items():
@@ -273,7 +295,7 @@ def main(argv: list[str] | None = None) -> str:
             table_a = part_a(client, args.symbols, args.bars, args.rounds, seed0=1000)
             with tempfile.TemporaryDirectory(prefix="admf-fs-") as tmp:
                 res_b = {
-                    "8 rules": part_b(client, FEATURES, STRATEGIES, args.run_symbols, args.bars,
+                    "8 rules": part_b(client, RUN_FEATURES, STRATEGIES, args.run_symbols, args.bars,
                                       args.rounds, 2000, Path(tmp), "rules"),
                     "6 rules + XGBoost + LSTM": part_b(
                         client, ML_FEATURE_SET, ML_STRATEGIES, args.run_symbols, args.bars,
@@ -294,7 +316,8 @@ def main(argv: list[str] | None = None) -> str:
             f"stages = {fs2 / fs1:.1%} of the first's ({'✓' if fs2 / fs1 <= 0.10 else '✗'})"
         )
     text = (
-        f"### Feature sharing — {len(STRATEGIES)} strategies, {len(FEATURES)} features\n\n"
+        f"### Feature sharing — {len(STRATEGIES)} strategies over {len(FEATURES)} features "
+        f"({sum(map(len, USES.values()))} references)\n\n"
         f"`{command_line()}`\n\n"
         f"Part A: {args.symbols} symbols × {args.bars:,} bars, 2 single-thread workers, data "
         f"persisted first; {args.rounds} interleaved round(s), each way on a fresh copy of "
