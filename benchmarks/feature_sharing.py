@@ -109,9 +109,14 @@ def _load(symbols: int, bars: int, seed: int, client):
     import admf_dask as ad
 
     data = ad.load_market_data(
-        {"source": "synthetic", "symbols": symbols, "bars": bars, "seed": seed,
-         "chunks": {"time": 504}}
-    )  # fmt: skip
+        {
+            "source": "synthetic",
+            "symbols": symbols,
+            "bars": bars,
+            "seed": seed,
+            "chunks": {"time": 504},
+        }
+    )
     from distributed import wait
 
     data = client.persist(data)
@@ -175,25 +180,41 @@ def part_a(client, symbols: int, bars: int, rounds: int, seed0: int) -> str:
     rows = []
     for label, runs in res.items():
         t = median(w for w, _ in runs)
-        rows.append([label, f"{t:.2f} ({min(w for w, _ in runs):.2f}–{max(w for w, _ in runs):.2f})",
-                     f"{runs[0][1]:,}", f"{t / base:.1f}×"])  # fmt: skip
+        rows.append(
+            [
+                label,
+                f"{t:.2f} ({min(w for w, _ in runs):.2f}–{max(w for w, _ in runs):.2f})",
+                f"{runs[0][1]:,}",
+                f"{t / base:.1f}×",
+            ]
+        )
     return md_table(
-        ["8 strategies' signals, features computed…", "wall s, median (min–max)",
-         "indicator kernel calls", "time vs shared"],
-        rows, align="lrrr",
-    )  # fmt: skip
+        [
+            "8 strategies' signals, features computed…",
+            "wall s, median (min–max)",
+            "indicator kernel calls",
+            "time vs shared",
+        ],
+        rows,
+        align="lrrr",
+    )
 
 
 def pipeline(symbols: int, bars: int, seed: int, feats, strats, grid: dict, out: Path) -> dict:
     return {
         "name": "feature-sharing",
-        "data": {"source": "synthetic", "symbols": symbols, "bars": bars, "seed": seed,
-                 "chunks": {"time": 504}},
+        "data": {
+            "source": "synthetic",
+            "symbols": symbols,
+            "bars": bars,
+            "seed": seed,
+            "chunks": {"time": 504},
+        },
         "features": feats,
         "strategies": strats,
         "portfolios": {"capital": 1_000_000, "vol_feature": "vol_20", "grid": grid},
         "output": {"path": str(out), "report": False, "overwrite": True},
-    }  # fmt: skip
+    }
 
 
 def grids(names: list[str]) -> tuple[dict, dict]:
@@ -217,18 +238,26 @@ def part_b(client, feats, strats, symbols, bars, rounds, seed0, scratch: Path, l
     for r in range(rounds):
         seed = seed0 + r
         tic = time.perf_counter()
-        a = ad.run(pipeline(symbols, bars, seed, feats, strats, g1, scratch / f"{label}-a{r}"),
-                   client=client, reporter=rep)  # fmt: skip
+        a = ad.run(
+            pipeline(symbols, bars, seed, feats, strats, g1, scratch / f"{label}-a{r}"),
+            client=client,
+            reporter=rep,
+        )
         w1 = time.perf_counter() - tic
         tic = time.perf_counter()
-        b = ad.run(pipeline(symbols, bars, seed, feats, strats, g2, scratch / f"{label}-b{r}"),
-                   client=client, reporter=rep)  # fmt: skip
+        b = ad.run(
+            pipeline(symbols, bars, seed, feats, strats, g2, scratch / f"{label}-b{r}"),
+            client=client,
+            reporter=rep,
+        )
         walls.append((w1, time.perf_counter() - tic))
         firsts.append(a.manifest["timings"])
         seconds.append(b.manifest["timings"])
         caches.append((a.manifest["cache"], b.manifest["cache"]))
-        log(f"  part B {label} round {r}: first {a.manifest['timings']} {a.manifest['cache']}; "
-            f"second {b.manifest['timings']} {b.manifest['cache']}")  # fmt: skip
+        log(
+            f"  part B {label} round {r}: first {a.manifest['timings']} {a.manifest['cache']}; "
+            f"second {b.manifest['timings']} {b.manifest['cache']}"
+        )
     out = {}
     for st in STAGES:
         out[st] = (median(t[st] for t in firsts), median(t[st] for t in seconds))
@@ -236,7 +265,10 @@ def part_b(client, feats, strats, symbols, bars, rounds, seed0, scratch: Path, l
         median(t["features"] + t["signals"] for t in firsts),
         median(t["features"] + t["signals"] for t in seconds),
     )
-    out["`ad.run` wall (measured here)"] = (median(w for w, _ in walls), median(w for _, w in walls))
+    out["`ad.run` wall (measured here)"] = (
+        median(w for w, _ in walls),
+        median(w for _, w in walls),
+    )
     hit = all(c2 == {"features": "hit", "signals": "hit"} for _, c2 in caches)
     miss = all(c1 == {"features": "miss", "signals": "miss"} for c1, _ in caches)
     n_pf = len(g1["strategy"]) * 4
@@ -295,12 +327,29 @@ def main(argv: list[str] | None = None) -> str:
             table_a = part_a(client, args.symbols, args.bars, args.rounds, seed0=1000)
             with tempfile.TemporaryDirectory(prefix="admf-fs-") as tmp:
                 res_b = {
-                    "8 rules": part_b(client, RUN_FEATURES, STRATEGIES, args.run_symbols, args.bars,
-                                      args.rounds, 2000, Path(tmp), "rules"),
+                    "8 rules": part_b(
+                        client,
+                        RUN_FEATURES,
+                        STRATEGIES,
+                        args.run_symbols,
+                        args.bars,
+                        args.rounds,
+                        2000,
+                        Path(tmp),
+                        "rules",
+                    ),
                     "6 rules + XGBoost + LSTM": part_b(
-                        client, ML_FEATURE_SET, ML_STRATEGIES, args.run_symbols, args.bars,
-                        args.ml_rounds, 3000, Path(tmp), "ml"),
-                }  # fmt: skip
+                        client,
+                        ML_FEATURE_SET,
+                        ML_STRATEGIES,
+                        args.run_symbols,
+                        args.bars,
+                        args.ml_rounds,
+                        3000,
+                        Path(tmp),
+                        "ml",
+                    ),
+                }
     finally:
         client.close()
         cluster.close()

@@ -29,7 +29,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from _common import LoadTracker, ProcSampler, command_line, log, md_table, median
 
 ML_FEATURES = ["rsi_14", "roc_20", "vol_20", "z_20", "macd_hist"]
@@ -56,11 +55,18 @@ STRATEGIES = {
     "rsi_revert": {"kind": "rsi_reversion", "rsi": "rsi_14", "low": 30, "high": 70},
     "bb_revert": {"kind": "bollinger_reversion", "bands": "bb_20"},
     "breakout": {"kind": "breakout", "channel": "dc_20"},
-    "xgb": {"kind": "xgboost", **ML_COMMON,
-            "params": {"n_estimators": 50, "max_depth": 3, "learning_rate": 0.1}},
-    "lstm": {"kind": "lstm", **ML_COMMON, "lookback": 10,
-             "params": {"hidden": 8, "layers": 1, "epochs": 1, "batch_size": 1024}},
-}  # fmt: skip
+    "xgb": {
+        "kind": "xgboost",
+        **ML_COMMON,
+        "params": {"n_estimators": 50, "max_depth": 3, "learning_rate": 0.1},
+    },
+    "lstm": {
+        "kind": "lstm",
+        **ML_COMMON,
+        "lookback": 10,
+        "params": {"hidden": 8, "layers": 1, "epochs": 1, "batch_size": 1024},
+    },
+}
 NAMES = list(STRATEGIES)
 MIXES = [
     *NAMES,
@@ -92,17 +98,30 @@ def grid_for(n: int) -> dict:
 def spec(n: int, symbols: int, bars: int, out: Path, orders: bool, grid=None) -> dict:
     return {
         "name": "full-pipeline",
-        "data": {"source": "synthetic", "symbols": symbols, "bars": bars, "seed": 7,
-                 "chunks": {"time": 504}},
+        "data": {
+            "source": "synthetic",
+            "symbols": symbols,
+            "bars": bars,
+            "seed": 7,
+            "chunks": {"time": 504},
+        },
         "features": FEATURES,
         "strategies": STRATEGIES,
-        "portfolios": {"capital": 1_000_000, "batch_size": 500, "vol_feature": "vol_20",
-                       "grid": grid or grid_for(n)},
+        "portfolios": {
+            "capital": 1_000_000,
+            "batch_size": 500,
+            "vol_feature": "vol_20",
+            "grid": grid or grid_for(n),
+        },
         "execution": {"commission": 0.0005, "commission_fixed": 0.0, "slippage_bps": 2},
-        "cluster": {"n_workers": "auto", "threads_per_worker": "auto", "ml_workers": 2,
-                    "dashboard_address": None},
+        "cluster": {
+            "n_workers": "auto",
+            "threads_per_worker": "auto",
+            "ml_workers": 2,
+            "dashboard_address": None,
+        },
         "output": {"path": str(out), "orders": orders, "report": True, "overwrite": True},
-    }  # fmt: skip
+    }
 
 
 def _size_mb(path: Path) -> float:
@@ -146,8 +165,9 @@ def main(argv: list[str] | None = None) -> str:
             wall = time.perf_counter() - tic
         man = res.manifest
         load.mark()
-        size = {p.name: _size_mb(p) if p.is_dir() else p.stat().st_size / 1e6
-                for p in out.iterdir()}  # fmt: skip
+        size = {
+            p.name: _size_mb(p) if p.is_dir() else p.stat().st_size / 1e6 for p in out.iterdir()
+        }
         second = None
         if args.second_run:
             grid2 = dict(grid_for(args.portfolios))
@@ -155,10 +175,16 @@ def main(argv: list[str] | None = None) -> str:
             with ProcSampler() as s2:
                 tic = time.perf_counter()
                 res2 = ad.run(
-                    spec(args.portfolios, args.symbols, args.bars, tmp / "run2",
-                         not args.no_orders, grid=grid2),
+                    spec(
+                        args.portfolios,
+                        args.symbols,
+                        args.bars,
+                        tmp / "run2",
+                        not args.no_orders,
+                        grid=grid2,
+                    ),
                     reporter=reporter,
-                )  # fmt: skip
+                )
                 second = (time.perf_counter() - tic, res2.manifest, s2.peak / 1e9)
     finally:
         close_session()
@@ -168,8 +194,10 @@ def main(argv: list[str] | None = None) -> str:
     n_pf = man["portfolios"]["n"]
     steps = n_pf * args.symbols * args.bars
     t = man["timings"]
-    rows = [[st, f"{t.get(st, float('nan')):.2f}", f"{t.get(st, 0) / t['total']:.0%}"]
-            for st in ("data", "features", "signals", "portfolio", "write", "total")]  # fmt: skip
+    rows = [
+        [st, f"{t.get(st, float('nan')):.2f}", f"{t.get(st, 0) / t['total']:.0%}"]
+        for st in ("data", "features", "signals", "portfolio", "write", "total")
+    ]
     stages = md_table(["stage (run.json timings)", "s", "share"], rows, "lrr")
     pt = man.get("stage_timings", {})
     engine = ", ".join(f"{k} {v:.2f}" for k, v in pt.items() if isinstance(v, int | float))
@@ -183,17 +211,36 @@ def main(argv: list[str] | None = None) -> str:
         tr = [r["stop"] - r["start"] for r in recs if r["stage"] == "train"]
         inf = [r["stop"] - r["start"] for r in recs if r["stage"] == "inference"]
         workers = sorted({str(r.get("worker", "")) for r in recs})
-        ml_rows.append([name, len(tr), f"{sum(tr):.1f}", f"{median(tr):.1f}" if tr else "—",
-                        len(inf), f"{sum(inf):.2f}", len(workers)])  # fmt: skip
+        ml_rows.append(
+            [
+                name,
+                len(tr),
+                f"{sum(tr):.1f}",
+                f"{median(tr):.1f}" if tr else "—",
+                len(inf),
+                f"{sum(inf):.2f}",
+                len(workers),
+            ]
+        )
     ml = md_table(
-        ["ML strategy", "train tasks", "train s (sum)", "train s (median)", "inference tasks",
-         "inference s (sum)", "workers used"],
-        ml_rows, "lrrrrrr",
-    )  # fmt: skip
+        [
+            "ML strategy",
+            "train tasks",
+            "train s (sum)",
+            "train s (median)",
+            "inference tasks",
+            "inference s (sum)",
+            "workers used",
+        ],
+        ml_rows,
+        "lrrrrrr",
+    )
     workers = man["cluster"]["workers"]
-    wdesc = ", ".join(f"{w['name']} ({w['nthreads']} thread, {w['memory_limit'] / 2**30:.1f} GiB"
-                      f"{', ' + '+'.join(w['resources']) if w['resources'] else ''})"
-                      for w in workers)  # fmt: skip
+    wdesc = ", ".join(
+        f"{w['name']} ({w['nthreads']} thread, {w['memory_limit'] / 2**30:.1f} GiB"
+        f"{', ' + '+'.join(w['resources']) if w['resources'] else ''})"
+        for w in workers
+    )
     text = (
         f"### Full pipeline — {n_pf:,} portfolios × {args.symbols} symbols × {args.bars:,} bars, "
         f"{len(STRATEGIES)} strategies (6 rules + XGBoost + LSTM)\n\n"
@@ -217,10 +264,12 @@ def main(argv: list[str] | None = None) -> str:
         t2 = m2["timings"]
         text += (
             f"\nSecond run, other stop_loss values, same session: cache {m2['cache']}; "
-            + ", ".join(f"{st} {t2[st]:.2f} s" for st in ("data", "features", "signals",
-                                                          "portfolio", "write", "total"))
+            + ", ".join(
+                f"{st} {t2[st]:.2f} s"
+                for st in ("data", "features", "signals", "portfolio", "write", "total")
+            )
             + f" ({t2['total'] / t['total']:.0%} of the first run's total); peak {pk2:.2f} GB.\n"
-        )  # fmt: skip
+        )
     print(text, flush=True)
     return text
 

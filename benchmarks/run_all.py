@@ -4,7 +4,7 @@ Each benchmark runs in its own subprocess (separate memory peaks, clusters and s
 its progress goes to stderr, its markdown to stdout, and this script joins them under one header
 (machine, versions, load) and a summary of what ran.
 
-    .venv/bin/python benchmarks/run_all.py                     # full sizes (about an hour on 2 cores)
+    .venv/bin/python benchmarks/run_all.py                     # full sizes (~25 min on a quiet 2-core machine)
     .venv/bin/python benchmarks/run_all.py --quick             # small sizes, a few minutes
     .venv/bin/python benchmarks/run_all.py --only vs_vectorbt scaling --out /tmp/bench.md
 """
@@ -27,6 +27,11 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "vs_vectorbt": ("vs_vectorbt.py", []),
     "vs_vectorbt_trend": ("vs_vectorbt.py", ["--signals", "trend"]),
     "vs_backtrader": ("vs_backtrader.py", []),
+    "vs_backtrader_trend": ("vs_backtrader.py", ["--signals", "trend"]),
+    "vs_backtrader_trend_no_orders": (
+        "vs_backtrader.py",
+        ["--signals", "trend", "--no-orders", "--repeats", "2", "--bt-portfolios", "2"],
+    ),
     "scaling": ("scaling.py", []),
     "feature_sharing": ("feature_sharing.py", []),
     "full_pipeline": ("full_pipeline.py", ["--second-run"]),

@@ -31,8 +31,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from _common import (
     CpuShare,
     LoadTracker,
@@ -197,13 +195,19 @@ def main(argv: list[str] | None = None) -> str:
         wall = median(r["wall_s"] for r in runs)
         rate = n * SYMBOLS * BARS / wall
         busy = median(r["busy"] for r in runs)
-        tm = {k: median(r["timings"].get(k, float("nan")) for r in runs) for k in runs[0]["timings"]}
+        tm = {
+            k: median(r["timings"].get(k, float("nan")) for r in runs) for k in runs[0]["timings"]
+        }
         rows.append(
             [
                 f"{n:,}",
                 w,
-                f"{wall:.2f}" + (f" ({min(r['wall_s'] for r in runs):.2f}–"
-                                 f"{max(r['wall_s'] for r in runs):.2f})" if len(runs) > 1 else ""),
+                f"{wall:.2f}"
+                + (
+                    f" ({min(r['wall_s'] for r in runs):.2f}–{max(r['wall_s'] for r in runs):.2f})"
+                    if len(runs) > 1
+                    else ""
+                ),
                 sci(rate),
                 sci(roofs[n]),
                 f"{rate / (roof * w):.0%}",

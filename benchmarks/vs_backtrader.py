@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import LoadTracker, child_result, command_line, log, md_table, median, run_child, sci
 from vs_vectorbt import build_case, run_admf, target_weights
 
@@ -50,10 +49,12 @@ def bt_child(args) -> None:
     ).load()
     index = pd.DatetimeIndex(full["time"].values)
     frames = [
-        pd.DataFrame({f: full[f].values[:, s] for f in ("open", "high", "low", "close", "volume")},
-                     index=index)
+        pd.DataFrame(
+            {f: full[f].values[:, s] for f in ("open", "high", "low", "close", "volume")},
+            index=index,
+        )
         for s in range(args.symbols)
-    ]  # fmt: skip
+    ]
 
     class Costs(bt.CommInfoBase):
         """Proportional commission plus a fixed fee per fill; fractional shares (DESIGN §2)."""
@@ -130,16 +131,30 @@ def main(argv: list[str] | None = None) -> str:
     admf, bts = [], []
     check = None
     child_args = [
-        "--child", "--n", args.bt_portfolios, "--portfolios", args.portfolios, "--symbols",
-        args.symbols, "--bars", args.bars, "--signals", args.signals, "--flip-prob",
+        "--child",
+        "--n",
+        args.bt_portfolios,
+        "--portfolios",
+        args.portfolios,
+        "--symbols",
+        args.symbols,
+        "--bars",
+        args.bars,
+        "--signals",
+        args.signals,
+        "--flip-prob",
         args.flip_prob,
-    ]  # fmt: skip
+    ]
     try:
         for r in range(args.repeats):
-            run = run_admf(args, args.workers, scratch, save_equity=args.bt_portfolios if r == 0 else 0)
+            run = run_admf(
+                args, args.workers, scratch, save_equity=args.bt_portfolios if r == 0 else 0
+            )
             admf.append(run)
-            log(f"rep {r} admf {args.portfolios} portfolios: {run.result['wall_s']:.2f} s, "
-                f"load {load}")  # fmt: skip
+            log(
+                f"rep {r} admf {args.portfolios} portfolios: {run.result['wall_s']:.2f} s, "
+                f"load {load}"
+            )
             run = run_child(SCRIPT, child_args)
             bts.append(run)
             if r == 0:
@@ -157,22 +172,38 @@ def main(argv: list[str] | None = None) -> str:
     admf_rate = N * S * T / t_admf
     ratio = admf_rate / bt_rate
     rows = [
-        [f"backtrader {bts[0].result['version']} (1 run per portfolio)", f"{len(per_bt)}",
-         f"{t_bt:.2f} ({min(per_bt):.2f}–{max(per_bt):.2f})", sci(bt_rate),
-         f"{t_bt * N:,.0f} s ≈ {t_bt * N / 3600:.1f} h (extrapolated)"],
-        [f"admf-dask ({args.workers} workers, one call)", f"{N:,}",
-         f"{t_admf / N * 1e3:.2f} ms", sci(admf_rate), f"{t_admf:.1f} s (measured)"],
-    ]  # fmt: skip
+        [
+            f"backtrader {bts[0].result['version']} (1 run per portfolio)",
+            f"{len(per_bt)}",
+            f"{t_bt:.2f} ({min(per_bt):.2f}–{max(per_bt):.2f})",
+            sci(bt_rate),
+            f"{t_bt * N:,.0f} s ≈ {t_bt * N / 3600:.1f} h (extrapolated)",
+        ],
+        [
+            f"admf-dask ({args.workers} workers, one call)",
+            f"{N:,}",
+            f"{t_admf / N * 1e3:.2f} ms",
+            sci(admf_rate),
+            f"{t_admf:.1f} s (measured)",
+        ],
+    ]
     table = md_table(
-        ["engine", "portfolios run", "s per portfolio, median (min–max)", "steps/s",
-         f"{N:,} portfolios"],
-        rows, align="lrrrr",
-    )  # fmt: skip
+        [
+            "engine",
+            "portfolios run",
+            "s per portfolio, median (min–max)",
+            "steps/s",
+            f"{N:,} portfolios",
+        ],
+        rows,
+        align="lrrrr",
+    )
     orders = "not written" if args.no_orders else "written to orders.parquet"
     sig_desc = (
-        f"random daily flips (p = {args.flip_prob})" if args.signals == "flips"
+        f"random daily flips (p = {args.flip_prob})"
+        if args.signals == "flips"
         else "trend rule (10 SMA window pairs)"
-    )  # fmt: skip
+    )
     text = (
         f"### admf-dask vs backtrader — {S} symbols × {T:,} bars, {sig_desc}\n\n"
         f"`{command_line()}`\n\n"

@@ -40,7 +40,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from _common import (
     LoadTracker,
     ProcSampler,
@@ -107,23 +106,32 @@ def build_case(n: int, symbols: int, bars: int, signals: str, flip_prob: float, 
     from admf_dask.portfolio import expand_grid
 
     data = ad.load_market_data(
-        {"source": "synthetic", "symbols": symbols, "bars": bars, "seed": 7,
-         "chunks": {"time": chunk}}
-    )  # fmt: skip
+        {
+            "source": "synthetic",
+            "symbols": symbols,
+            "bars": bars,
+            "seed": 7,
+            "chunks": {"time": chunk},
+        }
+    )
     data = data[["open", "close"]].load()
     open_, close = data["open"].values, data["close"].values
     sig = make_signals(close, signals, flip_prob)
     names = [f"s{k}" for k in range(N_STRATEGIES)]
     sig_da = xr.DataArray(
-        sig, dims=("time", "symbol", "strategy"),
+        sig,
+        dims=("time", "symbol", "strategy"),
         coords={"time": data["time"], "symbol": data["symbol"], "strategy": names},
-    )  # fmt: skip
+    )
     # position_weight ≤ 0.019: at most 95% invested, so cash never runs short (vectorbt would
     # shrink the order where §2 lets cash go negative)
     cfg = PortfoliosConfig(
-        capital=CAPITAL, batch_size=500, commission_fixed=COMMISSION_FIXED,
-        position_weight=GRID_KEYS[0][1][-1], grid=grid_for(n),
-    )  # fmt: skip
+        capital=CAPITAL,
+        batch_size=500,
+        commission_fixed=COMMISSION_FIXED,
+        position_weight=GRID_KEYS[0][1][-1],
+        grid=grid_for(n),
+    )
     book = expand_grid(cfg, ExecutionConfig(), names, symbols)
     return data, sig_da, open_, close, sig, book
 
@@ -154,9 +162,13 @@ def admf_child(args) -> None:
     data = data.chunk({"time": 504, "symbol": -1})
     sig_da = sig_da.chunk({"time": 504, "symbol": -1, "strategy": -1})
     cluster = LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=":0", silence_logs=40,
-    )  # fmt: skip
+        n_workers=args.workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=40,
+    )
     client = Client(cluster)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sending large graph")
@@ -168,12 +180,26 @@ def admf_child(args) -> None:
     from admf_dask.portfolio import expand_grid
 
     small = expand_grid(
-        PortfoliosConfig(capital=CAPITAL, commission_fixed=COMMISSION_FIXED,
-                         position_weight=0.019, grid=grid_for(10)),
-        ExecutionConfig(), list(book.strategy_names), args.symbols,
-    )  # fmt: skip
-    run_portfolios(data, sig_da, None, small, out, client=client, run_id="warm",
-                   write_orders=not args.no_orders)  # fmt: skip
+        PortfoliosConfig(
+            capital=CAPITAL,
+            commission_fixed=COMMISSION_FIXED,
+            position_weight=0.019,
+            grid=grid_for(10),
+        ),
+        ExecutionConfig(),
+        list(book.strategy_names),
+        args.symbols,
+    )
+    run_portfolios(
+        data,
+        sig_da,
+        None,
+        small,
+        out,
+        client=client,
+        run_id="warm",
+        write_orders=not args.no_orders,
+    )
     shutil.rmtree(out, ignore_errors=True)
 
     tree = ProcSampler()  # this process (client + scheduler) and the cluster's processes
@@ -181,9 +207,15 @@ def admf_child(args) -> None:
     cpu0 = tree.cpu_seconds()
     tic = time.perf_counter()
     res = run_portfolios(
-        data, sig_da, None, book, out, client=client, run_id="bench",
+        data,
+        sig_da,
+        None,
+        book,
+        out,
+        client=client,
+        run_id="bench",
         write_orders=not args.no_orders,
-    )  # fmt: skip
+    )
     wall = time.perf_counter() - tic
     cpu = tree.cpu_seconds() - cpu0
     if args.save_equity:
@@ -306,22 +338,52 @@ def _fit(xs, ys, x):
 
 
 def case_args(args) -> list[str]:
-    out = ["--symbols", args.symbols, "--bars", args.bars, "--signals", args.signals,
-           "--flip-prob", args.flip_prob]  # fmt: skip
+    out = [
+        "--symbols",
+        args.symbols,
+        "--bars",
+        args.bars,
+        "--signals",
+        args.signals,
+        "--flip-prob",
+        args.flip_prob,
+    ]
     return [str(a) for a in out]
 
 
 def run_admf(args, workers: int, scratch: str, save_equity: int = 0):
-    a = ["--child", "admf", "--n", args.portfolios, "--workers", workers, "--out", scratch,
-         "--save-equity", save_equity, *case_args(args)]  # fmt: skip
+    a = [
+        "--child",
+        "admf",
+        "--n",
+        args.portfolios,
+        "--workers",
+        workers,
+        "--out",
+        scratch,
+        "--save-equity",
+        save_equity,
+        *case_args(args),
+    ]
     if args.no_orders:
         a.append("--no-orders")
     return run_child(SCRIPT, a)
 
 
 def run_vbt(args, n: int, scratch: str, save_equity: int = 0):
-    a = ["--child", "vbt", "--n", n, "--portfolios", args.portfolios, "--out", scratch,
-         "--save-equity", save_equity, *case_args(args)]  # fmt: skip
+    a = [
+        "--child",
+        "vbt",
+        "--n",
+        n,
+        "--portfolios",
+        args.portfolios,
+        "--out",
+        scratch,
+        "--save-equity",
+        save_equity,
+        *case_args(args),
+    ]
     return run_child(SCRIPT, a)
 
 
@@ -365,15 +427,19 @@ def main(argv: list[str] | None = None) -> str:
                 save = n_check if (r == 0 and w == args.workers[-1]) else 0
                 run = run_admf(args, w, scratch, save)
                 admf[w].append(run)
-                log(f"rep {r} admf {args.portfolios} portfolios, {w} workers: "
-                    f"{run.result['wall_s']:.2f} s, peak {run.peak_gb:.2f} GB, load {load}")  # fmt: skip
+                log(
+                    f"rep {r} admf {args.portfolios} portfolios, {w} workers: "
+                    f"{run.result['wall_s']:.2f} s, peak {run.peak_gb:.2f} GB, load {load}"
+                )
             for n in vsizes:
                 save = n_check if (r == 0 and n == n_check) else 0
                 run = run_vbt(args, n, scratch, save)
                 vb[n].append(run)
-                log(f"rep {r} vectorbt {n} portfolios: {run.result['wall_s']:.2f} s "
+                log(
+                    f"rep {r} vectorbt {n} portfolios: {run.result['wall_s']:.2f} s "
                     f"(+ prep {run.result['prep_s']:.2f} s), peak {run.peak_gb:.2f} GB, "
-                    f"load {load}")  # fmt: skip
+                    f"load {load}"
+                )
             if r == 0:
                 ea = np.load(Path(scratch) / "equity-admf.npy")
                 ev = np.load(Path(scratch) / f"equity-vbt-{n_check}.npy")
@@ -392,15 +458,20 @@ def main(argv: list[str] | None = None) -> str:
         pk = median(r.peak_gb for r in runs)
         admf_med[w] = (t, c, pk)
         tm = runs[0].result["timings"]
-        rows.append([
-            f"admf-dask, {w} worker{'s' if w > 1 else ''}", f"{N:,}",
-            spread([r.result["wall_s"] for r in runs]), f"{c:.1f}",
-            f"{median(r.wall_s for r in runs):.0f}",
-            f"{spread([r.peak_gb for r in runs])} ({median(r.result['base_gb'] for r in runs):.2f})",
-            sci(steps(N) / t), f"{runs[0].result['n_orders']:,}",
-            f"task s: kernel {tm.get('task_kernel', 0):.1f}, zarr {tm.get('task_zarr', 0):.1f}, "
-            f"parquet {tm.get('task_orders', 0):.1f}",
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"admf-dask, {w} worker{'s' if w > 1 else ''}",
+                f"{N:,}",
+                spread([r.result["wall_s"] for r in runs]),
+                f"{c:.1f}",
+                f"{median(r.wall_s for r in runs):.0f}",
+                f"{spread([r.peak_gb for r in runs])} ({median(r.result['base_gb'] for r in runs):.2f})",
+                sci(steps(N) / t),
+                f"{runs[0].result['n_orders']:,}",
+                f"task s: kernel {tm.get('task_kernel', 0):.1f}, zarr {tm.get('task_zarr', 0):.1f}, "
+                f"parquet {tm.get('task_orders', 0):.1f}",
+            ]
+        )
     vt, vc, vp = [], [], []
     engine = "numba"
     for n, runs in vb.items():
@@ -411,45 +482,77 @@ def main(argv: list[str] | None = None) -> str:
         vc.append(c)
         vp.append(pk)
         engine = runs[0].result["engine"]
-        rows.append([
-            "vectorbt 1.2.0", f"{n:,}", spread([r.result["wall_s"] for r in runs]), f"{c:.1f}",
-            f"{median(r.wall_s for r in runs):.0f}",
-            f"{spread([r.peak_gb for r in runs])} ({median(r.result['base_gb'] for r in runs):.2f})",
-            sci(steps(n) / t), f"{runs[0].result['n_orders']:,}",
-            f"input prep {median(r.result['prep_s'] for r in runs):.1f} s (not counted)",
-        ])  # fmt: skip
+        rows.append(
+            [
+                "vectorbt 1.2.0",
+                f"{n:,}",
+                spread([r.result["wall_s"] for r in runs]),
+                f"{c:.1f}",
+                f"{median(r.wall_s for r in runs):.0f}",
+                f"{spread([r.peak_gb for r in runs])} ({median(r.result['base_gb'] for r in runs):.2f})",
+                sci(steps(n) / t),
+                f"{runs[0].result['n_orders']:,}",
+                f"input prep {median(r.result['prep_s'] for r in runs):.1f} s (not counted)",
+            ]
+        )
     if N in vb:
         i = vsizes.index(N)
         v_t, v_c, v_pk, how = vt[i], vc[i], vp[i], "measured"
     else:
         v_t, v_c, v_pk = _fit(vsizes, vt, N), _fit(vsizes, vc, N), _fit(vsizes, vp, N)
         how = f"extrapolated from {' and '.join(map(str, vsizes))}"
-        rows.append([f"vectorbt 1.2.0 ({how})", f"{N:,}", f"{v_t:.1f}", f"{v_c:.1f}", "—",
-                     f"{v_pk:.1f}", sci(steps(N) / v_t), "—", "linear fit"])  # fmt: skip
+        rows.append(
+            [
+                f"vectorbt 1.2.0 ({how})",
+                f"{N:,}",
+                f"{v_t:.1f}",
+                f"{v_c:.1f}",
+                "—",
+                f"{v_pk:.1f}",
+                sci(steps(N) / v_t),
+                "—",
+                "linear fit",
+            ]
+        )
     head = md_table(
-        ["engine", "portfolios", "simulate s (wall), median (min–max)", "simulate CPU-s",
-         "process s", "peak GB of the tree (idle before the call)", "steps/s (wall)", "orders",
-         "notes"],
-        rows, align="llrrrrrrl",
-    )  # fmt: skip
+        [
+            "engine",
+            "portfolios",
+            "simulate s (wall), median (min–max)",
+            "simulate CPU-s",
+            "process s",
+            "peak GB of the tree (idle before the call)",
+            "steps/s (wall)",
+            "orders",
+            "notes",
+        ],
+        rows,
+        align="llrrrrrrl",
+    )
     ratio_rows = []
     for w, (t, c, pk) in sorted(admf_med.items()):
         speed, mem = v_t / t, v_pk / pk
-        ratio_rows.append([
-            f"admf-dask {w} worker{'s' if w > 1 else ''} vs vectorbt ({how})",
-            f"{speed:.1f}×", "✓" if speed >= 20 else "✗", f"{v_c / c:.1f}×", f"{mem:.1f}×",
-            "✓" if mem >= 10 else "✗",
-        ])  # fmt: skip
+        ratio_rows.append(
+            [
+                f"admf-dask {w} worker{'s' if w > 1 else ''} vs vectorbt ({how})",
+                f"{speed:.1f}×",
+                "✓" if speed >= 20 else "✗",
+                f"{v_c / c:.1f}×",
+                f"{mem:.1f}×",
+                "✓" if mem >= 10 else "✗",
+            ]
+        )
     ratios = md_table(
-        [f"at {N:,} × {S} × {T:,}", "speed (wall)", "≥ 20×", "CPU-s ratio", "memory",
-         "≥ 10×"],
-        ratio_rows, align="lrcrrc",
-    )  # fmt: skip
+        [f"at {N:,} × {S} × {T:,}", "speed (wall)", "≥ 20×", "CPU-s ratio", "memory", "≥ 10×"],
+        ratio_rows,
+        align="lrcrrc",
+    )
     orders = "not written" if args.no_orders else "written to orders.parquet"
     sig_desc = (
-        f"random daily flips (p = {args.flip_prob})" if args.signals == "flips"
+        f"random daily flips (p = {args.flip_prob})"
+        if args.signals == "flips"
         else "trend rule (sign of SMA fast − SMA slow, 10 window pairs)"
-    )  # fmt: skip
+    )
     text = (
         f"### admf-dask vs vectorbt 1.2.0 — {N:,} portfolios × {S} symbols × {T:,} bars, "
         f"{sig_desc}\n\n"
