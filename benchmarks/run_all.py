@@ -4,7 +4,7 @@ Each benchmark runs in its own subprocess (separate memory peaks, clusters and s
 its progress goes to stderr, its markdown to stdout, and this script joins them under one header
 (machine, versions, load) and a summary of what ran.
 
-    .venv/bin/python benchmarks/run_all.py                     # full sizes (~25 min on a quiet 2-core machine)
+    .venv/bin/python benchmarks/run_all.py                     # full sizes (~15 min on a quiet 2-core machine)
     .venv/bin/python benchmarks/run_all.py --quick             # small sizes, a few minutes
     .venv/bin/python benchmarks/run_all.py --only vs_vectorbt scaling --out /tmp/bench.md
 """

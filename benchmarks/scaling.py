@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3, help="rounds per size up to 1,000")
-    ap.add_argument("--repeats-large", type=int, default=1, help="rounds at 10,000")
+    ap.add_argument("--repeats-large", type=int, default=2, help="rounds at 10,000")
     ap.add_argument("--orders", choices=("yes", "no"), default="yes")
     ap.add_argument("--quick", action="store_true", help="sizes 10 and 100, one round")
     args = ap.parse_args(argv)
