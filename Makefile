@@ -1,11 +1,12 @@
-# The two set-up commands: `make demo` and `make test`.
+# The two set-up commands: `make demo` and `make test`; `make notebooks` opens JupyterLab.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
+NBSTAMP := $(VENV)/.installed-notebooks
 
-.PHONY: demo test lint format bench install dev clean
+.PHONY: demo test lint format bench install dev clean notebooks notebooks-test
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,15 +18,33 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# the tests execute the notebooks too: the dev extra plus the notebooks install line
 $(DEVSTAMP): pyproject.toml $(STAMP)
-	$(BIN)/pip install -q torch==2.13.0 -e '.[dev]'
+	$(BIN)/pip install -q torch==2.13.0 -e '.[dev,notebooks]'
+	touch $@
+
+# the README's notebooks install line (Jupyter + what the notebooks import)
+$(NBSTAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install -q torch==2.13.0 -e '.[notebooks]'
 	touch $@
 
 install: $(STAMP)
 dev: $(DEVSTAMP)
 
+# overwrite replaces only a previous run's folder: `make demo` can be run again
 demo: $(STAMP)
-	$(BIN)/admf-dask run pipelines/quickstart.yaml
+	$(BIN)/admf-dask run pipelines/quickstart.yaml --set output.overwrite=true
+
+# JupyterLab on loopback only (it prints the URL with its login token); more flags in
+# JUPYTER_ARGS, e.g. `make notebooks JUPYTER_ARGS="--no-browser --allow-root"` in a container
+JUPYTER_ARGS ?=
+notebooks: $(NBSTAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks $(JUPYTER_ARGS)
+
+# all four notebooks top to bottom, headless, small settings; outputs go to a temporary folder
+notebooks-test: $(NBSTAMP)
+	out=$$(mktemp -d) && ADMF_NB_SMALL=1 ADMF_NB_OUT=$$out $(BIN)/jupyter execute --timeout=600 \
+		notebooks/*.ipynb; rc=$$?; rm -rf "$$out"; exit $$rc
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest -q tests

@@ -1,7 +1,12 @@
-"""``admf-dask`` command line: run | validate | report.
+"""``admf-dask`` command line: run | validate | report | cache.
 
 Exit codes: 0 success; 2 bad input (one ``error:`` line on stderr, no traceback); 1 a bug;
-130 interrupted (Ctrl-C / SIGTERM: the cluster is closed and no partial run folder remains).
+130 interrupted (Ctrl-C / SIGTERM: the cluster is closed, no partial run folder remains, and stderr
+holds the one ``error: interrupted; ...`` line). A signal that arrives once the run folder is in
+place does not undo the run: it finishes (summary) and exits 0.
+
+Signals are handled by `admf_dask.pipeline.interrupt`: the command runs in a thread, the main
+thread waits and, on a signal, cleans up (see docs/ARCHITECTURE.md, "Interrupts").
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from admf_dask.errors import InputError
+from admf_dask.pipeline import interrupt
 from admf_dask.pipeline.faults import ClusterFault
 
 
@@ -49,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     rep = sub.add_parser("report", help="rebuild report.html of a run folder")
     rep.add_argument("run_dir")
+    ca = sub.add_parser("cache", help="show or clear the on-disk cache of features and signals")
+    ca.add_argument("action", choices=("info", "clear"), help="info: what is cached; clear: empty")
+    ca.add_argument("--dir", help="cache folder (default: $ADMF_DASK_CACHE, else the user cache)")
     return p
 
 
@@ -94,11 +105,8 @@ class RichReporter:
 
     def track(self, futures: list) -> None:
         """A bar over the portfolio batches, advancing as each batch's chain finishes."""
-        from distributed import as_completed, wait
-
         if not self.console.is_terminal:
-            wait(futures)
-            return
+            return  # the runner waits (and notices interrupts) after this
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         with Progress(
@@ -110,15 +118,18 @@ class RichReporter:
             transient=True,
         ) as prog:
             task = prog.add_task("batches", total=len(futures))
-            for _ in as_completed(futures):
-                prog.advance(task)
+            done = 0
+            while done < len(futures):
+                interrupt.check()
+                time.sleep(0.1)
+                done = sum(f.done() for f in futures)
+                prog.update(task, completed=done)
 
     def warn(self, text: str) -> None:
         self.console.print(f"[yellow]warning:[/] {text}")
 
-
-def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
-    raise KeyboardInterrupt
+    def note(self, text: str) -> None:
+        self.console.print(f"[dim]note:[/] {text}")
 
 
 def _setup_logging() -> None:
@@ -135,9 +146,106 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``admf-dask`` console script."""
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    _setup_logging()
+    program = argv is None  # the console script (else a caller in Python: leave it running)
+    restore = interrupt.install()  # first of all: from here on a signal is recorded, not raised
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging()
+        rc = _run_in_thread(args)
+    finally:
+        if not program:
+            restore()
+    if program:
+        # all is closed and written: end now rather than after the interpreter's teardown of
+        # dask, numba and pyarrow (seconds, in which a Ctrl-C would kill it with no handler left)
+        logging.shutdown()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(rc)
+    return rc
+
+
+def _run_in_thread(args: argparse.Namespace) -> int:
+    """Run the command in a thread; the main thread only waits, and cleans up after a signal."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["rc"] = _command(args)
+        except BaseException as exc:  # noqa: BLE001 - handed over to the main thread
+            outcome["exc"] = exc
+
+    if interrupt.requested():
+        return _interrupted(args.command, None)
+    worker = interrupt.start_shielded(target, "admf-dask-command")
+    while worker.is_alive():
+        # once the run folder is committed a signal is ignored: the run has finished
+        if interrupt.requested() and not interrupt.stop():
+            return _interrupted(args.command, worker)
+        worker.join(0.1)
+    exc = outcome.get("exc")
+    if isinstance(exc, interrupt.Interrupted):
+        return _interrupted(args.command, worker)
+    try:
+        if exc is not None:
+            raise exc
+        return outcome["rc"]
+    finally:
+        from admf_dask.cluster import close_session
+
+        with contextlib.suppress(Exception):
+            close_session()
+
+
+_INTERRUPTED = {
+    "run": "the cluster was shut down and no run folder was written",
+    "validate": "nothing was written",
+    "report": "report.html was left as it was",
+}
+
+
+def _interrupted(command: str, worker: threading.Thread | None) -> int:
+    """After a signal: stop the cluster, remove the temporary run folder, print one line.
+
+    The cluster goes first: a task still running on a worker may write into the temporary folder
+    (Zarr re-creates the folders it writes into), so the folder is removed once no worker is left.
+    """
+    err = _silence_stderr()
+    from admf_dask.cluster import close_session
+    from admf_dask.pipeline import rundir
+
+    with contextlib.suppress(Exception):
+        close_session()  # the command's Client calls now fail, and its thread unwinds
+    if worker is not None:
+        worker.join(timeout=30)
+    with contextlib.suppress(Exception):
+        close_session()  # one the command was still starting when the signal came
+    rundir.discard_pending()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os.write(err, f"error: interrupted; {_INTERRUPTED.get(command, 'stopped')}\n".encode())
+    if worker is not None and worker.is_alive():  # stuck in a library call: do not wait for it
+        os._exit(130)
+    return 130
+
+
+def _silence_stderr() -> int:
+    """Point file descriptor 2 at /dev/null for the rest of the process and return a copy of the
+    real stderr: tearing down a half-done run makes distributed log, warn and print 'Exception
+    ignored' lines, none of which is the user's business."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    logging.disable(logging.CRITICAL)
+    return saved
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run one command; bad input → one ``error:`` line and exit 2."""
     try:
         if args.command == "validate":
             from pathlib import Path
@@ -160,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
             path = build_report(args.run_dir)
             print(f"report: {path}")
             return 0
+        if args.command == "cache":
+            from admf_dask.cache.command import cache_command
+
+            return cache_command(args.action, args.dir)
         from admf_dask.pipeline import run
 
         overrides = list(args.overrides)
@@ -182,45 +294,119 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterFault as exc:  # the cluster failed a valid run (e.g. workers out of memory)
         sys.stderr.write(f"error: {exc.line}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write(
-            "error: interrupted; the cluster was shut down and no run folder was written\n"
-        )
-        return 130
-    finally:
-        from admf_dask.cluster import close_session
-
-        with contextlib.suppress(Exception):
-            close_session()
 
 
 def _summary(reporter: RichReporter, result) -> None:
-    from rich.table import Table
-
     m = result.metrics
     n = len(m)
     c = reporter.console
     c.print(f"[bold]{n}[/] portfolios → [cyan]{result.path}[/]")
     if n and "sharpe" in m:
+        from admf_dask.portfolio.grid import run_groups
+
+        man = result.manifest
+        strategies = list((man.get("config") or {}).get("strategies") or {})
+        symbols = (man.get("data") or {}).get("symbols") or []
+        groups = run_groups(man, strategies, len(symbols), n)
+        if groups is not None:  # one row per group of duplicates (identical results)
+            ids = m.index.to_numpy()
+            m = m[groups[ids] == ids]
         top = m.sort_values("sharpe", ascending=False).head(5)
         grid = list(result.manifest.get("config", {}).get("portfolios", {}).get("grid", {}))
-        cols = [
-            c
-            for c in (*grid, "total_return", "annual_return", "sharpe", "max_drawdown", "n_orders")
-            if c in top.columns
-        ]
-        t = Table(title="best portfolios by Sharpe")
-        t.add_column("portfolio", justify="right")
-        for col in cols:
-            t.add_column(col, justify="right")
-        for pid, row in top.iterrows():
-            t.add_row(str(pid), *[_fmt(row[col]) for col in cols])
-        c.print(t)
+        c.print(summary_table(top, grid, c.width))
 
 
-def _fmt(v) -> str:
+#: the closing table's metric columns: (metrics column, header, format), most wanted first
+_METRIC_COLUMNS = (
+    ("sharpe", "sharpe", "{:.2f}"),
+    ("total_return", "ret", "{:.1%}"),
+    ("max_drawdown", "maxdd", "{:.1%}"),
+    ("annual_return", "ann", "{:.1%}"),
+    ("n_orders", "orders", "{:,.0f}"),
+)
+
+#: short headers of the grid keys (the portfolios section's names)
+_GRID_HEADERS = {
+    "strategy": "strategy",
+    "sizing": "sizing",
+    "position_weight": "weight",
+    "target_vol": "tvol",
+    "vol_feature": "volfeat",
+    "max_position": "maxpos",
+    "max_gross": "gross",
+    "allow_short": "short",
+    "stop_loss": "stop",
+    "max_drawdown": "ddhalt",
+    "rebalance_band": "band",
+    "commission": "comm",
+    "commission_fixed": "fixcomm",
+    "slippage_bps": "slip",
+}
+
+
+def summary_table(top, grid_keys: list[str], width: int):
+    """The closing table: the best portfolios with the columns that fit `width` terminal cells.
+
+    Columns are taken in order of interest (id, Sharpe, return, drawdown, the grid keys, annual
+    return, orders) while the table still fits; a column that does not is left out (named in the
+    caption) rather than cut to ``…`` by rich. Headers are short, numbers formatted.
+
+    Parameters
+    ----------
+    top : pandas.DataFrame
+        Metrics of the portfolios to show (index: portfolio id), as `RunResult.metrics`.
+    grid_keys : list of str
+        The grid keys of the run, in the order written.
+    width : int
+        Terminal width in cells.
+
+    Returns
+    -------
+    rich.table.Table
+    """
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    from admf_dask.portfolio.grid import grid_coord_name
+
+    def metric(fmt: str):
+        return lambda v: "n/a" if v is None or v != v else fmt.format(v)
+
+    cands: list[tuple[str, str, Callable[[Any], str]]] = [
+        (col, head, metric(fmt)) for col, head, fmt in _METRIC_COLUMNS[:3]
+    ]
+    for key in grid_keys:
+        head = _GRID_HEADERS.get(key, key)
+        cands.append((grid_coord_name(key), head, _grid_value))
+    cands += [(col, head, metric(fmt)) for col, head, fmt in _METRIC_COLUMNS[3:]]
+    ids = [str(pid) for pid in top.index]
+    used = 1 + max([cell_len("id"), *map(cell_len, ids)]) + 3  # borders, padding
+    chosen, left_out = [], []
+    for col, head, fmt in cands:
+        if col not in top.columns:
+            continue
+        cells = [fmt(v) for v in top[col].tolist()]
+        need = max([cell_len(head), *map(cell_len, cells)]) + 3  # padding 2, border 1
+        if used + need <= width:
+            chosen.append((head, cells))
+            used += need
+        else:
+            left_out.append(head)
+    caption = f"not shown (too narrow): {', '.join(left_out)}" if left_out else None
+    t = Table(title="best portfolios by Sharpe", caption=caption)
+    t.add_column("id", justify="right", no_wrap=True)
+    for head, _ in chosen:
+        t.add_column(head, justify="right", no_wrap=True)
+    for i, pid in enumerate(ids):
+        t.add_row(pid, *[cells[i] for _, cells in chosen])
+    return t
+
+
+def _grid_value(v: Any) -> str:
     if isinstance(v, float):
-        return "none" if v != v else f"{v:.4g}"  # NaN is a null grid value
+        return "none" if v != v else f"{v:g}"  # NaN is a null grid value
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     return str(v)
 
 

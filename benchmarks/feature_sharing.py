@@ -23,8 +23,15 @@ signals: hit}``; target: the second run takes ≤ 10% of the first's time. Warm-
 seed) compile the kernels and import torch/xgboost first; each round uses a fresh seed so its
 first run is cold.
 
+Part C (``--cli``, alone) — two consecutive ``admf-dask run`` processes of the ML pipeline with
+a fresh disk cache (``ADMF_DASK_CACHE`` = a new temporary folder), the second with the other
+portfolio grid: nothing is shared between them but the disk cache, as in a batch script. The
+second must report ``cache: {features: hit, signals: hit}`` and take ≤ 30% of the first's wall
+time (process start, imports and cluster start included).
+
     .venv/bin/python benchmarks/feature_sharing.py
     .venv/bin/python benchmarks/feature_sharing.py --quick
+    .venv/bin/python benchmarks/feature_sharing.py --cli
 """
 
 from __future__ import annotations
@@ -225,6 +232,7 @@ def grids(names: list[str]) -> tuple[dict, dict]:
 
 
 STAGES = ("data", "features", "signals", "portfolio", "write", "total")
+NO_DISK = {"cache": {"enabled": False}}
 
 
 def part_b(client, feats, strats, symbols, bars, rounds, seed0, scratch: Path, label: str):
@@ -239,14 +247,21 @@ def part_b(client, feats, strats, symbols, bars, rounds, seed0, scratch: Path, l
         seed = seed0 + r
         tic = time.perf_counter()
         a = ad.run(
-            pipeline(symbols, bars, seed, feats, strats, g1, scratch / f"{label}-a{r}"),
+            # the in-session cache only (part C measures the disk cache)
+            {
+                **pipeline(symbols, bars, seed, feats, strats, g1, scratch / f"{label}-a{r}"),
+                **NO_DISK,
+            },
             client=client,
             reporter=rep,
         )
         w1 = time.perf_counter() - tic
         tic = time.perf_counter()
         b = ad.run(
-            pipeline(symbols, bars, seed, feats, strats, g2, scratch / f"{label}-b{r}"),
+            {
+                **pipeline(symbols, bars, seed, feats, strats, g2, scratch / f"{label}-b{r}"),
+                **NO_DISK,
+            },
             client=client,
             reporter=rep,
         )
@@ -290,6 +305,106 @@ def table_b(results: dict[str, tuple]) -> str:
     return md_table(headers, rows, "l" + "rrr" * len(labels))
 
 
+def _cli_run(pipe: dict, path: Path, cache: Path) -> tuple[float, dict, str]:
+    """One ``admf-dask run`` process: (wall s, run.json, load average at its end)."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    path.write_text(yaml.safe_dump(pipe))
+    env = dict(os.environ, ADMF_DASK_CACHE=str(cache), PYTHONWARNINGS="ignore")
+    tic = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "admf_dask.cli", "run", str(path), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - tic
+    if proc.returncode:
+        raise RuntimeError(f"admf-dask run failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    manifest = json.loads((Path(pipe["output"]["path"]) / "run.json").read_text())
+    return wall, manifest, open("/proc/loadavg").read().split()[0]
+
+
+def part_cli(symbols: int, bars: int) -> str:
+    """Two CLI processes of the ML pipeline sharing only a fresh disk cache (part C)."""
+    from full_pipeline import FEATURES as ML_FEATURE_SET
+    from full_pipeline import STRATEGIES as ML_STRATEGIES
+
+    g1, g2 = grids(list(ML_STRATEGIES))
+    rows, res = [], []
+    with tempfile.TemporaryDirectory(prefix="admf-fs-cli-") as tmp:
+        scratch = Path(tmp)
+        cache = scratch / "cache"
+        for label, grid in (("first (fresh cache)", g1), ("second (other grid)", g2)):
+            pipe = pipeline(
+                symbols, bars, 4000, ML_FEATURE_SET, ML_STRATEGIES, grid, scratch / label[:5]
+            )
+            pipe["cluster"] = {
+                "n_workers": 2,
+                "threads_per_worker": 1,
+                "ml_workers": 2,
+                "dashboard_address": None,
+            }
+            wall, m, load = _cli_run(pipe, scratch / f"{label[:5]}.yaml", cache)
+            res.append((wall, m))
+            t = m["timings"]
+            log(f"  part C {label}: {wall:.1f} s wall, {t} {m['cache']} load {load}")
+            rows.append(
+                [
+                    label,
+                    f"{wall:.1f}",
+                    f"{t['total']:.1f}",
+                    f"{t['features']:.2f}",
+                    f"{t['signals']:.2f}",
+                    f"{t['portfolio']:.2f}",
+                    f"{m['cache']['features']}/{m['cache']['signals']}"
+                    + (
+                        f" ({m['cache_detail']['signals']})" if m["cache_detail"]["signals"] else ""
+                    ),
+                    load,
+                ]
+            )
+    (w1, m1), (w2, m2) = res
+    rows.append(
+        [
+            "second / first",
+            f"{w2 / w1:.0%}",
+            f"{m2['timings']['total'] / m1['timings']['total']:.0%}",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    ok_hit = m2["cache"] == {"features": "hit", "signals": "hit"}
+    table = md_table(
+        [
+            "`admf-dask run` process",
+            "wall s",
+            "run.json total s",
+            "features s",
+            "signals s",
+            "portfolio s",
+            "cache",
+            "load (1 min)",
+        ],
+        rows,
+        align="lrrrrrll",
+    )
+    return (
+        f"### Two CLI runs sharing the disk cache — ML pipeline ({len(ML_STRATEGIES)} strategies "
+        f"incl. XGBoost + LSTM, {symbols} symbols × {bars:,} bars)\n\n`{command_line()}`\n\n"
+        f"{table}\n\n- second run cache {'hit/hit ✓' if ok_hit else 'not hit/hit ✗'}; wall "
+        f"{w2 / w1:.0%} of the first's ({'✓' if w2 / w1 <= 0.30 else '✗'} ≤ 30%), on "
+        f"{os.cpu_count()} cores\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=500)
@@ -298,9 +413,14 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ml-rounds", type=int, default=1, help="part B rounds with ML strategies")
     ap.add_argument("--quick", action="store_true", help="50 symbols × 1,008 bars, one round")
+    ap.add_argument("--cli", action="store_true", help="only part C: two CLI runs, disk cache")
     args = ap.parse_args(argv)
     if args.quick:
         args.symbols, args.bars, args.run_symbols, args.rounds = 50, 1008, 20, 1
+    if args.cli:
+        text = part_cli(args.run_symbols, args.bars)
+        print(text, flush=True)
+        return text
     warnings.filterwarnings("ignore", message="Sending large graph")
     from distributed import Client
 

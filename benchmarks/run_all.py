@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "scaling": ("scaling.py", []),
     "feature_sharing": ("feature_sharing.py", []),
     "full_pipeline": ("full_pipeline.py", ["--second-run"]),
+    "load_and_report": ("load_and_report.py", []),
 }
 
 

@@ -7,7 +7,7 @@ errors (``Runtime.exceptionThrown``, ``console.error``, ``Log`` errors) and ever
 
 Usage::
 
-    with Browser() as b:                      # pytest.skip when no chromium is found: see find_chromium
+    with Browser() as b:                      # tests ask _oracles.require_chromium() first
         page = b.open(Path("report.html"))    # waits for load and for Bokeh to go idle
         page.evaluate("1 + 1")
         png = page.screenshot()               # PNG bytes

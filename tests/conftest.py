@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
+import hashlib
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -11,6 +15,19 @@ import pytest
 os.environ.setdefault(
     "NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "admf-numba")
 )
+
+# the disk cache (cache.dir default): never the user's; one folder per test (below), so a test's
+# first run is a miss whatever ran before it, in this process or in a CLI subprocess
+_CACHE_ROOT = tempfile.mkdtemp(prefix="admf-test-cache-")
+atexit.register(shutil.rmtree, _CACHE_ROOT, True)
+os.environ["ADMF_DASK_CACHE"] = os.path.join(_CACHE_ROOT, "session")
+
+
+@pytest.fixture(autouse=True)
+def _own_disk_cache(request, monkeypatch):
+    """``ADMF_DASK_CACHE`` is a fresh folder for each test (created on first write)."""
+    name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setenv("ADMF_DASK_CACHE", os.path.join(_CACHE_ROOT, name))
 
 SMALL = {
     "name": "small",

@@ -57,6 +57,10 @@ def detect_machine() -> dict[str, Any]:
 
 def cuda_available() -> bool:
     """True when torch sees a CUDA device (import is lazy: torch is slow to import)."""
+    if os.name == "posix" and not any(
+        os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+    ):
+        return False  # no NVIDIA, ROCm or WSL GPU device: skip importing torch (seconds)
     try:
         import torch
 
@@ -160,6 +164,27 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     return cluster
 
 
+def kernel_cache_cold() -> bool:
+    """True when numba's on-disk cache lacks the engine's kernels: a first run compiles them
+    (about 30 s) before the portfolio stage; later runs load them in a fraction of a second.
+
+    Looks for the cache index files of the portfolio and metrics kernels that every run uses
+    (`admf_dask.portfolio.engine.warm_kernels`), where numba puts them (``NUMBA_CACHE_DIR`` or
+    ``__pycache__``); workers on this machine share that cache.
+    """
+    try:
+        from admf_dask.metrics import _kernels as mk
+        from admf_dask.portfolio import _kernels as pk
+    except Exception:  # noqa: BLE001 - only a hint: never fail a run over it
+        return False
+    for kernel in (pk.step_chunk, pk.carry_last_close, mk.acc_update, mk.acc_finalize):
+        cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+        index = getattr(cache_file, "_index_path", None)
+        if index is not None and not os.path.exists(index):
+            return True
+    return False
+
+
 def describe_cluster(client) -> dict[str, Any]:
     """Scheduler address, dashboard link and one record per worker (run.json ``cluster``)."""
     info = (
@@ -261,6 +286,7 @@ __all__ = [
     "cuda_available",
     "describe_cluster",
     "detect_machine",
+    "kernel_cache_cold",
     "make_local_cluster",
     "plan_cluster",
     "session_client",

@@ -47,6 +47,27 @@ __all__ = [
 ]
 
 
+class _Loader(yaml.SafeLoader):
+    """`yaml.SafeLoader` whose impossible unquoted dates (``2010-13-01``) stay text.
+
+    PyYAML raises a bare ValueError for them; as text the config check reports them as one line
+    naming their key (``data.start: '2010-13-01' is not a date``).
+    """
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def _safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain data only, no tags
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a pipeline file with `yaml.safe_load`; errors name the file and line."""
     p = Path(path)
@@ -59,7 +80,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(p), f"cannot read the file ({exc})", "save it as UTF-8 text") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = _safe_load(text)
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         raise ConfigError(
@@ -96,7 +117,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         if not keys or any(not k for k in keys):
             raise ConfigError("--set", f"bad key path '{path}'", "write --set data.bars=1000")
         try:
-            value = yaml.safe_load(value_text) if value_text.strip() else None
+            value = _safe_load(value_text) if value_text.strip() else None
         except yaml.YAMLError:
             raise ConfigError(
                 f"--set {path}", f"cannot read value '{value_text}'", "quote it or fix its syntax"

@@ -8,11 +8,50 @@ adding a kind is one registered function and no change here.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import datetime as _dt
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 Sizing = Literal["fixed", "vol_target"]
+
+
+def _iso_date(value: Any) -> Any:
+    """A date-like value as an ISO string: YAML reads an unquoted ``2005-01-01`` as a date.
+
+    Dates and datetimes become ``isoformat()`` text, so a quoted and an unquoted date give the
+    same config (and config hash); text must be ISO 8601 (``01/03/2005`` is ambiguous).
+    """
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date such as 2005-01-01, got {value!r}")
+    import pandas as pd
+
+    text = value.strip()
+    try:
+        ok = not pd.isna(pd.to_datetime(text, format="ISO8601"))
+    except (ValueError, TypeError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"'{value}' is not a date: write an ISO date such as 2005-01-31")
+    return text
+
+
+# A date or datetime, kept as its ISO 8601 text.
+IsoDate = Annotated[str, BeforeValidator(_iso_date)]
+
+# Canonical columns of a long market-data table (keys of data.columns).
+DATA_COLUMNS: tuple[str, ...] = ("time", "symbol", "open", "high", "low", "close", "volume")
 
 
 class _Strict(BaseModel):
@@ -41,9 +80,15 @@ class DataConfig(_Strict):
     bars: int = Field(2520, ge=2)
     # synthetic: random seed (same seed, same market)
     seed: int = 7
-    # first and last date kept (inclusive, ISO dates); null keeps everything
-    start: str | None = None
-    end: str | None = None
+    # first and last date kept (inclusive; ISO dates or datetimes, quoted or not); null keeps all
+    start: IsoDate | None = None
+    end: IsoDate | None = None
+    # csv / parquet: strftime format of text dates, e.g. "%d/%m/%Y" (null: inferred from all
+    # values of the column, one format for the whole column; ambiguous throughout is an error)
+    date_format: str | None = None
+    # csv / parquet: the file's column names, {time: Date, symbol: Ticker, close: Last, ...}
+    # (columns left out are found by their usual names, case-insensitively)
+    columns: dict[str, str] | None = None
     # dask chunking of the time axis (symbols are never split)
     chunks: ChunksConfig = Field(default_factory=ChunksConfig)
     # bokeh_stocks: split-adjust OHLC with adj_close (false keeps raw prices)
@@ -53,10 +98,45 @@ class DataConfig(_Strict):
     # synthetic: fraction of symbols that list late (history starts partway)
     late_listed: float = Field(0.0, ge=0.0, le=1.0)
     # synthetic: first date of the generated business-day calendar
-    calendar_start: str = "2010-01-04"
+    calendar_start: IsoDate = "2010-01-04"
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_format(cls, v: str | None) -> str | None:
+        from admf_dask.data.dates import check_format
+
+        return None if v is None else check_format(v)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        from admf_dask.errors import did_you_mean
+
+        if v is None:
+            return v
+        seen: dict[str, str] = {}
+        for key, name in v.items():
+            if key not in DATA_COLUMNS:
+                raise ValueError(
+                    f"unknown column key '{key}'{did_you_mean(key, DATA_COLUMNS)}; keys are "
+                    + ", ".join(DATA_COLUMNS)
+                )
+            if not name.strip():
+                raise ValueError(f"columns.{key} is empty: name the file's column")
+            low = name.strip().lower()
+            if low in seen:
+                raise ValueError(f"columns.{seen[low]} and columns.{key} both name '{name}'")
+            seen[low] = key
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
+        for key in ("date_format", "columns"):
+            if getattr(self, key) is not None and self.source not in ("csv", "parquet"):
+                raise ValueError(
+                    f"{key} applies to csv and parquet files only, not source '{self.source}': "
+                    f"remove data.{key}"
+                )
         if self.source in ("csv", "parquet", "zarr") and not self.path:
             raise ValueError(f"source '{self.source}' needs a path: add data.path")
         if isinstance(self.symbols, int) and self.symbols < 1:
@@ -178,6 +258,23 @@ class OutputConfig(_Strict):
     overwrite: bool = False
 
 
+class CacheConfig(_Strict):
+    # keep features, signals and fold models on disk between runs (keyed by their content)
+    enabled: bool = True
+    # cache folder (null: $ADMF_DASK_CACHE, else the user cache folder, e.g. ~/.cache/admf-dask)
+    dir: str | None = None
+    # size cap ("10GiB", "500MB"); least recently used entries are removed past it
+    max_size: str = "10GiB"
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> str:
+        from admf_dask.cache.store import parse_size
+
+        parse_size(v)  # ValueError: "not a size ..."
+        return str(v)
+
+
 class PipelineConfig(_Strict):
     # name of the pipeline, shown in outputs
     name: str = "pipeline"
@@ -195,5 +292,7 @@ class PipelineConfig(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     # what it writes
     output: OutputConfig = Field(default_factory=OutputConfig)
+    # the on-disk cache of features, signals and fold models shared by runs
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     # folder the pipeline file was read from (relative paths resolve against it); not a user key
     base_dir: str | None = Field(None, exclude=True)

@@ -3,7 +3,8 @@
 Sources (``data.source``): ``synthetic`` (embedded, seeded), ``csv`` and ``parquet`` (long tables),
 ``zarr`` (an xarray store) and ``bokeh_stocks`` (real daily AAPL/GOOG/IBM/MSFT/FB from the
 ``bokeh-sampledata`` package). Layers: `_synthetic` (numpy kernel) -> `validate` (array checks)
--> `sources` (readers) -> `load` (selection, pivot, Dataset, dask chunks).
+and `dates` (one date format per text column) -> `sources` (readers) -> `load` (selection, pivot,
+Dataset, dask chunks).
 """
 
 from admf_dask.data._synthetic import FIELDS, symbol_names, synthetic_ohlcv

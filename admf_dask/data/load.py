@@ -81,12 +81,11 @@ def load_market_data(
         else:
             path = _resolve(cfg.path, base_dir)
             attrs["path"] = str(path)
-            reader = {
-                "csv": sources.read_csv,
-                "parquet": sources.read_parquet,
-                "zarr": sources.read_zarr,
-            }[cfg.source]
-            data = reader(path, str(cfg.path))
+            if cfg.source == "zarr":
+                data = sources.read_zarr(path, str(cfg.path))
+            else:
+                reader = sources.read_csv if cfg.source == "csv" else sources.read_parquet
+                data = reader(path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns)
         if isinstance(data, LongTable):
             dense = _pivot(data, wanted, start, stop)
         else:

@@ -11,7 +11,6 @@ import csv
 import importlib.util
 import io
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from admf_dask.data._synthetic import symbol_names, synthetic_ohlcv
+from admf_dask.data.dates import describe, parse_dates
 from admf_dask.data.validate import (
     FIELDS,
     Locate,
@@ -59,11 +59,18 @@ class Dense:
 # ----------------------------------------------------------------------------- long tables
 
 
-def _to_long(table: pa.Table, cols: dict[str, str], locate: Locate, label: str) -> LongTable:
+def _to_long(
+    table: pa.Table,
+    cols: dict[str, str],
+    locate: Locate,
+    label: str,
+    date_format: str | None = None,
+) -> LongTable:
     """Parse and check the canonical columns of an Arrow table."""
     if table.num_rows == 0:
         raise DataError(label, "has no data rows", "add bars to the file")
-    time = check_time_range(_parse_time(table.column(cols["time"]), locate), locate)
+    time = _parse_time(table.column(cols["time"]), locate, date_format)
+    time = check_time_range(time, locate)
     sym = table.column(cols["symbol"])
     if not pa.types.is_string(sym.type):
         sym = pc.cast(sym, pa.string())
@@ -79,8 +86,12 @@ def _to_long(table: pa.Table, cols: dict[str, str], locate: Locate, label: str) 
     return LongTable(time, symbol, values, locate)
 
 
-def _parse_time(col: pa.ChunkedArray, locate: Locate) -> np.ndarray:
-    """Dates of any Arrow type -> datetime64 (NaT for empty); tz-aware times become UTC."""
+def _parse_time(col: pa.ChunkedArray, locate: Locate, date_format: str | None = None) -> np.ndarray:
+    """Dates of any Arrow type -> datetime64 (NaT for empty); tz-aware times become UTC.
+
+    Text dates get one format for the whole column (`admf_dask.data.dates`): ``date_format``,
+    or the one inferred from all values.
+    """
     typ = col.type
     if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
         # Arrow keeps tz-aware timestamps in UTC: to_numpy gives naive UTC.
@@ -93,31 +104,24 @@ def _parse_time(col: pa.ChunkedArray, locate: Locate) -> np.ndarray:
             f"time column has type {typ}, not dates",
             "write dates such as 2020-01-31",
         )
-    text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
-    parsed = _to_datetime(text)
-    failed = parsed.isna().to_numpy() & text.fillna("").str.strip().ne("").to_numpy()
-    if failed.any():  # a second format in the column: parse those entries one by one
-        parsed[failed] = _to_datetime(text[failed], fmt="mixed")
-        failed = parsed.isna().to_numpy() & text.fillna("").str.strip().ne("").to_numpy()
-    if failed.any():
-        i = int(np.argmax(failed))
+    parsed = parse_dates(col, locate=locate, date_format=date_format)
+    if parsed.bad.any():
+        i = int(np.argmax(parsed.bad))
+        value = str(col[i].as_py()).strip()
+        if date_format is not None:
+            raise DataError(
+                locate(i),
+                f"time '{value}' does not match data.date_format '{date_format}'",
+                "fix the date or data.date_format",
+            )
+        shape = "" if parsed.bad.all() else f" in the column's format {describe(parsed.format)}"
         raise DataError(
-            locate(i), f"time '{text.iloc[i]}' is not a date", "write dates such as 2020-01-31"
+            locate(i),
+            f"time '{value}' is not a date{shape}",
+            "write every date of the column in one format (e.g. 2020-01-31), "
+            "or set data.date_format",
         )
-    return parsed.to_numpy()
-
-
-def _to_datetime(text: pd.Series, fmt: str | None = None) -> pd.Series:
-    kw = {"format": fmt} if fmt else {}
-    with warnings.catch_warnings():  # "could not infer format": the caller reports bad rows
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            out = pd.to_datetime(text, errors="coerce", **kw)
-        except (ValueError, TypeError):  # mixed UTC offsets
-            out = pd.to_datetime(text, errors="coerce", utc=True, **kw)
-    if isinstance(out.dtype, pd.DatetimeTZDtype):
-        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    return out.astype("datetime64[ns]") if out.dtype == object else out
+    return parsed.values
 
 
 def _parse_number(col: pa.ChunkedArray, field: str, locate: Locate) -> np.ndarray:
@@ -199,7 +203,13 @@ def _read_csv_table(path: Path, label: str, types: dict[str, pa.DataType]) -> pa
         raise DataError(label, f"cannot parse the CSV ({e})", "check the file format") from e
 
 
-def read_csv(path: Path, label: str) -> LongTable:
+def read_csv(
+    path: Path,
+    label: str,
+    *,
+    date_format: str | None = None,
+    columns: dict[str, str] | None = None,
+) -> LongTable:
     """Read a long CSV table (columns time|date, symbol|ticker, open, high, low, close, volume).
 
     Parameters
@@ -208,6 +218,10 @@ def read_csv(path: Path, label: str) -> LongTable:
         The file (may be compressed: ``.csv.gz``).
     label : str
         The file as the user wrote it, for messages (``prices.csv row 17``).
+    date_format : str, optional
+        ``data.date_format``: strftime format of the time column (default: inferred).
+    columns : dict of str to str, optional
+        ``data.columns``: canonical column -> the file's name for it.
 
     Returns
     -------
@@ -215,8 +229,10 @@ def read_csv(path: Path, label: str) -> LongTable:
         Checked rows, in file order.
     """
     header = _csv_header(path, label)
-    cols = map_columns(header, label)
+    cols = map_columns(header, label, mapping=columns)
     fast = {cols["symbol"]: pa.string(), **{cols[f]: pa.float64() for f in FIELDS}}
+    if date_format is not None:  # Arrow would read ISO-looking text as dates on its own
+        fast[cols["time"]] = pa.string()
     try:
         table = _read_csv_table(path, label, fast)
     except pa.ArrowInvalid:
@@ -226,7 +242,7 @@ def read_csv(path: Path, label: str) -> LongTable:
     blank = _blank_rows(table)
     if blank.any():
         table, lines = table.filter(pa.array(~blank)), lines[~blank]
-    return _to_long(table, cols, lambda i: f"{label} row {lines[i]}", label)
+    return _to_long(table, cols, lambda i: f"{label} row {lines[i]}", label, date_format)
 
 
 def _blank_rows(table: pa.Table) -> np.ndarray:
@@ -244,7 +260,13 @@ def _blank_rows(table: pa.Table) -> np.ndarray:
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
 
 
-def read_parquet(path: Path, label: str) -> LongTable:
+def read_parquet(
+    path: Path,
+    label: str,
+    *,
+    date_format: str | None = None,
+    columns: dict[str, str] | None = None,
+) -> LongTable:
     """Read a long Parquet table: one file, or a folder dataset (hive partitions allowed).
 
     Parameters
@@ -254,6 +276,11 @@ def read_parquet(path: Path, label: str) -> LongTable:
     label : str
         The path as the user wrote it, for messages (``prices.parquet row 17``, 1-based; in a
         folder, ``prices/part-1.parquet row 17``).
+    date_format : str, optional
+        ``data.date_format``: strftime format of a text time column (default: inferred; a
+        timestamp column needs none).
+    columns : dict of str to str, optional
+        ``data.columns``: canonical column -> the file's name for it.
 
     Returns
     -------
@@ -270,14 +297,19 @@ def read_parquet(path: Path, label: str) -> LongTable:
     if not fragments:
         raise DataError(label, "holds no Parquet files", "write the table into the folder")
     not_index = lambda name: bool(_PANDAS_INDEX.match(name))  # noqa: E731
-    cols = map_columns(dataset.schema.names, label, ignore=not_index)
+    cols = map_columns(dataset.schema.names, label, ignore=not_index, mapping=columns)
     names, tables, starts, n = [], [], [], 0
     for frag in fragments:
         name = label
         if path.is_dir():
             name = f"{label.rstrip('/')}/{Path(frag.path).relative_to(path).as_posix()}"
             partition_keys = set(dataset.schema.names) - set(frag.physical_schema.names)
-            map_columns(frag.physical_schema.names + sorted(partition_keys), name, ignore=not_index)
+            map_columns(
+                frag.physical_schema.names + sorted(partition_keys),
+                name,
+                ignore=not_index,
+                mapping=columns,
+            )
         try:
             t = frag.to_table(schema=dataset.schema, columns=list(cols.values()))
         except (OSError, pa.ArrowException) as e:
@@ -293,7 +325,7 @@ def read_parquet(path: Path, label: str) -> LongTable:
         k = int(np.searchsorted(first, i, side="right")) - 1
         return f"{names[k]} row {i - first[k] + 1}"
 
-    return _to_long(table, cols, locate, label)
+    return _to_long(table, cols, locate, label, date_format)
 
 
 # ----------------------------------------------------------------------------- bokeh stocks

@@ -8,7 +8,7 @@ The first offending row in file order is reported, whatever check it fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,7 +44,11 @@ def _quote(names: Iterable[str]) -> str:
 
 
 def map_columns(
-    names: Sequence[str], where: str, *, ignore: Callable[[str], bool] | None = None
+    names: Sequence[str],
+    where: str,
+    *,
+    ignore: Callable[[str], bool] | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Map the canonical columns to the table's own column names.
 
@@ -56,6 +60,9 @@ def map_columns(
         The file, for messages.
     ignore : callable, optional
         Columns for which it returns true are skipped (e.g. a pandas index column).
+    mapping : mapping of str to str, optional
+        ``data.columns``: canonical column -> the file's name for it (exact, else compared
+        case-insensitively); the canonical columns it leaves out are found by their aliases.
 
     Returns
     -------
@@ -65,13 +72,26 @@ def map_columns(
     Raises
     ------
     DataError
-        When a required column is missing, given twice (``time`` and ``date``) or unknown.
+        When a required column is missing, given twice (``time`` and ``date``) or unknown, or a
+        column named in ``mapping`` is not in the file.
     """
     spelling = {alias: canon for canon, aliases in ALIASES.items() for alias in aliases}
     found: dict[str, str] = {}
     unknown: list[str] = []
+    taken: set[str] = set()
+    for canon, given in (mapping or {}).items():
+        name = _find_column(names, given)
+        if name is None:
+            shown = _quote(n for n in names if not (ignore is not None and ignore(n)))
+            raise DataError(
+                where,
+                f"no column '{given}' (data.columns.{canon}); found {shown or 'no columns'}",
+                "fix data.columns to name the file's columns",
+            )
+        found[canon] = name
+        taken.add(name)
     for name in names:
-        if ignore is not None and ignore(name):
+        if (ignore is not None and ignore(name)) or name in taken:
             continue
         key = str(name).strip().lower()
         canon = spelling.get(key)
@@ -90,16 +110,25 @@ def map_columns(
         raise DataError(
             where,
             f"missing column(s) {', '.join(missing)}; found {_quote(names) or 'no columns'}",
-            f"the table needs columns {COLUMNS_HELP}",
+            f"the table needs columns {COLUMNS_HELP}, or name yours in data.columns",
         )
     if unknown:
         hint = did_you_mean(unknown[0].strip().lower(), list(spelling))
         raise DataError(
             where,
             f"unknown column(s) {_quote(unknown)}{hint}",
-            f"remove them; the columns are {COLUMNS_HELP}",
+            f"remove them; the columns are {COLUMNS_HELP} (other names: data.columns)",
         )
     return found
+
+
+def _find_column(names: Sequence[str], given: str) -> str | None:
+    """The column called `given`: the exact name, else the only case-insensitive match."""
+    if given in names:
+        return given
+    key = given.strip().lower()
+    close = [str(n) for n in names if str(n).strip().lower() == key]
+    return close[0] if len(close) == 1 else None
 
 
 def _fmt(x: float) -> str:

@@ -373,14 +373,25 @@ def client_key(client: Any) -> str:
 
 
 def persist(obj: Any, client: Any = None) -> Any:
-    """``client.persist(obj)`` with a client, else ``obj.persist()`` (default scheduler)."""
+    """``client.persist(obj)`` with a client, else ``obj.persist()`` (default scheduler).
+
+    A collection with nothing lazy in it (``features: {}`` gives an empty Dataset) is returned
+    as it is: ``Client.persist`` rejects objects that are not dask collections.
+    """
+    from dask import is_dask_collection
+
+    if not is_dask_collection(obj):
+        return obj
     return client.persist(obj) if client is not None else obj.persist()
 
 
 def feature_stage(
-    data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]], client: Any = None
+    data: xr.Dataset,
+    specs: Mapping[str, Mapping[str, Any]],
+    client: Any = None,
+    disk: Any = None,
 ) -> tuple[xr.Dataset, CacheStatus]:
-    """Compute and persist the features once per session.
+    """Compute and persist the features once per session (and once per disk cache).
 
     Parameters
     ----------
@@ -390,14 +401,36 @@ def feature_stage(
         Feature name -> spec.
     client : distributed.Client, optional
         Persist on this cluster; None persists with the default scheduler.
+    disk : admf_dask.cache.DiskCache, optional
+        On a session miss, read the features from this cache (a hit, counted in
+        ``disk.hits["features"]``), else compute them and store them there. Only data with a
+        content ``fingerprint`` uses it.
 
     Returns
     -------
     (xr.Dataset, "hit" | "miss")
         The persisted features (the same object for every call with the same token and
-        client) and whether it came from the session cache.
+        client) and whether it came from the session or the disk cache.
     """
     token = feature_token(data, specs)
-    return FEATURE_CACHE.get_or_build(
-        (token, client_key(client)), lambda: persist(compute_features(data, specs), client)
-    )
+    from_disk: list[bool] = []
+
+    def build() -> xr.Dataset:
+        if disk is None or not data.attrs.get("fingerprint"):
+            return persist(compute_features(data, specs), client)
+        from admf_dask.cache import entry_key
+        from admf_dask.cache.arrays import load_dataset, save_dataset
+
+        key = entry_key("features", token)
+        coords = {"time": data["time"], "symbol": data["symbol"]}
+        got = load_dataset(disk, "features", key, coords, client)
+        if got is not None:
+            from_disk.append(True)
+            disk.note("hits", "features")
+            return got[0]
+        ds = persist(compute_features(data, specs), client)
+        save_dataset(disk, "features", key, ds, client)
+        return ds
+
+    ds, status = FEATURE_CACHE.get_or_build((token, client_key(client)), build)
+    return ds, "hit" if from_disk else status

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ class TrainJob:
     horizon: int
     gpu: bool
     requested: dict[str, float]
+    cache_dir: str | None = None  # disk cache folder (read and written here, on the worker)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,42 @@ def _design(x: np.ndarray, lookback: int, sequence: bool) -> np.ndarray:
     return x.reshape(-1, x.shape[-1])
 
 
+def _model_cache(job: TrainJob, ident: dict[str, Any]) -> tuple[Any, str] | None:
+    """The disk cache and this fold model's key there (device and threads can change a model)."""
+    if not job.cache_dir:
+        return None
+    from admf_dask.cache.store import DiskCache, entry_key
+
+    key = entry_key("models", job.model_id, device=_device(job.gpu), nthreads=ident["nthreads"])
+    return DiskCache(Path(job.cache_dir)), key
+
+
+def _cached_bundle(cache: Any, key: str, job: TrainJob) -> ModelBundle | None:
+    """The fold model from the disk cache; a corrupt one is removed (a warning) and retrained."""
+    from admf_dask.errors import ModelFileError
+    from admf_dask.ml.registry import read_bundle
+
+    entry = cache.lookup("models", key)
+    if entry is None:
+        return None
+    try:
+        bundle = read_bundle(entry.path, job.model_id)
+        if blob_sha256(bundle.blob) != bundle.meta.get("sha256"):
+            raise ModelFileError(str(entry.path), "checksum mismatch")
+    except ModelFileError as exc:
+        cache.discard("models", key, exc.line)
+        return None
+    return bundle
+
+
+def _store_bundle(cache: Any, key: str, bundle: ModelBundle) -> bool:
+    from admf_dask.ml.registry import save_model
+
+    meta = {"model_id": bundle.model_id, "strategy": bundle.meta.get("strategy")}
+    # eviction is the client's (it sees the whole run); a worker only adds its entry
+    return cache.put("models", key, lambda d: save_model(d, bundle), meta, evict=False) is not None
+
+
 def train_task(
     job: TrainJob,
     x_parts: list[np.ndarray],
@@ -103,9 +141,20 @@ def train_task(
     c_parts: list[np.ndarray],
     c_start: int,
 ) -> dict[str, Any]:
-    """Train fold `job.fold` on rows ``[train_start, train_end)`` pooled over symbols."""
+    """Train fold `job.fold` on rows ``[train_start, train_end)`` pooled over symbols.
+
+    With ``job.cache_dir``, a model already in the disk cache is read instead of trained
+    (``"cache": "hit"``), and a newly trained one is stored there (``"cache": "write"``).
+    """
     t0 = time.time()
     ident = worker_identity()
+    cached = _model_cache(job, ident)
+    if cached is not None:
+        bundle = _cached_bundle(*cached, job)
+        if bundle is not None:
+            return _train_result(
+                job, bundle, None, int(bundle.meta["n_train"]), t0, ident, {}, "hit", cached
+            )
     seq = job.kind in SEQUENCE_KINDS
     a, e, b, L = job.train_start, job.train_end, job.predict_start, job.lookback
     x = K.take_rows(x_parts, x_start, a - L + 1, e)  # features, with the lookback halo
@@ -161,6 +210,25 @@ def train_task(
                 "run_id": job.run_id,
             }
             bundle = ModelBundle(job.kind, meta, blob)
+    status = None
+    if cached is not None:
+        status = "write" if bundle is not None and _store_bundle(*cached, bundle) else "miss"
+    return _train_result(job, bundle, reason, n_train, t0, ident, timing, status, cached)
+
+
+def _train_result(
+    job: TrainJob,
+    bundle: ModelBundle | None,
+    reason: str | None,
+    n_train: int,
+    t0: float,
+    ident: dict[str, Any],
+    timing: dict[str, float],
+    status: str | None,
+    cached: tuple[Any, str] | None,
+) -> dict[str, Any]:
+    a, e = job.train_start, job.train_end
+    extra = {} if status is None else {"cache": status}
     rec = trace_record(
         run_id=job.run_id,
         strategy=job.strategy,
@@ -178,8 +246,12 @@ def train_task(
         ok=bundle is not None,
         fit_s=timing.get("fit_s"),
         fit_cpu_s=timing.get("fit_cpu_s"),
+        **extra,
     )
-    return {"bundle": bundle, "reason": reason, "n_train": n_train, "trace": rec}
+    out = {"bundle": bundle, "reason": reason, "n_train": n_train, "trace": rec}
+    if cached is not None:
+        out.update(cache=status, cache_key=cached[1], cache_warnings=list(cached[0].warnings))
+    return out
 
 
 # A worker deserializes each fold's model once and keeps the last few (inference tasks of one

@@ -220,7 +220,7 @@ def run_ml_strategy(
         _fail(
             ctx,
             where,
-            f"{n_bars} bars are not more than train_window {spec['train_window']}: no fold trains",
+            no_fold_text(spec["train_window"], n_bars),
             "lower train_window or load more history",
         )
         quality[name] = []
@@ -231,6 +231,7 @@ def run_ml_strategy(
 
     from dask.base import tokenize
 
+    cache = getattr(ctx, "cache", None)
     runner = make_runner(getattr(ctx, "client", None), where="cluster.ml_workers")
     plan = _Plan(
         name=name,
@@ -238,11 +239,12 @@ def run_ml_strategy(
         spec=spec,
         run_id=run_id,
         tag=f"{name}-{run_id}-{secrets.token_hex(3)}",  # unique per call: no stale futures
-        feature_hash=_feature_hash(names, [tokenize(features[v].data) for v in names]),
+        feature_hash=_feature_hash(names, _value_tokens(features, names, tokenize)),
         fingerprint=_fingerprint(data),
         requested=dict(runner.resources),
         lookback=lookback,
         edges=edges,
+        cache_dir=str(cache.root) if cache is not None else None,
     )
     xb = runner.blocks(_stack_features(features, names, chunks), chunks)
     cb = runner.blocks(close_da.data, chunks)
@@ -258,6 +260,8 @@ def run_ml_strategy(
         for j, n in enumerate(chunks)
     ]
     small, blocks = runner.collect(trains + qualities, blocks)
+    if cache is not None:
+        _cache_report(cache, small[: len(folds)])
 
     times = close_da["time"].values
     models_dir = Path(ctx.run_dir) / "models" if getattr(ctx, "run_dir", None) else None
@@ -298,6 +302,39 @@ class _Plan:
     requested: dict[str, float]
     lookback: int
     edges: np.ndarray
+    cache_dir: str | None = None
+
+
+def _value_tokens(features: xr.Dataset, names: list[str], tokenize: Any) -> list[str]:
+    """Deterministic token of each feature variable's values, equal in every process.
+
+    A variable computed by `compute_features` is identified by the Dataset's ``feature_token``
+    (data fingerprint, chunks, specs) and its name, so features read back from the disk cache
+    give the same fold model ids as freshly computed ones; any other variable by its dask token.
+    """
+    ftoken = features.attrs.get("feature_token")
+    out = []
+    for v in names:
+        if ftoken and "kind" in features[v].attrs and "params" in features[v].attrs:
+            out.append(f"feature:{ftoken}:{v}")
+        else:
+            out.append(tokenize(features[v].data))
+    return out
+
+
+def _cache_report(cache: Any, trained: list[dict[str, Any]]) -> None:
+    """Count the fold models read from / written to the disk cache; evict past the cap."""
+    written = set()
+    for tr in trained:
+        for w in tr.get("cache_warnings") or []:
+            cache.warnings.append(w)
+        if tr.get("cache") == "hit":
+            cache.note("hits", "models")
+        elif tr.get("cache") == "write":
+            cache.note("written", "models")
+            written.add(("models", tr["cache_key"]))
+    if written:
+        cache.evict(protect=written)
 
 
 def _submit_fold(
@@ -333,6 +370,7 @@ def _submit_fold(
         horizon=horizon,
         gpu=GPU in plan.requested,
         requested=plan.requested,
+        cache_dir=plan.cache_dir,
     )
     xp, xs = _take(xb, edges, f.train_start - L + 1, f.train_end)
     cp, cs = _take(cb, edges, f.train_start, f.predict_start)  # closes before b only
@@ -378,6 +416,12 @@ def _fold_row(f: Fold, tr: dict[str, Any], q: dict[str, Any], times: np.ndarray)
         "n_eval": int(m["n_eval"]),
         **{k: (_clean(m[k]) if ok else None) for k in ("ic", "rank_ic", "accuracy", "auc")},
     }
+
+
+def no_fold_text(train_window: int, n_bars: int) -> str:
+    """What a walk-forward without any fold says (also after a signal cache hit)."""
+    longer = "longer than" if train_window > n_bars else "as long as"
+    return f"train_window {train_window} is {longer} the data ({n_bars} bars): no fold trained"
 
 
 def _quality_table(ctx: Any) -> dict[str, Any]:

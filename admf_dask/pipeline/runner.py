@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from admf_dask.config import PipelineConfig, config_hash, load_pipeline
-from admf_dask.pipeline import faults, rundir
+from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
 from admf_dask.pipeline.results import RunResult, open_run
 
@@ -66,6 +66,10 @@ class LogReporter:
         log.warning("[%s] %s", self.run_id, text)
         self.echo(f"warning: {text}")
 
+    def note(self, text: str) -> None:
+        """Something the user should know that is not a problem (optional for a Reporter)."""
+        self.echo(f"note: {text}")
+
 
 def _in_notebook() -> bool:
     try:
@@ -98,6 +102,7 @@ class _Timer:
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        interrupt.check()  # every stage starts at a safe point (the CLI's Ctrl-C; no-op otherwise)
         t0 = time.perf_counter()
         try:
             yield
@@ -140,18 +145,21 @@ def run(
     RunResult
         ``equity``, ``metrics``, ``orders``, ``signals``, ``features``, ``manifest``.
     """
-    from admf_dask.cluster import describe_cluster, session_client
+    from admf_dask.cluster import describe_cluster, kernel_cache_cold, session_client
     from admf_dask.data import load_market_data
     from admf_dask.features import feature_stage
     from admf_dask.portfolio import expand_grid, run_portfolios
+    from admf_dask.portfolio.grid import duplicate_note
     from admf_dask.strategies import StrategyContext, signal_stage
+    from admf_dask.strategies.diagnose import check_signals
 
     cfg = load_pipeline(pipeline, overrides)
     reporter = reporter or LogReporter()
     run_id = new_run_id()
     RunIdFilter.run_id = run_id
     target = Path(out if out is not None else cfg.output.path).expanduser().resolve()
-    rundir.check_target(target, cfg.output.overwrite, "--out" if out is not None else "output.path")
+    where = "--out" if out is not None else "output.path"
+    rundir.check_target(target, cfg.output.overwrite, where)
     timer = _Timer()
     t_start = time.perf_counter()
     started_at = datetime.now(UTC).isoformat()
@@ -160,10 +168,14 @@ def run(
     t_data = time.perf_counter()
     data = load_market_data(cfg.data, base_dir=base_dir)
     t_data = time.perf_counter() - t_data
+    interrupt.check()
     if client is None:
         client = session_client(cfg.cluster)
+    interrupt.check()
     cluster_info = describe_cluster(client)
     reporter.start(run_id, cluster_info.get("dashboard"))
+    if kernel_cache_cold() and hasattr(reporter, "note"):  # else ~30 s look like a hang
+        reporter.note("compiling kernels, first run only (about 30 s)")
     tmp: Path | None = rundir.temp_dir_for(target, run_id)
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
@@ -174,20 +186,31 @@ def run(
             _maybe_profile(profile, tmp / "profile.html"),
             _quiet_zarr(),
         ):
+            disk, disk_off = _open_disk_cache(cfg, client, run_id, target)
             with reporter.stage("data") as note, timer("data"):
                 data = client.persist(data)
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
             timer.timings["data"] = round(timer.timings["data"] + t_data, 4)
             with reporter.stage("features") as note, timer("features"):
-                features, feat_cache = feature_stage(data, cfg.features, client=client)
+                features, feat_cache = feature_stage(data, cfg.features, client=client, disk=disk)
                 note(f"{len(features.data_vars)} variables, cache {feat_cache}")
             ctx = StrategyContext(
-                client=client, run_id=run_id, base_dir=base_dir, run_dir=tmp, strict=strict
+                client=client,
+                run_id=run_id,
+                base_dir=base_dir,
+                run_dir=tmp,
+                strict=strict,
+                cache=disk,
+                warnings=[disk_off] if disk_off else [],
             )
             with reporter.stage("signals") as note, timer("signals"):
                 signals, sig_cache = signal_stage(data, features, cfg.strategies, ctx)
                 note(f"{signals.sizes['strategy']} strategies, cache {sig_cache}")
-            origin = _signal_origin(signals, sig_cache, run_id, target, ctx)
+            disk_origin = disk.origins.get("signals") if disk is not None else None
+            origin = _signal_origin(signals, sig_cache, run_id, target, ctx, disk_origin)
+            if disk is not None:
+                ctx.warnings.extend(disk.warnings)
+            check_signals(signals, data, features, ctx)  # strategies that never signal
             for w in ctx.warnings:
                 reporter.warn(w)
             with reporter.stage("portfolio") as note, timer("portfolio"):
@@ -197,6 +220,10 @@ def run(
                     list(signals.strategy.values),
                     data.sizes["symbol"],
                 )
+                dup = duplicate_note(book, cfg.portfolios.grid)
+                if dup:
+                    ctx.warnings.append(dup)
+                    reporter.warn(dup)
                 batch_size = _guard_memory(
                     cfg, data, features, signals, book, cluster_info, reporter, ctx.warnings
                 )
@@ -210,14 +237,17 @@ def run(
                     run_id=run_id,
                     write_orders=cfg.output.orders,
                     batch_size=batch_size,
-                    on_submit=getattr(reporter, "track", None),
+                    on_submit=_tracked(getattr(reporter, "track", None)),
                 )
                 note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
+            if result.n_orders == 0 and book.n_portfolios:
+                _no_orders(book.n_portfolios, strict, reporter, ctx.warnings)
             with reporter.stage("write") as note, timer("write"):
                 if cfg.output.save_signals:
                     signals.to_dataset(name="signals").to_zarr(tmp / "signals.zarr", mode="w")
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
+                    "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
                     "run_id": run_id,
                     "name": cfg.name,
                     "started_at": started_at,
@@ -239,6 +269,7 @@ def run(
                     "timings": dict(timer.timings),
                     "stage_timings": getattr(result, "timings", {}),
                     "cache": {"features": feat_cache, "signals": sig_cache},
+                    "cache_detail": _cache_detail(disk, feat_cache, sig_cache),
                     "signals_from": origin,
                     "trace": list(ctx.trace),
                     "ml": dict(ctx.quality),
@@ -252,8 +283,11 @@ def run(
                 note(str(target))
             timer.timings["total"] = round(time.perf_counter() - t_start, 4)
             manifest["timings"] = dict(timer.timings)
+            manifest["outputs"] = rundir.outputs(tmp)
             write_manifest(tmp / "run.json", manifest)
-        rundir.commit(tmp, target, cfg.output.overwrite)
+        with interrupt.commit_guard():  # an interrupt now: the target ends absent or complete
+            rundir.commit(tmp, target, cfg.output.overwrite, where)
+            rundir.forget(tmp)
         tmp = None
     finally:
         rundir.discard(tmp)
@@ -268,7 +302,18 @@ def run(
 _SIGNAL_ORIGINS: dict[int, dict[str, Any]] = {}
 
 
-def _signal_origin(signals, status: str, run_id: str, target: Path, ctx) -> dict[str, Any]:
+def _signal_origin(
+    signals, status: str, run_id: str, target: Path, ctx, disk_origin: dict | None = None
+) -> dict[str, Any]:
+    if disk_origin and id(signals) not in _SIGNAL_ORIGINS:  # read from the disk cache
+        # the signal stage already added the origin run's trace and fold quality to ctx
+        _SIGNAL_ORIGINS[id(signals)] = {
+            "run_id": disk_origin.get("run_id"),
+            "path": disk_origin.get("path"),
+            "trace": list(ctx.trace),
+            "ml": dict(ctx.quality),
+        }
+        return {"run_id": disk_origin.get("run_id"), "path": disk_origin.get("path")}
     if status == "miss" or id(signals) not in _SIGNAL_ORIGINS:
         _SIGNAL_ORIGINS[id(signals)] = {
             "run_id": run_id,
@@ -281,6 +326,50 @@ def _signal_origin(signals, status: str, run_id: str, target: Path, ctx) -> dict
     ctx.trace.extend(origin["trace"])
     ctx.quality.update(origin["ml"])
     return {"run_id": origin["run_id"], "path": origin["path"]}
+
+
+def _open_disk_cache(cfg, client, run_id: str, target: Path):
+    """The run's disk cache (`admf_dask.cache.open_cache`) and the warning when it is off."""
+    from admf_dask.cache import open_cache
+
+    return open_cache(cfg.cache, client, origin={"run_id": run_id, "path": str(target)})
+
+
+def _cache_detail(disk, feat_cache: str, sig_cache: str) -> dict[str, Any]:
+    """Where each hit came from (``session`` / ``disk``), the folder, disk hits and writes."""
+    hits = disk.hits if disk is not None else {}
+    src = {
+        k: (("disk" if hits.get(k) else "session") if v == "hit" else None)
+        for k, v in (("features", feat_cache), ("signals", sig_cache))
+    }
+    if disk is None:
+        return {**src, "dir": None, "hits": {}, "written": {}}
+    return {**src, "dir": str(disk.root), "hits": dict(disk.hits), "written": dict(disk.written)}
+
+
+def _tracked(track: Callable[[list[Any]], None] | None) -> Callable[[list[Any]], None]:
+    """The engine's `on_submit`: show progress, then wait on the batch futures in a loop that
+    notices an interrupt (a blocking gather would not)."""
+
+    def on_submit(futures: list[Any]) -> None:
+        if track is not None:
+            track(futures)
+        interrupt.wait(futures)
+
+    return on_submit
+
+
+def _no_orders(n_portfolios: int, strict: bool, reporter, warnings: list[str]) -> None:
+    """A run that trades nothing says so (and stops in strict mode)."""
+    from admf_dask.errors import ConfigError
+
+    what = f"no portfolio placed an order ({n_portfolios:,} portfolio(s))"
+    fix = "check the signals and the sizing (position_weight, rebalance_band)"
+    if strict:
+        raise ConfigError("portfolios", what, fix)
+    text = f"{what}; check the warnings above, {fix[6:]}"
+    warnings.append(text)
+    reporter.warn(text)
 
 
 def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, warnings) -> int:

@@ -397,3 +397,175 @@ def expand_grid(
         n_symbols=int(n_symbols),
         **farr,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# duplicates: portfolios whose effective parameters are equal
+# --------------------------------------------------------------------------------------------
+
+
+def _never_trades(book: PortfolioBook) -> np.ndarray:
+    """bool (N,): portfolios that can never place an order (their equity stays at capital).
+
+    All strategy weights 0 (u = 0), or a rebalance band at or above the largest possible
+    |w| (the weight cap: ``min(max_position, position_weight)`` for fixed sizing,
+    ``max_position`` for vol_target): starting from ``w_set = 0`` no target moves past the band.
+    """
+    no_weight = ~np.any(book.strategy_weights != 0.0, axis=1)
+    return no_weight | (_weight_cap(book) <= book.rebalance_band)
+
+
+def _weight_cap(book: PortfolioBook) -> np.ndarray:
+    """float64 (N,): the largest |w| a portfolio can set (DESIGN §2 step 4; |u| <= 1)."""
+    fixed = book.sizing == "fixed"
+    return np.where(fixed, np.minimum(book.max_position, book.position_weight), book.max_position)
+
+
+def effective_params(book: PortfolioBook) -> np.ndarray:
+    """float64 (N, C): one row per portfolio of the parameters that can change its results.
+
+    Two portfolios with equal rows give identical equity, orders and metrics (DESIGN §2):
+
+    * sizing ``fixed`` ignores ``target_vol`` and ``vol_feature``, and ``max_position`` acts as
+      ``min(max_position, position_weight)`` (``|u * position_weight| <= position_weight``);
+    * sizing ``vol_target`` ignores ``position_weight``;
+    * ``max_gross`` has no effect at or above ``n_symbols`` times the largest |w| (a margin of
+      1e-9 covers the rounding of the sum);
+    * null costs and ``position_weight`` are already resolved in the book (null commission is
+      ``execution.commission``; null position_weight is ``1/n_symbols``);
+    * a portfolio that can never trade (see `_never_trades`) equals every other such portfolio.
+
+    Everything else counts as given: strategy weights, allow_short, stop_loss, max_drawdown,
+    rebalance_band, commission, commission_fixed, slippage_bps.
+    """
+    n = book.n_portfolios
+    fixed = book.sizing == "fixed"
+    cap = _weight_cap(book)
+    gross_bound = book.n_symbols * cap * (1.0 + 1e-9)
+    cols = [
+        book.strategy_weights,
+        fixed.astype(np.float64),
+        np.where(fixed, book.position_weight, book.target_vol),
+        np.where(fixed, -1.0, book.vol_index.astype(np.float64)),
+        cap,
+        np.where(book.max_gross >= gross_bound, np.inf, book.max_gross),
+        book.allow_short.astype(np.float64),
+        book.stop_loss,
+        book.max_drawdown,
+        book.rebalance_band,
+        book.commission,
+        book.commission_fixed,
+        book.slippage_bps,
+    ]
+    rows = np.column_stack([np.asarray(c, np.float64).reshape(n, -1) for c in cols])
+    rows = np.where(np.isnan(rows), -1.0, rows) + 0.0  # null = off; + 0.0 makes -0.0 equal 0.0
+    flat = _never_trades(book)
+    rows[flat] = 0.0
+    return np.column_stack([rows, flat.astype(np.float64)])
+
+
+def effective_groups(book: PortfolioBook) -> np.ndarray:
+    """int64 (N,): for each portfolio, the lowest id with the same `effective_params`.
+
+    A portfolio is its group's representative where ``groups[i] == i``; the others duplicate
+    it (identical results). Portfolio ids are unchanged.
+    """
+    n = book.n_portfolios
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(
+        effective_params(book), axis=0, return_index=True, return_inverse=True
+    )
+    return first[inverse.reshape(-1)].astype(np.int64)
+
+
+def _duplicate_reason(book: PortfolioBook, key: str, i: int, flat: bool) -> str:
+    """Why grid key ``key`` can differ between portfolio ``i`` and its representative."""
+    if flat:
+        return (
+            "portfolios that can never trade (rebalance_band at or above the largest weight, "
+            "or zero strategy weights) are all alike"
+        )
+    sizing = str(book.sizing[i])
+    if key in ("target_vol", "vol_feature"):
+        return f"{key} has no effect with sizing fixed"
+    if key == "position_weight":
+        if sizing == "vol_target":
+            return "position_weight has no effect with sizing vol_target"
+        return "position_weight null is 1/n_symbols"
+    if key == "max_position":
+        return "max_position at or above position_weight has no effect with sizing fixed"
+    if key == "max_gross":
+        return "max_gross at or above n_symbols × the largest weight has no effect"
+    if key in _COSTS:
+        return f"{key} null is execution.{key}"
+    if key == "strategy":
+        return "strategy mixes with the same weights"
+    return f"{key} has no effect here"
+
+
+def duplicate_note(
+    book: PortfolioBook, grid: Mapping[str, Iterable[Any]], groups: np.ndarray | None = None
+) -> str | None:
+    """The warning line about duplicate portfolios, or None when all are distinct.
+
+    Parameters
+    ----------
+    book : PortfolioBook
+    grid : mapping
+        ``portfolios.grid`` as written (its list lengths give each portfolio's combination).
+    groups : ndarray, optional
+        `effective_groups` of the book (computed when None).
+
+    Returns
+    -------
+    str or None
+        E.g. ``"800 of 2,000 portfolios duplicate another's effective parameters (target_vol
+        has no effect with sizing fixed); the report lists one of each"``.
+    """
+    groups = effective_groups(book) if groups is None else groups
+    n = book.n_portfolios
+    dup = np.flatnonzero(groups != np.arange(n))
+    if dup.size == 0:
+        return None
+    rep = groups[dup]
+    flat = _never_trades(book)
+    shape = tuple(len(list(grid[k])) for k in book.grid_keys)
+    reasons: dict[str, int] = {}
+    if shape and int(np.prod(shape)) == n:
+        digits = np.unravel_index(np.arange(n), shape)  # itertools.product order = C order
+        for key, d in zip(book.grid_keys, digits, strict=True):
+            differs = dup[d[dup] != d[rep]]
+            if differs.size:
+                i = int(differs[0])
+                text = _duplicate_reason(book, key, i, bool(flat[i]))
+                reasons[text] = reasons.get(text, 0) + int(differs.size)
+    why = sorted(reasons, key=lambda r: -reasons[r])[:3]
+    return (
+        f"{dup.size:,} of {n:,} portfolios duplicate another's effective parameters"
+        + (f" ({'; '.join(why)})" if why else "")
+        + "; the report lists one of each"
+    )
+
+
+def run_groups(
+    manifest: Mapping[str, Any], strategy_names: Iterable[str], n_symbols: int, n_portfolios: int
+) -> np.ndarray | None:
+    """`effective_groups` of a finished run, from the resolved config in its run.json.
+
+    Returns None when the config cannot be expanded again (an older or hand-edited run.json) or
+    does not give ``n_portfolios`` portfolios: then every portfolio counts as distinct.
+    """
+    cfg = manifest.get("config") or {}
+    try:
+        book = expand_grid(
+            PortfoliosConfig.model_validate(cfg.get("portfolios") or {}),
+            ExecutionConfig.model_validate(cfg.get("execution") or {}),
+            [str(s) for s in strategy_names],
+            int(n_symbols),
+        )
+    except (ValueError, TypeError, ConfigError):  # pydantic's ValidationError is a ValueError
+        return None
+    if book.n_portfolios != n_portfolios:
+        return None
+    return effective_groups(book)

@@ -151,14 +151,21 @@ def _score(run: _load.RunData, ds: xr.Dataset) -> tuple[str, np.ndarray]:
 
 
 def _choices(
-    run: _load.RunData, score: np.ndarray, score_name: str, chosen: int | None, top: int
+    run: _load.RunData,
+    score: np.ndarray,
+    score_name: str,
+    chosen: int | None,
+    top: int,
+    pick: np.ndarray | None = None,
 ) -> list[Choice]:
-    best, median, worst = agg.pick_best_median_worst(score)
+    """Best, median, worst and top portfolios by ``pick`` (default ``score``; NaN: not picked)."""
+    pick = score if pick is None else pick
+    best, median, worst = agg.pick_best_median_worst(pick)
     roles: list[tuple[str, int]] = []
     if chosen is not None:
         roles.append(("chosen", chosen))
     roles += [("best", best), ("median", median), ("worst", worst)]
-    roles += [(f"top {k + 1}", int(p)) for k, p in enumerate(agg.top_n(score, top)) if k > 0]
+    roles += [(f"top {k + 1}", int(p)) for k, p in enumerate(agg.top_n(pick, top)) if k > 0]
     merged: dict[int, list[str]] = {}
     for role, pid in roles:
         merged.setdefault(pid, []).append(role)
@@ -221,7 +228,7 @@ def _header(
     if "max_drawdown" in run.metrics and lines:
         cards.append(
             (
-                "best max DD",
+                f"max DD of {lines[0].role} {score_name}",  # that portfolio's, not the best DD
                 _fmt_num(float(run.metrics["max_drawdown"][lines[0].portfolio]), "max_drawdown"),
                 "",
             )
@@ -1406,8 +1413,9 @@ def _render(
         )
     score_name, score = _score(run, ds)
     band = _load.equity_band(ds["equity"])
-    lines = highlighted_lines(ds["equity"], score, run.params, score_name)
-    choices = _choices(run, score, score_name, chosen_portfolio, top)
+    pick = _load.distinct_score(run, ds, score)  # best/worst lists: one portfolio per duplicate
+    lines = highlighted_lines(ds["equity"], pick, run.params, score_name)
+    choices = _choices(run, score, score_name, chosen_portfolio, top, pick)
     orders, n_orders = _load.read_orders(run_dir, [c.pid for c in choices])
     prices, price_note = (None, "the run wrote no orders")
     if orders is not None:

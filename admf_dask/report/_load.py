@@ -146,6 +146,23 @@ def load_run(run_dir: Path, ds: xr.Dataset) -> RunData:
     )
 
 
+def distinct_score(run: RunData, ds: xr.Dataset, score: np.ndarray) -> np.ndarray:
+    """``score`` with NaN for every portfolio that duplicates a lower id's effective parameters.
+
+    Duplicates (`admf_dask.portfolio.grid.effective_groups`, recomputed from run.json's config)
+    have identical results; best/median/worst and top lists show one of each.
+    """
+    from admf_dask.portfolio.grid import run_groups
+
+    strategies = ds.attrs.get("strategies") or list(
+        (run.manifest.get("config") or {}).get("strategies") or {}
+    )
+    groups = run_groups(run.manifest, strategies, len(run.symbols), run.n_portfolios)
+    if groups is None:
+        return score
+    return np.where(groups == np.arange(run.n_portfolios), score, np.nan)
+
+
 def make_param(name: str, values: np.ndarray) -> Param:
     """Factorize one parameter's values (NaN/None is its own level, 'none')."""
     values = np.asarray(values)

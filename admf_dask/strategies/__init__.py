@@ -41,6 +41,8 @@ class StrategyContext:
     strict: bool = False
     # per-strategy ML fold metrics: strategy name -> list of fold records
     quality: dict[str, Any] = field(default_factory=dict)
+    # on-disk cache (admf_dask.cache.DiskCache) of signals and fold models; None: session only
+    cache: Any = None
 
 
 from admf_dask.features.registry import REQUIRED, Param  # noqa: E402

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from admf_dask.data.dates import describe, parse_dates
 from admf_dask.errors import ConfigError, DataError, did_you_mean
 
 _ALIASES = {
@@ -78,20 +79,33 @@ def _row(label: str, i: int) -> str:
     return f"{label} row {i + 1}"
 
 
-def _parse_times(raw: pd.Series, label: str) -> pd.DatetimeIndex:
+def _parse_times(
+    raw: pd.Series, label: str, date_format: str | None = None, option: str = "date_format"
+) -> pd.DatetimeIndex:
     if pd.api.types.is_datetime64_any_dtype(raw):
         times = pd.DatetimeIndex(raw)
+        if times.tz is not None:
+            times = times.tz_convert("UTC").tz_localize(None)
     else:
-        text = raw.astype("string").str.strip()
-        times = pd.DatetimeIndex(pd.to_datetime(text, errors="coerce", format="ISO8601"))
-        bad = np.flatnonzero(times.isna())
-        if len(bad):  # second chance for non-ISO spellings, element by element
-            retry = pd.to_datetime(text.iloc[bad], errors="coerce", format="mixed")
-            values = times.to_series(index=range(len(times))).copy()
-            values.iloc[bad] = retry.to_numpy()
-            times = pd.DatetimeIndex(values)
-    if times.tz is not None:
-        times = times.tz_convert("UTC").tz_localize(None)
+        # one format for the whole column, as for market data (admf_dask.data.dates)
+        text = raw.astype(object).where(raw.notna(), None)
+        parsed = parse_dates(
+            text, locate=lambda i: _row(label, i), date_format=date_format, option=option
+        )
+        times = pd.DatetimeIndex(parsed.values)
+        i = int(np.argmax(parsed.bad))
+        if parsed.bad.any() and date_format is not None:
+            raise DataError(
+                _row(label, i),
+                f"time {raw.iloc[i]!r} does not match {option} '{date_format}'",
+                f"fix the time or {option}",
+            )
+        if parsed.bad.any() and not parsed.bad.all():
+            raise DataError(
+                _row(label, i),
+                f"unparseable time {raw.iloc[i]!r}: the other rows are {describe(parsed.format)}",
+                f"write every time in one format (e.g. 2020-01-31), or set {option}",
+            )
     bad = np.flatnonzero(times.isna())
     if len(bad):
         i = int(bad[0])
@@ -110,6 +124,8 @@ def read_signal_table(
     symbols: list[str],
     warnings: list[str] | None = None,
     strict: bool = False,
+    date_format: str | None = None,
+    option: str = "date_format",
 ) -> np.ndarray:
     """Read a signal file and align it to ``(times, symbols)``.
 
@@ -125,6 +141,10 @@ def read_signal_table(
         Receives a line about rows at times that are not bars.
     strict : bool
         Rows at non-bar times inside the data's span are an error instead of a warning.
+    date_format : str, optional
+        strftime format of text times (default: one format inferred from all values).
+    option : str
+        The key that sets ``date_format``, named in messages.
 
     Returns
     -------
@@ -149,7 +169,7 @@ def read_signal_table(
             )
         cols[key] = found
     n = len(df)
-    when = _parse_times(df[cols["time"]].reset_index(drop=True), label)
+    when = _parse_times(df[cols["time"]].reset_index(drop=True), label, date_format, option)
 
     sym = df[cols["symbol"]].reset_index(drop=True).astype("string").str.strip()
     known = pd.Index([str(s) for s in symbols])
@@ -223,7 +243,7 @@ def read_signal_table(
                     f"time {when[i]} is not a bar of the data",
                     "align the signal times to the data's bars",
                 )
-            if warnings is not None:
+            if warnings is not None and (t_idx >= 0).any():  # none at all: the stage's check says
                 warnings.append(f"{label}: {what}")
     ok = t_idx >= 0
     out = np.zeros((len(times), len(symbols)))

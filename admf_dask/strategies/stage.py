@@ -180,7 +180,13 @@ def signal_stage(
     specs: Mapping[str, Mapping[str, Any]],
     ctx: StrategyContext | None = None,
 ) -> tuple[xr.DataArray, CacheStatus]:
-    """Compute and persist the signals once per session.
+    """Compute and persist the signals once per session (and once per disk cache).
+
+    With ``ctx.cache`` (an `admf_dask.cache.DiskCache`), a session miss reads the signals from
+    disk (a hit: the ML trace and fold quality of the run that computed them are added to
+    ``ctx.trace`` / ``ctx.quality``, and that run is ``ctx.cache.origins["signals"]``), or
+    computes and stores them. Only features computed by `compute_features` from fingerprinted
+    data use the disk.
 
     Returns
     -------
@@ -191,7 +197,78 @@ def signal_stage(
     from admf_dask.strategies import StrategyContext
 
     ctx = ctx if ctx is not None else StrategyContext()
-    key = (signal_token(data, features, specs, ctx), client_key(ctx.client))
-    return SIGNAL_CACHE.get_or_build(
-        key, lambda: persist(compute_signals(data, features, specs, ctx), ctx.client)
+    token = signal_token(data, features, specs, ctx)
+    disk = getattr(ctx, "cache", None)
+    if not (data.attrs.get("fingerprint") and features.attrs.get("feature_token")):
+        disk = None
+    from_disk: list[bool] = []
+
+    def build() -> xr.DataArray:
+        if disk is None:
+            return persist(compute_signals(data, features, specs, ctx), ctx.client)
+        got = _load_signals(disk, token, data, specs, ctx)
+        if got is not None:
+            from_disk.append(True)
+            return got
+        n_trace = len(ctx.trace)
+        sig = persist(compute_signals(data, features, specs, ctx), ctx.client)
+        _save_signals(disk, token, sig, specs, ctx, ctx.trace[n_trace:])
+        return sig
+
+    sig, status = SIGNAL_CACHE.get_or_build((token, client_key(ctx.client)), build)
+    return sig, "hit" if from_disk else status
+
+
+def _ml_salt(specs: Mapping[str, Mapping[str, Any]], client: Any) -> dict[str, Any]:
+    """What ML signals depend on beyond their specs: the ML workers' threads and devices."""
+    from admf_dask.ml.models import KINDS
+
+    if not any(dict(s).get("kind") in KINDS for s in specs.values()) or client is None:
+        return {}
+    from admf_dask.ml.placement import ML, cluster_workers
+
+    ml = sorted(
+        (int(w.get("nthreads") or 1), sorted((w.get("resources") or {}).items()))
+        for w in cluster_workers(client).values()
+        if float((w.get("resources") or {}).get(ML, 0)) >= 1
     )
+    return {"ml_workers": ml}
+
+
+def _load_signals(disk: Any, token: str, data: xr.Dataset, specs, ctx) -> xr.DataArray | None:
+    from admf_dask.cache import entry_key
+    from admf_dask.cache.arrays import load_dataset
+
+    key = entry_key("signals", token, **_ml_salt(specs, ctx.client))
+
+    def coords(meta: dict[str, Any]) -> dict[str, Any]:
+        names = pd.Index(list(meta["strategies"]), name="strategy", dtype=object)
+        return {"time": data["time"], "symbol": data["symbol"], "strategy": names}
+
+    got = load_dataset(disk, "signals", key, coords, ctx.client)
+    if got is None:
+        return None
+    ds, meta = got
+    sig = ds["signals"]
+    sig.attrs = dict(meta.get("signal_attrs") or sig.attrs)
+    ctx.trace.extend(meta.get("trace") or [])
+    ctx.quality.update(meta.get("ml") or {})
+    disk.origins["signals"] = dict(meta.get("origin") or {})
+    disk.note("hits", "signals")
+    return sig
+
+
+def _save_signals(disk: Any, token: str, sig: xr.DataArray, specs, ctx, trace: list) -> None:
+    from admf_dask.cache import entry_key
+    from admf_dask.cache.arrays import save_dataset
+
+    key = entry_key("signals", token, **_ml_salt(specs, ctx.client))
+    names = [str(s) for s in sig["strategy"].values]
+    meta = {
+        "strategies": names,
+        "signal_attrs": dict(sig.attrs),
+        "origin": dict(disk.origin),
+        "trace": list(trace),
+        "ml": {k: v for k, v in ctx.quality.items() if k in names},
+    }
+    save_dataset(disk, "signals", key, sig.to_dataset(name="signals"), ctx.client, meta)

@@ -137,7 +137,16 @@ def breakout(
 
 @register_strategy(
     "signals",
-    params=(Param("path", str, doc="Parquet or CSV table: time, symbol, signal"),),
+    params=(
+        Param("path", str, doc="Parquet or CSV table: time, symbol, signal"),
+        Param(
+            "date_format",
+            str,
+            default=None,
+            nullable=True,
+            doc="strftime format of text times, e.g. %d/%m/%Y (null: inferred)",
+        ),
+    ),
     files=("path",),
 )
 def signals(
@@ -151,7 +160,16 @@ def signals(
     path = resolve_path(spec["path"], ctx.base_dir, f"strategies.{name}.path")
     times = pd.DatetimeIndex(data["time"].values)
     symbols = [str(s) for s in data["symbol"].values]
-    values = read_signal_table(path, spec["path"], times, symbols, ctx.warnings, ctx.strict)
+    values = read_signal_table(
+        path,
+        spec["path"],
+        times,
+        symbols,
+        ctx.warnings,
+        ctx.strict,
+        date_format=spec.get("date_format"),
+        option=f"strategies.{name}.date_format",
+    )
     chunks = _close(data).chunks or ((len(times),), (len(symbols),))
     arr = da.from_array(values, chunks=chunks, name=f"replay-{tokenize(values)}")
     return xr.DataArray(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 import warnings
 
 import numpy as np
@@ -171,17 +170,6 @@ def test_bokeh_adjusted_prices_are_continuous_across_aapl_splits(bokeh):
         np.testing.assert_allclose(
             ratio, bokeh["close"].sel(symbol="AAPL").values / raw["close"].values[:, 0]
         )
-
-
-def test_bokeh_reads_fast():
-    best = min(_timed_load() for _ in range(3))
-    assert best < 1.0, f"loading the five bokeh stocks took {best:.2f} s"
-
-
-def _timed_load() -> float:
-    t0 = time.perf_counter()
-    load_market_data({"source": "bokeh_stocks"})
-    return time.perf_counter() - t0
 
 
 def test_symbol_selection_keeps_order_and_calendar_of_kept_rows():

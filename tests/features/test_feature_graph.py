@@ -139,7 +139,8 @@ def test_same_feature_twice_is_one_task_set(market):
 
 
 def test_feature_stage_with_a_distributed_client(market):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with distributed.Client(
         processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
     ) as client:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dask
 import numpy as np
 import pandas as pd
-import pytest
 import xarray as xr
+from _oracles import require_module
 
 from admf_dask.features import _kernels as K
 from admf_dask.features import compute_features
 
-talib = pytest.importorskip("talib")
+talib = require_module("talib")
 
 RTOL = 1e-8
 

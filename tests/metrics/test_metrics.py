@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _oracles import require_module
 
 from admf_dask.metrics import RETURN_METRICS, compute_metrics
 
-empyrical = pytest.importorskip("empyrical")
+empyrical = require_module("empyrical")
 
 
 def _empyrical(r: np.ndarray, ppy: float) -> dict[str, float]:

@@ -7,9 +7,8 @@ import pytest
 from ml_synth import make_features, make_market
 
 import admf_dask.ml as ml
+import admf_dask.strategies as strategies
 from admf_dask.errors import ConfigError
-
-strategies = pytest.importorskip("admf_dask.strategies")
 
 SPECS = {
     "boost": {"kind": "xgboost", "features": ["ret_1", "ret_5", "ret_20"], "train_window": 150,

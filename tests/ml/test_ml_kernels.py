@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _oracles import require_module
 
 from admf_dask.ml import _kernels as K
 
@@ -53,7 +54,7 @@ def test_signal_from_proba():
 
 
 def test_metrics_match_scipy():
-    stats = pytest.importorskip("scipy.stats")
+    stats = require_module("scipy.stats")
     rng = np.random.default_rng(1)
     p = np.round(rng.uniform(size=300), 2)  # ties on purpose
     fwd = 0.3 * (p - 0.5) + rng.standard_normal(300) * 0.2

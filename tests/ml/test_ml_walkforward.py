@@ -302,7 +302,7 @@ def test_no_finite_rows_warns():
 def test_too_short_history_warns_or_raises():
     data = make_market(120, 2)
     sig, ctx = run("xgboost", data, make_features(data))
-    assert (sig.values == 0).all() and "no fold trains" in ctx.warnings[0]
+    assert (sig.values == 0).all() and "no fold trained" in ctx.warnings[0]
     with pytest.raises(InputError):
         run("xgboost", data, make_features(data), ctx=make_ctx(strict=True))
 

@@ -195,7 +195,8 @@ def test_task_grouping_keeps_numbers(market, book, expected, tmp_path, monkeypat
 
 
 def test_distributed_client_same_numbers(market, book, expected, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with (
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"

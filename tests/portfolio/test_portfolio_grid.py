@@ -11,6 +11,7 @@ from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
 from admf_dask.errors import ConfigError
 from admf_dask.portfolio import _kernels as K
 from admf_dask.portfolio import expand_grid
+from admf_dask.portfolio.grid import duplicate_note, effective_groups, run_groups
 
 NAMES = ["trend", "mine", "rsi"]
 
@@ -120,3 +121,82 @@ def test_mix_index_groups_identical_weights():
     book = _book(grid={"strategy": ["trend", "mine", "trend"], "stop_loss": [None, 0.1]})
     assert book.mixes.shape == (2, 3)
     np.testing.assert_array_equal(book.mixes[book.mix_index], book.strategy_weights)
+
+
+# -- duplicates: equal effective parameters ----------------------------------------------------
+
+
+def test_target_vol_has_no_effect_with_fixed_sizing():
+    book = _book(
+        grid={"sizing": ["fixed", "vol_target"], "target_vol": [0.1, 0.2, 0.3]}, vol_feature="vol"
+    )
+    # ids: (fixed, .1) (fixed, .2) (fixed, .3) (vt, .1) (vt, .2) (vt, .3)
+    np.testing.assert_array_equal(effective_groups(book), [0, 0, 0, 3, 4, 5])
+    note = duplicate_note(book, {"sizing": [0, 0], "target_vol": [0, 0, 0]})
+    assert note.startswith("2 of 6 portfolios duplicate another's effective parameters")
+    assert "target_vol has no effect with sizing fixed" in note
+
+
+def test_position_weight_is_ignored_by_vol_target_and_null_is_one_over_n():
+    book = _book(
+        n_symbols=4,
+        vol_feature="vol",
+        grid={"sizing": ["vol_target", "fixed"], "position_weight": [None, 0.25, 0.5]},
+    )
+    np.testing.assert_array_equal(effective_groups(book), [0, 0, 0, 3, 3, 5])
+    note = duplicate_note(book, {"sizing": [0, 0], "position_weight": [0, 0, 0]})
+    assert note.startswith("3 of 6")
+    assert "position_weight has no effect with sizing vol_target" in note
+
+
+def test_null_costs_equal_the_execution_default():
+    book = _book(
+        execution=ExecutionConfig(commission=0.001),
+        grid={"commission": [None, 0.001, 0.002], "slippage_bps": [None, 2.0]},
+    )
+    # slippage default is 2 bps: null and 2.0 are the same too
+    np.testing.assert_array_equal(effective_groups(book), [0, 0, 0, 0, 4, 4])
+    note = duplicate_note(book, {"commission": [0, 0, 0], "slippage_bps": [0, 0]})
+    assert "commission null is execution.commission" in note
+    assert "slippage_bps null is execution.slippage_bps" in note
+
+
+def test_caps_that_cannot_bind_and_portfolios_that_never_trade():
+    # fixed sizing, 4 symbols, position_weight 0.25: |w| <= 0.25, gross <= 1
+    book = _book(
+        n_symbols=4,
+        position_weight=0.25,
+        grid={"max_position": [0.25, 1.0, 0.1], "max_gross": [1.0, 3.0, 0.5]},
+    )
+    # ids: max_position x max_gross; max_position 1.0 acts as 0.25; max_gross 1.0 sits at the
+    # bound (rounding of the sum may bind it): kept apart from 3.0; with max_position 0.1 the
+    # gross is at most 0.4, so no max_gross binds
+    np.testing.assert_array_equal(effective_groups(book), [0, 1, 2, 0, 1, 2, 6, 6, 6])
+    grid = {"max_position": [0, 0, 0], "max_gross": [0, 0, 0]}
+    note = duplicate_note(book, grid)
+    assert note.startswith("5 of 9") and "max_position at or above position_weight" in note
+    assert "max_gross at or above" in note
+    # a band at or above the largest weight never trades: all alike, whatever else differs
+    grid = {"rebalance_band": [0.3, 0.5], "stop_loss": [None, 0.05], "allow_short": [0, 1]}
+    flat = _book(n_symbols=4, grid=grid)
+    np.testing.assert_array_equal(effective_groups(flat), np.zeros(8))
+    assert "can never trade" in duplicate_note(flat, grid)
+
+
+def test_distinct_grids_have_no_note_and_strategy_mixes_compare_by_weight():
+    book = _book(grid={"stop_loss": [None, 0.05], "allow_short": [False, True]})
+    np.testing.assert_array_equal(effective_groups(book), [0, 1, 2, 3])
+    assert duplicate_note(book, {"stop_loss": [0, 0], "allow_short": [0, 0]}) is None
+    mixes = _book(grid={"strategy": ["trend", {"trend": 1.0}, {"trend": 0.5, "mine": 0.5}]})
+    np.testing.assert_array_equal(effective_groups(mixes), [0, 0, 2])
+    assert "same weights" in duplicate_note(mixes, {"strategy": [0, 0, 0]})
+
+
+def test_run_groups_recomputes_from_a_manifest():
+    cfg = {
+        "portfolios": {"grid": {"sizing": ["fixed"], "target_vol": [0.1, 0.2]}},
+        "execution": {},
+    }
+    np.testing.assert_array_equal(run_groups({"config": cfg}, ["trend"], 3, 2), [0, 0])
+    assert run_groups({"config": cfg}, ["trend"], 3, 5) is None  # another run's grid
+    assert run_groups({"config": {"portfolios": {"bogus": 1}}}, ["trend"], 3, 1) is None

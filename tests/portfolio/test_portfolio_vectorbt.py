@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _oracles import require_module
 
 from admf_dask.portfolio.batch import simulate
 
-vbt = pytest.importorskip("vectorbt")
+vbt = require_module("vectorbt")
 
 CAPITAL = 100_000.0
 

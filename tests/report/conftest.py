@@ -27,7 +27,8 @@ def bare_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SHOWCASE_GRID = {
     "strategy": ["trend", "momentum", "ml"],
     "stop_loss": [None, 0.02, 0.05, 0.1, 0.2],
-    "max_position": [0.05, 0.1, 0.2, 0.4],
+    # below 1/12 (position_weight of 12 symbols): at or above it they would be duplicates
+    "max_position": [0.02, 0.04, 0.06, 0.08],
 }
 
 

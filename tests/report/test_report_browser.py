@@ -14,16 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from browser import Browser, find_chromium, image_stats
+from _oracles import require_chromium
+from browser import Browser, image_stats
 
 from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load, build_report
 from admf_dask.report.figures import heatmap_data
 
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None,
-    reason="no chromium binary (apt-get install chromium, or set ADMF_CHROMIUM)",
-)
+require_chromium()  # skips this module locally without Chromium, fails it under CI=true
 
 DOCS_PNG = Path(__file__).resolve().parents[2] / "docs" / "report.png"
 MODEL = "Bokeh.documents[0].get_model_by_name"

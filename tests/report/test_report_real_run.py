@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
-from browser import Browser, find_chromium
+from _oracles import require_chromium
+from browser import Browser
 
 import admf_dask as ad
 from admf_dask.report import _aggregate as agg
@@ -26,9 +27,7 @@ def test_report_of_a_real_run(small_pipeline: dict, client, tmp_path: Path) -> N
     assert data.params[1].levels == ["false", "true"]
     worst = agg.pick_best_median_worst(data.metrics["sharpe"])[2]
     out = build_report(run, tmp_path / "again.html", chosen_portfolio=worst)
-    if find_chromium() is None:
-        pytest.skip("no chromium binary: built, not opened")
-    with Browser() as browser:
+    with Browser(require_chromium()) as browser:
         page = browser.open(out)
         page.evaluate("Bokeh.documents[0].get_model_by_name('report_tabs').active = 3")
         page.wait_bokeh_idle()
