@@ -115,6 +115,10 @@ def load_dataset(
             v.encoding = {}
         ds = _persist_checked(ds, client)
     except Exception as exc:  # any unreadable entry is a miss, never a crash
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(exc, KilledWorker):  # the cluster failed, not the entry: keep it
+            raise
         cache.discard(kind, key, f"{type(exc).__name__}: {exc}")
         return None
     return ds, meta

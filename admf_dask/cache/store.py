@@ -329,7 +329,8 @@ class DiskCache:
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
                 return self.lookup(kind, key)
-        except Exception as exc:  # a full disk or a bad path must not fail the run
+        except OSError as exc:  # a full disk or a bad path must not fail the run
+            # (a cluster fault during the write, e.g. a killed worker, is the run's own error)
             shutil.rmtree(tmp, ignore_errors=True)
             self.warn(f"could not write {kind} entry to {self.root} ({type(exc).__name__}: {exc})")
             return None
