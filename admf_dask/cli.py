@@ -146,12 +146,19 @@ def _setup_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``admf-dask`` console script."""
+    global _RELAY
     program = argv is None  # the console script (else a caller in Python: leave it running)
     restore = interrupt.install()  # first of all: from here on a signal is recorded, not raised
+    if program:
+        _RELAY = interrupt.StderrRelay()  # before any worker starts: they inherit its stderr
     try:
         args = build_parser().parse_args(argv)
         _setup_logging()
         rc = _run_in_thread(args)
+    except BaseException:
+        if _RELAY is not None:  # argparse's line or a bug's traceback: to the real stderr
+            _RELAY.close()
+        raise
     finally:
         if not program:
             restore()
@@ -161,9 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
         with contextlib.suppress(Exception):
             sys.stdout.flush()
-            sys.stderr.flush()
+        if rc != 130:
+            _RELAY.close()
         os._exit(rc)
     return rc
+
+
+#: the console script's stderr relay (`interrupt.StderrRelay`); None when called from Python
+_RELAY: interrupt.StderrRelay | None = None
 
 
 def _run_in_thread(args: argparse.Namespace) -> int:
@@ -231,16 +243,19 @@ def _interrupted(command: str, worker: threading.Thread | None) -> int:
 
 
 def _silence_stderr() -> int:
-    """Point file descriptor 2 at /dev/null for the rest of the process and return a copy of the
-    real stderr: tearing down a half-done run makes distributed log, warn and print 'Exception
-    ignored' lines, none of which is the user's business."""
+    """Silence stderr for the rest of the process and return a file descriptor of the real one:
+    tearing down a half-done run makes distributed (here and in the workers) log, warn and print
+    'Exception ignored' lines, none of which is the user's business."""
+    logging.disable(logging.CRITICAL)
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    saved = os.dup(2)
+    if _RELAY is not None:  # the workers' stderr too
+        _RELAY.mute()
+        return _RELAY.real
+    saved = os.dup(2)  # called from Python: this process only
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     os.close(null)
-    logging.disable(logging.CRITICAL)
     return saved
 
 

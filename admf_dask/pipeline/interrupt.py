@@ -110,8 +110,11 @@ def start_shielded(target: Callable[[], None], name: str) -> threading.Thread:
     processes never see the Ctrl-C a terminal sends to its whole process group (each would print
     a KeyboardInterrupt traceback); the main thread alone receives it. Call from the main thread.
     """
-    _start_resource_tracker()
     thread = threading.Thread(target=target, name=name, daemon=True)
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: no masks, no process groups
+        thread.start()
+        return thread
+    _start_resource_tracker()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         thread.start()
@@ -144,3 +147,56 @@ def _start_resource_tracker() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+class StderrRelay:
+    """File descriptor 2 of this process, and so of every process it starts from now on (the
+    cluster's workers), into a pipe that a thread copies to the real stderr.
+
+    After `mute` everything is dropped: tearing down a half-done run makes workers and
+    distributed log errors (a heartbeat to a closing scheduler, a cancelled task), none of which
+    is the user's business; the CLI writes its one line to `real` instead.
+    """
+
+    def __init__(self) -> None:
+        import os
+
+        self.real = os.dup(2)
+        r, w = os.pipe()
+        os.dup2(w, 2)
+        os.close(w)
+        self._r = r
+        self._muted = False
+        self._thread = threading.Thread(target=self._pump, name="admf-dask-stderr", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        import os
+
+        while True:
+            try:
+                data = os.read(self._r, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            while data and not self._muted:
+                try:
+                    data = data[os.write(self.real, data) :]
+                except OSError:
+                    break
+
+    def mute(self) -> None:
+        """Drop all that is written to stderr from now on (the pipe keeps being read)."""
+        self._muted = True
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Put the real stderr back on fd 2 and forward what is still in the pipe (up to
+        `timeout` seconds: a process that still holds the pipe would keep it open)."""
+        import os
+        import sys
+
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(self.real, 2)
+        self._thread.join(timeout)

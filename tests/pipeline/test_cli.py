@@ -81,6 +81,7 @@ def test_run_writes_complete_folder(tmp_path, small_pipeline):
     proc = cli("run", str(p), "--out", str(out), "--set", "portfolios.grid.stop_loss=[null]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "dashboard: http://127.0.0.1:" in proc.stdout
+    assert "…" not in proc.stdout  # the closing table fits the 80 columns of a pipe
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["config"]["portfolios"]["grid"]["stop_loss"] == [None]
     assert set(manifest["timings"]) >= {
@@ -121,3 +122,74 @@ def test_output_path_that_is_a_file(tmp_path, small_pipeline):
     f.write_text("keep me")
     assert_one_line_error(cli("run", str(p), "--out", str(f)), "is a file")
     assert f.read_text() == "keep me"
+
+
+def _metrics_frame():
+    """Metrics like `RunResult.metrics` of a run with a wide grid and big numbers."""
+    import numpy as np
+    import pandas as pd
+
+    n = 5
+    return pd.DataFrame(
+        {
+            "total_return": np.array([1.2351, -0.0321, 0.5, np.nan, 12.0]),
+            "annual_return": np.array([0.1234, -0.004, 0.05, 0.0, 0.9]),
+            "sharpe": np.array([2.3456, -0.1, 1.0, 0.0, 3.0]),
+            "max_drawdown": np.array([-0.2351, -0.5, -0.1, 0.0, -0.05]),
+            "n_orders": np.array([1234567, 12, 99999, 0, 100000000]),
+            "calmar": np.zeros(n),
+            "strategy": ["trend", "mine", "trend*0.5+mine*0.5", "trend", "mine"],
+            "stop_loss": np.array([np.nan, 0.05, 0.1, np.nan, 0.05]),
+            "allow_short": [False, True, False, True, True],
+            "max_drawdown_limit": np.array([np.nan, 0.2, 0.3, 0.2, np.nan]),
+        },
+        index=pd.Index(range(1000, 1000 + n), name="portfolio"),
+    )
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_summary_table_fits_the_terminal(width):
+    from rich.console import Console
+
+    from admf_dask.cli import summary_table
+
+    grid = ["strategy", "stop_loss", "allow_short", "max_drawdown"]
+    console = Console(width=width, record=True, color_system=None)
+    console.print(summary_table(_metrics_frame(), grid, width))
+    text = console.export_text()
+    assert "…" not in text, text
+    assert max(len(line) for line in text.splitlines()) <= width
+    header = next(line for line in text.splitlines() if "sharpe" in line)
+    cells = [c.strip() for c in header.strip("┃│ ").split("┃")]
+    # the most wanted columns are there at 80 already, with short whole headers
+    assert cells[:4] == ["id", "sharpe", "ret", "maxdd"], cells
+    shown = {"id", "sharpe", "ret", "maxdd", "strategy", "stop", "short", "ddhalt", "ann", "orders"}
+    assert set(cells) <= shown, cells
+    assert "123.5%" in text and "2.35" in text and "-23.5%" in text  # formatted numbers
+    if width == 120:
+        assert cells[4:] == ["strategy", "stop", "short", "ddhalt", "ann", "orders"], cells
+        assert "1,234,567" in text and "100,000,000" in text
+    else:
+        assert "not shown" in text  # what was left out is named
+
+
+@pytest.mark.slow
+def test_cold_numba_cache_is_announced_once(tmp_path, small_pipeline):
+    # a fresh numba cache: the first run compiles the kernels (tens of seconds) and says so once
+    p = write_pipeline(tmp_path, small_pipeline)
+    env = dict(os.environ, PYTHONWARNINGS="ignore", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    note = "compiling kernels, first run only"
+    outs = []
+    for name in ("first", "second"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(proc.stdout)
+    assert outs[0].count(note) == 1, outs[0]
+    assert note not in outs[1], outs[1]

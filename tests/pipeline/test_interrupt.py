@@ -109,12 +109,13 @@ def _reader(stream, q: queue.Queue) -> None:
 
 
 def _session_processes(sid: int) -> list[psutil.Process]:
+    """Processes of session `sid` still running (zombies waiting for init to reap them are gone)."""
     out = []
     for p in psutil.process_iter():
         try:
-            if os.getsid(p.pid) == sid:
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
                 out.append(p)
-        except (ProcessLookupError, PermissionError, psutil.Error):
+        except (OSError, psutil.Error):
             pass
     return out
 
@@ -164,11 +165,14 @@ def test_interrupt_at_any_moment(tmp_path, pipeline, moment, delay, how):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     # nothing of the run's session survives it (workers, nannies, resource tracker)
-    left = _session_processes(proc.pid)
-    _, alive = psutil.wait_procs(left, timeout=20)
+    alive = _session_processes(proc.pid)
+    deadline = time.monotonic() + 20
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = _session_processes(proc.pid)
     for p in alive:
         p.kill()
-    assert not alive, [p.cmdline() for p in alive]
+    assert not alive, alive
 
     leftovers = [x.name for x in out.parent.iterdir()] if out.parent.exists() else []
     assert not [n for n in leftovers if n.startswith(".")], leftovers
