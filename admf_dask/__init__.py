@@ -21,25 +21,18 @@ __all__ = [
     "run",
 ]
 
+from admf_dask._lazy import lazy_getattr
 from admf_dask.errors import InputError
 
-# imported on first use (PEP 562): `import admf_dask.cli` stays light, so the CLI's signal
-# handlers are in place before pydantic, dask and numba load (docs/ARCHITECTURE.md, Interrupts)
-_LAZY = {
-    "load_pipeline": "admf_dask.config",
-    "open_run": "admf_dask.pipeline",
-    "run": "admf_dask.pipeline",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'admf_dask' has no attribute {name!r}")
+# imported on first use: `import admf_dask.cli` stays light (see admf_dask/_lazy.py)
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "load_pipeline": "admf_dask.config",
+        "open_run": "admf_dask.pipeline",
+        "run": "admf_dask.pipeline",
+    },
+)
 
 
 def load_market_data(spec: Any, *, base_dir: Any = None):

@@ -29,6 +29,7 @@ def _own_disk_cache(request, monkeypatch):
     name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
     monkeypatch.setenv("ADMF_DASK_CACHE", os.path.join(_CACHE_ROOT, name))
 
+
 SMALL = {
     "name": "small",
     "data": {"source": "synthetic", "symbols": 6, "bars": 300, "seed": 3, "chunks": {"time": 100}},
