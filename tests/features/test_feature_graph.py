@@ -142,7 +142,7 @@ def test_feature_stage_with_a_distributed_client(market):
     import distributed
 
     with distributed.Client(
-        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+        processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None
     ) as client:
         ds, s1 = feature_stage(market, SPECS, client=client)
         again, s2 = feature_stage(market, SPECS, client=client)

@@ -199,7 +199,11 @@ def test_distributed_client_same_numbers(market, book, expected, tmp_path):
 
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
