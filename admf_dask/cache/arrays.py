@@ -74,6 +74,7 @@ def load_dataset(
     key: str,
     coords: Mapping[str, Any] | Callable[[dict[str, Any]], Mapping[str, Any]],
     client: Any = None,
+    lazy: bool = False,
 ) -> tuple[xr.Dataset, dict[str, Any]] | None:
     """Entry ``(kind, key)`` as a persisted Dataset plus its meta; None on a miss.
 
@@ -84,11 +85,15 @@ def load_dataset(
         function of the entry's meta giving them.
     client : distributed.Client, optional
         Persist on its workers (they read the Zarr chunks themselves).
+    lazy : bool
+        Check every file against its checksum here and return the Dataset unread: its chunks
+        are read from disk by the tasks that use them, if any (on a signal-cache hit the
+        features are often not needed at all). Entries without checksums are persisted.
 
     A corrupt entry (unreadable store, wrong shape, a block that fails to decode) is removed
     with a warning and reads as a miss.
     """
-    entry = cache.lookup(kind, key)
+    entry = cache.lookup(kind, key, verify=lazy)
     if entry is None:
         return None
     meta = entry.meta
@@ -113,7 +118,8 @@ def load_dataset(
         ds.attrs = dict(meta["attrs"])
         for v in ds.variables.values():
             v.encoding = {}
-        ds = _persist_checked(ds, client)
+        if not (lazy and entry.verified):
+            ds = _persist_checked(ds, client)
     except Exception as exc:  # any unreadable entry is a miss, never a crash
         from distributed.scheduler import KilledWorker
 

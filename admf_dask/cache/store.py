@@ -127,6 +127,8 @@ class Entry:
     size: int
     last_used: float
     meta: dict[str, Any]
+    #: every file's checksum was read back and matched (`DiskCache.lookup(verify=True)`)
+    verified: bool = False
 
 
 class CorruptEntry(Exception):
@@ -163,6 +165,16 @@ def _is_foreign(path: Path) -> bool:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return not (isinstance(m, dict) and m.get("tool") == TOOL)
+
+
+def _crc32(path: Path) -> int:
+    import zlib
+
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def _payload_files(root: Path) -> dict[str, int]:
@@ -251,10 +263,12 @@ class DiskCache:
 
     # -- read -----------------------------------------------------------------------------
 
-    def lookup(self, kind: str, key: str) -> Entry | None:
+    def lookup(self, kind: str, key: str, verify: bool = False) -> Entry | None:
         """The complete entry, its last-used time refreshed; None on a miss.
 
-        A corrupt or partial entry is removed with a warning and reads as a miss.
+        A corrupt or partial entry is removed with a warning and reads as a miss. With `verify`,
+        every file is also read back against its CRC-32 (entries written before checksums were
+        recorded come back with ``verified`` false).
         """
         path = self.path(kind, key)
         if not path.is_dir():
@@ -269,13 +283,18 @@ class DiskCache:
                     raise CorruptEntry(f"missing file {rel}") from exc
                 if actual != size:
                     raise CorruptEntry(f"file {rel} has {actual} bytes, expected {size}")
+            sums = m.get("crc32")
+            verified = bool(verify and isinstance(sums, dict) and sums.keys() == m["files"].keys())
+            for rel in sums if verified else ():
+                if _crc32(path / rel) != sums[rel]:
+                    raise CorruptEntry(f"file {rel} does not match its checksum")
         except CorruptEntry as exc:
             self.discard(kind, key, str(exc))
             return None
         now = time.time()
         with contextlib.suppress(OSError):
             os.utime(path / ENTRY, (now, now))
-        return Entry(kind, key, path, int(m["size"]), now, dict(m.get("meta") or {}))
+        return Entry(kind, key, path, int(m["size"]), now, dict(m.get("meta") or {}), verified)
 
     def discard(self, kind: str, key: str, reason: str) -> None:
         """Remove a bad entry (never one another program wrote) with a warning."""
@@ -319,6 +338,7 @@ class DiskCache:
                 "created": time.time(),
                 "size": int(sum(files.values())),
                 "files": files,
+                "crc32": {rel: _crc32(tmp / rel) for rel in files},
                 "meta": meta or {},
             }
             (tmp / ENTRY).write_text(json.dumps(manifest, sort_keys=True, default=str))

@@ -423,7 +423,8 @@ def feature_stage(
 
         key = entry_key("features", token)
         coords = {"time": data["time"], "symbol": data["symbol"]}
-        got = load_dataset(disk, "features", key, coords, client)
+        # lazy: on a signal-cache hit most runs never read a feature (docs/ARCHITECTURE.md)
+        got = load_dataset(disk, "features", key, coords, client, lazy=True)
         if got is not None:
             from_disk.append(True)
             disk.note("hits", "features")

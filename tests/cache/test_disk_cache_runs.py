@@ -101,6 +101,20 @@ def test_session_first_then_disk(tmp_path, small_pipeline, client):
     assert c.features["sma_5"].attrs == a.features["sma_5"].attrs
 
 
+def test_features_from_disk_feed_vol_target_sizing(tmp_path, small_pipeline, client):
+    """Disk features are read lazily, by the tasks that need them: here the sizing's vol."""
+    _fresh_session()
+    small_pipeline["cache"] = {"dir": str(tmp_path / "cache")}
+    small_pipeline["portfolios"]["grid"]["sizing"] = ["fixed", "vol_target"]
+    a = ad.run(small_pipeline, client=client, out=tmp_path / "a")
+    _fresh_session()
+    b = ad.run(small_pipeline, client=client, out=tmp_path / "b")
+    assert b.manifest["cache_detail"]["features"] == "disk"
+    np.testing.assert_array_equal(b.equity.values, a.equity.values)
+    with client.as_current():  # a's features live on the cluster's workers
+        np.testing.assert_array_equal(b.features["vol_20"].values, a.features["vol_20"].values)
+
+
 def test_disabled_cache_writes_nothing(tmp_path, small_pipeline, client):
     _fresh_session()
     small_pipeline["cache"] = {"enabled": False, "dir": str(tmp_path / "cache")}
@@ -118,7 +132,7 @@ def test_corrupt_feature_entry_is_a_miss_with_a_warning(tmp_path, small_pipeline
     [entry] = (tmp_path / "cache" / "features").iterdir()
     chunk = sorted((entry / "data.zarr" / "sma_20" / "c").rglob("*"))[-1]
     raw = chunk.read_bytes()
-    # truncated: the manifest's sizes catch it; scrambled (same size): the Zarr decoder does
+    # truncated: the manifest's sizes catch it; scrambled (same size): its checksum does
     chunk.write_bytes(raw[:5] if damage == "truncate" else bytes(255 - b for b in raw))
     _fresh_session()
     b = ad.run(small_pipeline, client=client, out=tmp_path / "b")

@@ -85,6 +85,29 @@ def test_corrupt_entry_is_a_miss_removed_with_a_warning(tmp_path, damage):
     assert cache.put("features", "k", _writer(64)) is not None
 
 
+def test_verified_lookup_reads_every_checksum(tmp_path):
+    cache = DiskCache(tmp_path / "c")
+    cache.put("features", "k", _writer(64))
+    assert cache.lookup("features", "k", verify=True).verified
+    assert not cache.lookup("features", "k").verified  # sizes only: nothing was read
+    path = cache.path("features", "k")
+    (path / "blob").write_bytes(b"y" * 64)  # same size, other bytes: only the checksum tells
+    assert cache.lookup("features", "k") is not None
+    assert cache.lookup("features", "k", verify=True) is None
+    assert not path.exists() and "checksum" in cache.warnings[-1]
+
+
+def test_entry_without_checksums_is_not_verified(tmp_path):
+    cache = DiskCache(tmp_path / "c")
+    cache.put("features", "k", _writer(64))
+    manifest = cache.path("features", "k") / ENTRY
+    m = json.loads(manifest.read_text())
+    del m["crc32"]  # as written before checksums were recorded
+    manifest.write_text(json.dumps(m))
+    got = cache.lookup("features", "k", verify=True)
+    assert got is not None and not got.verified  # the caller reads it back the checked way
+
+
 def test_foreign_manifest_is_not_removed(tmp_path):
     cache = DiskCache(tmp_path / "c")
     foreign = tmp_path / "c" / "features" / "k"
