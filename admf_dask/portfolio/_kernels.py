@@ -1,8 +1,9 @@
 """Numba kernels of the accounting contract (DESIGN §2): ndarrays in, ndarrays out.
 
-One call steps every portfolio of a batch over every bar of a time chunk. The state lives in flat
-arrays that the call updates in place, so consecutive calls over consecutive chunks give exactly
-the same numbers as one call over the whole series (nothing depends on where a chunk starts).
+One call steps every portfolio of a batch over every bar of a time chunk. The state is a
+`KernelState` (a named tuple of arrays, `admf_dask.portfolio.enums`) that the call updates in
+place, so consecutive calls over consecutive chunks give exactly the same numbers as one call over
+the whole series (nothing depends on where a chunk starts).
 
 Loop order is block of bars → portfolio → bar: one portfolio's state rows (a few KB) stay in L1
 while the block's shared (bar, symbol) inputs stay in L2. Each portfolio's arithmetic is a fixed
@@ -14,12 +15,8 @@ Sums over symbols (equity, gross exposure, Σ|w|) use `LANES` interleaved partia
 lane 0): a sequential sum is one long chain of dependent additions, which made the kernel
 latency-bound. The reference of the tests sums the same way.
 
-Layout of the packed parameters (one row per portfolio):
-
-- ``fparams`` float64 (P, N_FPARAMS), columns ``F_*`` below; ``nan`` stop_loss / max_drawdown
-  means "off" (every comparison with nan is false, so no branch is needed).
-- ``iparams`` int64 (P, N_IPARAMS): ``I_MIX`` row of ``mixes`` (strategy weights), ``I_VOL``
-  index into the vol stack (-1: fixed sizing), ``I_SHORT`` 1 when shorts are allowed.
+The packed parameters ``fparams`` / ``iparams`` (one row per portfolio) and the order record
+dtype are described in `admf_dask.portfolio.enums`.
 """
 
 from __future__ import annotations
@@ -29,35 +26,33 @@ import math
 import numpy as np
 from numba import njit
 
-# fparams columns
-F_POSITION_WEIGHT = 0
-F_TARGET_VOL = 1
-F_MAX_POSITION = 2
-F_MAX_GROSS = 3
-F_STOP_LOSS = 4
-F_MAX_DRAWDOWN = 5
-F_BAND = 6
-F_COMMISSION = 7
-F_COMMISSION_FIXED = 8
-F_SLIPPAGE_BPS = 9
-N_FPARAMS = 10
-# iparams columns
-I_MIX = 0
-I_VOL = 1
-I_SHORT = 2
-N_IPARAMS = 3
-
-# why the target behind a fill was set (orders.parquet `reason`)
-REASON_SIGNAL = 0
-REASON_STOP = 1
-REASON_HALT = 2
-REASON_NAMES = ("signal", "stop", "halt")
-
-# per-(portfolio, symbol) stop state: NEW = marked at this bar's close (cannot clear at this
-# bar), HELD = marked earlier, clears at the first bar where the raw weight u changes
-STOP_NONE = 0
-STOP_HELD = 1
-STOP_NEW = 2
+from admf_dask.portfolio.enums import (  # noqa: F401 - re-exported: K.F_*, K.REASON_NAMES, ...
+    F_BAND,
+    F_COMMISSION,
+    F_COMMISSION_FIXED,
+    F_MAX_DRAWDOWN,
+    F_MAX_GROSS,
+    F_MAX_POSITION,
+    F_POSITION_WEIGHT,
+    F_SLIPPAGE_BPS,
+    F_STOP_LOSS,
+    F_TARGET_VOL,
+    I_MIX,
+    I_SHORT,
+    I_VOL,
+    N_FPARAMS,
+    N_IPARAMS,
+    ORDER_DTYPE,
+    ORDER_FIELDS,
+    REASON_HALT,
+    REASON_NAMES,
+    REASON_SIGNAL,
+    REASON_STOP,
+    STOP_HELD,
+    STOP_NEW,
+    STOP_NONE,
+    KernelState,
+)
 
 
 @njit(cache=True, nogil=True)
@@ -166,23 +161,10 @@ def step_chunk(
     mixes,
     fparams,
     iparams,
-    last_close,
-    cash,
-    peak,
-    halted,
-    q,
-    entry,
-    target,
-    w_set,
-    u_prev,
-    stopped,
-    reason,
-    traded,
-    gross_sum,
-    n_orders,
+    state,
     equity_out,
     cash_out,
-    t0,
+    bar0,
     record,
     capacity,
 ):
@@ -204,62 +186,34 @@ def step_chunk(
         Distinct strategy weight rows; ``iparams[:, I_MIX]`` points into it.
     fparams : ndarray float64 (P, N_FPARAMS)
     iparams : ndarray int64 (P, N_IPARAMS)
-    last_close : ndarray float64 (S,)
-        In/out: last finite close per symbol (nan: never priced).
-    cash, peak : ndarray float64 (P,)
-        In/out state.
-    halted : ndarray bool (P,)
-        In/out state.
-    q, entry, target, w_set, u_prev : ndarray float64 (P, S)
-        In/out state: shares, entry price, target shares Q, set weight, raw weight u of the last
-        bar (after the long-only floor).
-    stopped, reason : ndarray int8 (P, S)
-        In/out state: ``STOP_*`` flag, ``REASON_*`` of the pending target.
-    traded : ndarray float64 (P,)
-        In/out accumulator: sum of |qty * px| of the fills.
-    gross_sum : ndarray float64 (P,)
-        In/out accumulator: sum over bars of the gross exposure sum|q * close| / equity (0 on
-        a bar where equity is 0).
-    n_orders : ndarray int64 (P,)
-        In/out accumulator: number of fills.
+    state : KernelState
+        In/out: the batch's state and accumulators, updated in place.
     equity_out, cash_out : ndarray float64 (T, P)
         Out: equity and cash at each close.
-    t0 : int
+    bar0 : int
         Global index of the chunk's first bar (stamped on the order records).
     record : bool
         Collect order records (false: only count them).
     capacity : int
-        Initial size of the order buffers (they double when full).
+        Expected number of orders (sizes the record buffer; it doubles when full).
 
     Returns
     -------
-    tuple
-        ``(portfolio int32, time int32, symbol int32, qty, price, commission float64,
-        reason int8, n)``: order buffers, of which the first ``n`` rows are valid. Rows are
-        grouped by (bar block, mix, portfolio) and sorted by (time, symbol) within a group.
+    ndarray of ORDER_DTYPE
+        The orders. Rows are grouped by (bar block, mix, portfolio) and sorted by (time,
+        symbol) within a group.
     """
     T, S = close.shape
-    P = cash.shape[0]
-    lc = carry_last_close(close, last_close)
+    P = state.cash.shape[0]
+    lc = carry_last_close(close, state.last_close)
     lc0 = np.where(np.isnan(lc), 0.0, lc)  # q is 0 wherever lc is nan: mark with 0 there
     S4 = S - S % 4
 
     TB = BLOCK_BARS
-    scratch = TB * S if record else 0  # at most one fill per symbol and bar
-    r_time = np.empty(scratch, dtype=np.int32)
-    r_sym = np.empty(scratch, dtype=np.int32)
-    r_qty = np.empty(scratch)
-    r_px = np.empty(scratch)
-    r_comm = np.empty(scratch)
-    r_reason = np.empty(scratch, dtype=np.int8)
-    cap = max(1024, capacity) if record else 1
-    o_port = np.empty(cap, dtype=np.int32)
-    o_time = np.empty(cap, dtype=np.int32)
-    o_sym = np.empty(cap, dtype=np.int32)
-    o_qty = np.empty(cap)
-    o_px = np.empty(cap)
-    o_comm = np.empty(cap)
-    o_reason = np.empty(cap, dtype=np.int8)
+    # room for one (bar block, portfolio) beyond the hint: at most one fill per symbol and bar
+    room = TB * S if record else 0
+    cap = max(1024, capacity) + room if record else 1
+    rec = np.empty(cap, dtype=ORDER_DTYPE)
     n = 0
 
     order = np.argsort(iparams[:, I_MIX], kind="mergesort")  # one signal mix per group
@@ -291,19 +245,22 @@ def step_chunk(
             fixed = fparams[p, F_COMMISSION_FIXED]
             slip = fparams[p, F_SLIPPAGE_BPS] / 1e4  # = sign*bps/1e4 up to the sign, exactly
             use_stop = sl == sl
-            c_ = cash[p]
-            pk = peak[p]
-            hl = halted[p]
-            tr = traded[p]
-            gs = gross_sum[p]
-            no = n_orders[p]
-            qp = q[p]
-            ep = entry[p]
-            Qp = target[p]
-            wsp = w_set[p]
-            up = u_prev[p]
-            stp = stopped[p]
-            rp = reason[p]
+            c_ = state.cash[p]
+            pk = state.peak[p]
+            hl = state.halted[p]
+            tr = state.traded[p]
+            gs = state.gross_sum[p]
+            no = state.n_orders[p]
+            qp = state.q[p]
+            ep = state.entry[p]
+            Qp = state.target[p]
+            wsp = state.w_set[p]
+            up = state.u_prev[p]
+            stp = state.stopped[p]
+            rp = state.reason[p]
+            if record and n + room > cap:
+                cap = max(2 * cap, n + room)
+                rec = _grow(rec, cap)
             npend = 0
             nst = 0
             nopen = 0
@@ -315,7 +272,6 @@ def step_chunk(
                     nst += 1
                 if qp[s] != 0.0:
                     nopen += 1
-            k = 0
 
             for t in range(b0, b1):
                 tt = t - b0
@@ -357,13 +313,15 @@ def step_chunk(
                         tr += abs(qty * px)
                         no += 1
                         if record:
-                            r_time[k] = t0 + t
-                            r_sym[k] = s
-                            r_qty[k] = qty
-                            r_px[k] = px
-                            r_comm[k] = fee
-                            r_reason[k] = rp[s]
-                            k += 1
+                            r = rec[n]
+                            r.portfolio = p
+                            r.time = bar0 + t
+                            r.symbol = s
+                            r.reason = rp[s]
+                            r.qty = qty
+                            r.price = px
+                            r.commission = fee
+                            n += 1
                     npend = keep
 
                 # 2. mark at the last finite close
@@ -483,32 +441,14 @@ def step_chunk(
                         if stp[s] == STOP_NEW:
                             stp[s] = STOP_HELD
 
-            # end of the block for this portfolio: raw weights of its last bar, scalars, orders
+            # end of the block for this portfolio: raw weights of its last bar, scalars
             for s in range(S):
                 up[s] = max(um[b1 - 1 - b0, s], lo)
-            cash[p] = c_
-            peak[p] = pk
-            halted[p] = hl
-            traded[p] = tr
-            gross_sum[p] = gs
-            n_orders[p] = no
-            if k > 0:
-                if n + k > cap:
-                    cap = max(2 * cap, n + k)
-                    o_port = _grow(o_port, cap)
-                    o_time = _grow(o_time, cap)
-                    o_sym = _grow(o_sym, cap)
-                    o_qty = _grow(o_qty, cap)
-                    o_px = _grow(o_px, cap)
-                    o_comm = _grow(o_comm, cap)
-                    o_reason = _grow(o_reason, cap)
-                o_port[n : n + k] = p
-                o_time[n : n + k] = r_time[:k]
-                o_sym[n : n + k] = r_sym[:k]
-                o_qty[n : n + k] = r_qty[:k]
-                o_px[n : n + k] = r_px[:k]
-                o_comm[n : n + k] = r_comm[:k]
-                o_reason[n : n + k] = r_reason[:k]
-                n += k
+            state.cash[p] = c_
+            state.peak[p] = pk
+            state.halted[p] = hl
+            state.traded[p] = tr
+            state.gross_sum[p] = gs
+            state.n_orders[p] = no
 
-    return o_port, o_time, o_sym, o_qty, o_px, o_comm, o_reason, n
+    return rec[:n]

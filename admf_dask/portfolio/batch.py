@@ -13,6 +13,7 @@ import numpy as np
 
 from admf_dask.metrics import init_accumulator, update_accumulator
 from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio.enums import ORDER_DTYPE, ORDER_FIELDS, KernelState
 
 
 @dataclass
@@ -89,36 +90,50 @@ class BatchState:
             **{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kw.items()}
         )
 
+    def kernel_state(self) -> KernelState:
+        """The kernel's view of this state (the same arrays, not copies)."""
+        return KernelState(*(getattr(self, name) for name in KernelState._fields))
+
     @property
     def nbytes(self) -> int:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
 
-@dataclass
 class OrderRecords:
-    """Compact order records of one step: batch-local portfolio, global bar index, symbol index."""
+    """Order records of one step or run: a view of an array of `ORDER_DTYPE` records.
 
-    portfolio: np.ndarray  # int32, index within the batch
-    time: np.ndarray  # int32, global bar index of the fill
-    symbol: np.ndarray  # int32
-    qty: np.ndarray
-    price: np.ndarray
-    commission: np.ndarray
-    reason: np.ndarray  # int8 REASON_*
+    The columns (``portfolio`` batch-local int32, ``time`` global bar index int32, ``symbol``
+    int32, ``qty``, ``price``, ``commission`` float64, ``reason`` int8 ``REASON_*``) are
+    attributes.
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: np.ndarray) -> None:
+        if records.dtype != ORDER_DTYPE:
+            raise TypeError(f"order records must have dtype ORDER_DTYPE, got {records.dtype}")
+        self.records = records
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name in ORDER_FIELDS:
+            return self.records[name]
+        raise AttributeError(name)
 
     def __len__(self) -> int:
-        return int(self.qty.shape[0])
+        return int(self.records.shape[0])
+
+    def __getitem__(self, index) -> OrderRecords:
+        return OrderRecords(self.records[index])
 
     @classmethod
     def concat(cls, parts: list[OrderRecords]) -> OrderRecords:
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+        return cls(np.concatenate([p.records for p in parts]))
 
     @classmethod
     def empty(cls) -> OrderRecords:
-        i4, f8 = np.empty(0, np.int32), np.empty(0)
-        return cls(i4, i4.copy(), i4.copy(), f8, f8.copy(), f8.copy(), np.empty(0, np.int8))
+        return cls(np.empty(0, dtype=ORDER_DTYPE))
 
 
 def step(
@@ -174,7 +189,7 @@ def step(
     vol = np.ascontiguousarray(vol, dtype=f8)
     equity = np.empty((T, P))
     cash = np.empty((T, P))
-    out = K.step_chunk(
+    records = K.step_chunk(
         open_,
         close,
         signals,
@@ -182,28 +197,14 @@ def step(
         np.ascontiguousarray(mixes, dtype=f8),
         np.ascontiguousarray(fparams, dtype=f8),
         np.ascontiguousarray(iparams, dtype=np.int64),
-        st.last_close,
-        st.cash,
-        st.peak,
-        st.halted,
-        st.q,
-        st.entry,
-        st.target,
-        st.w_set,
-        st.u_prev,
-        st.stopped,
-        st.reason,
-        st.traded,
-        st.gross_sum,
-        st.n_orders,
+        st.kernel_state(),
         equity,
         cash,
         st.n_bars,
         record,
         int(capacity),
     )
-    n = out[-1]
-    orders = OrderRecords(*(a[:n] for a in out[:-1]))
+    orders = OrderRecords(records)
     update_accumulator(st.perf, equity)
     st.n_bars += T
     return st, equity, cash, orders
@@ -267,6 +268,5 @@ def simulate(
         cashes.append(c)
         parts.append(o)
     orders = OrderRecords.concat(parts)
-    idx = np.lexsort((orders.symbol, orders.time, orders.portfolio))
-    orders = OrderRecords(*(getattr(orders, f.name)[idx] for f in fields(OrderRecords)))
+    orders = orders[np.lexsort((orders.symbol, orders.time, orders.portfolio))]
     return np.concatenate(eqs), np.concatenate(cashes), orders, st

@@ -15,16 +15,17 @@ A task covers one time chunk, or several consecutive ones when one chunk of a sm
 ``TASK_STEPS`` portfolio·symbol·bar steps (tasks should run ≥ 100 ms; the scheduler costs ~1 ms
 per task). None of this changes a number: the kernel's state carries everything across chunk
 borders, and a portfolio's arithmetic does not depend on the other portfolios of its batch.
+
+This module builds the graph; the tasks are in `admf_dask.portfolio.tasks`, the layout of
+``results.zarr`` in `admf_dask.portfolio.store`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +33,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from admf_dask.errors import ConfigError, did_you_mean
-from admf_dask.metrics import METRIC_NAMES, finalize_metrics
-from admf_dask.portfolio import _kernels as K
-from admf_dask.portfolio.batch import BatchState, OrderRecords, step
-from admf_dask.portfolio.grid import PortfolioBook, grid_coord_name
+from admf_dask.portfolio.grid import PortfolioBook
+from admf_dask.portfolio.store import create_store, metrics_dataset
+from admf_dask.portfolio.tasks import BatchSpec, finish_task, step_task, warm, warm_kernels
+
+__all__ = ["TASK_STEPS", "PortfolioResult", "run_portfolios", "warm_kernels"]
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -43,19 +45,6 @@ if TYPE_CHECKING:
 
 #: group time chunks into one task until it has at least this many portfolio·symbol·bar steps
 TASK_STEPS = 1 << 25
-
-_METRIC_DOC = {
-    "total_return": "total return (empyrical cum_returns_final)",
-    "annual_return": "compound annual growth rate (empyrical annual_return)",
-    "annual_volatility": "annualized std of returns, ddof=1 (empyrical annual_volatility)",
-    "sharpe": "annualized Sharpe ratio, risk-free 0 (empyrical sharpe_ratio)",
-    "sortino": "annualized Sortino ratio, required return 0 (empyrical sortino_ratio)",
-    "max_drawdown": "maximum drawdown, <= 0 (empyrical max_drawdown)",
-    "calmar": "annual_return / |max_drawdown| (empyrical calmar_ratio)",
-    "n_orders": "number of fills",
-    "turnover": "sum |qty * fill price| / mean equity over the run (not annualized)",
-    "exposure": "mean over bars of sum |position value| / equity (mean gross exposure)",
-}
 
 
 @dataclass
@@ -87,178 +76,6 @@ class PortfolioResult:
     n_orders: int
     timings: dict[str, float] = field(default_factory=dict)
     results_path: Path | None = None
-
-
-@dataclass(frozen=True)
-class _BatchSpec:
-    """Everything a task of one batch needs besides the data blocks and the state."""
-
-    index: int
-    p0: int
-    p1: int
-    mixes: np.ndarray
-    fparams: np.ndarray
-    iparams: np.ndarray
-    capital: float
-    periods_per_year: float
-    n_symbols: int
-    store: str
-    orders_dir: str | None
-    symbols: tuple[str, ...]
-
-
-@contextlib.contextmanager
-def _zarr_quiet() -> Iterator[None]:
-    # zarr 3 warns that consolidated metadata is not in the v3 spec; xarray reads it fine
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        yield
-
-
-# -- tasks (module-level: workers import them) --------------------------------------------------
-
-
-def _cat(blocks: list[np.ndarray], axis: int = 0) -> np.ndarray:
-    if len(blocks) == 1:
-        return np.ascontiguousarray(blocks[0], dtype=np.float64)
-    return np.ascontiguousarray(np.concatenate(blocks, axis=axis), dtype=np.float64)
-
-
-def _open_array(store: str, name: str):
-    import zarr
-
-    return zarr.open_array(store=store, path=name, mode="r+")
-
-
-def _orders_table(orders: OrderRecords, spec: _BatchSpec, t0: int, times: np.ndarray):
-    import pyarrow as pa
-
-    sym = pa.DictionaryArray.from_arrays(
-        pa.array(orders.symbol, type=pa.int32()), pa.array(list(spec.symbols), type=pa.string())
-    )
-    reason = pa.DictionaryArray.from_arrays(
-        pa.array(orders.reason, type=pa.int8()), pa.array(list(K.REASON_NAMES), type=pa.string())
-    )
-    return pa.table(
-        {
-            "portfolio": pa.array(orders.portfolio.astype(np.int64) + spec.p0),
-            "time": pa.array(times[orders.time - t0]),
-            "symbol": sym,
-            "qty": pa.array(orders.qty),
-            "price": pa.array(orders.price),
-            "commission": pa.array(orders.commission),
-            "reason": reason,
-        }
-    )
-
-
-_PARQUET_OPTIONS = {
-    # lz4 (LZ4_RAW): as fast as snappy here and half the bytes on sorted order records
-    "compression": "lz4",
-    # floats are not worth a dictionary (nor statistics); ids, bars and labels repeat a lot
-    "use_dictionary": ["portfolio", "time", "symbol", "reason"],
-    "write_statistics": ["portfolio", "time"],
-}
-
-
-def _step_task(
-    carried: tuple[BatchState, dict[str, float]] | None,
-    opens: list[np.ndarray],
-    closes: list[np.ndarray],
-    sigs: list[np.ndarray],
-    vols: list[np.ndarray] | None,
-    spec: _BatchSpec,
-    chunk: int,
-    times: np.ndarray,
-) -> tuple[BatchState, dict[str, float]]:
-    """Step one batch over consecutive time chunks; write equity, cash and orders."""
-    clock = time.perf_counter
-    cpu = time.thread_time
-    tic, tic_cpu = clock(), cpu()
-    if carried is None:
-        state = BatchState.new(spec.p1 - spec.p0, spec.n_symbols, spec.capital)
-        stats = dict.fromkeys(("kernel", "zarr", "orders", "cpu", "orders_per_step"), 0.0)
-        copy = False
-    else:
-        state, stats = carried
-        stats = dict(stats)
-        copy = True
-    t0 = state.n_bars
-    open_, close, sig = _cat(opens), _cat(closes), _cat(sigs)
-    vol = _cat(vols, axis=1) if vols else None
-    record = spec.orders_dir is not None
-    n_steps = close.size * (spec.p1 - spec.p0)
-    # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
-    hint = int(n_steps * stats["orders_per_step"] * 1.1) + 1024 if record else 0
-    state, equity, cash, orders = step(
-        state,
-        open_,
-        close,
-        sig,
-        vol,
-        spec.mixes,
-        spec.fparams,
-        spec.iparams,
-        record=record,
-        copy=copy,
-        capacity=hint,
-    )
-    stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
-    tac = clock()
-    t1 = state.n_bars
-    _open_array(spec.store, "equity")[t0:t1, spec.p0 : spec.p1] = equity
-    _open_array(spec.store, "cash")[t0:t1, spec.p0 : spec.p1] = cash
-    toc = clock()
-    if record:
-        import pyarrow.parquet as pq
-
-        name = f"part-b{spec.index:05d}-c{chunk:05d}.parquet"
-        table = _orders_table(orders, spec, t0, times)
-        pq.write_table(table, os.path.join(spec.orders_dir, name), **_PARQUET_OPTIONS)
-    stats["kernel"] += tac - tic
-    stats["zarr"] += toc - tac
-    stats["orders"] += clock() - toc
-    stats["cpu"] += cpu() - tic_cpu
-    return state, stats
-
-
-def _finish_task(carried: tuple[BatchState, dict[str, float]], spec: _BatchSpec) -> dict:
-    """Finish the batch's metrics (folded along the chain); write them and the positions."""
-    tic, tic_cpu = time.perf_counter(), time.thread_time()
-    state, stats = carried
-    metrics = finalize_metrics(
-        state.perf,
-        spec.periods_per_year,
-        traded=state.traded,
-        gross_exposure_sum=state.gross_sum,
-        n_orders=state.n_orders,
-    )
-    for name in METRIC_NAMES:
-        _open_array(spec.store, name)[spec.p0 : spec.p1] = metrics[name]
-    _open_array(spec.store, "positions")[spec.p0 : spec.p1, :] = state.q
-    out: dict[str, Any] = {f"task_{k}": stats[k] for k in ("kernel", "zarr", "orders", "cpu")}
-    out["task_metrics"] = time.perf_counter() - tic
-    out["task_cpu"] += time.thread_time() - tic_cpu
-    out["n_orders"] = int(state.n_orders.sum())
-    out["metrics"] = metrics  # (batch,) arrays: small
-    return out
-
-
-def warm_kernels() -> None:
-    """Compile (or load from numba's cache) every kernel the engine calls, for these types."""
-    S, T = 2, 3
-    st = BatchState.new(2, S, 100.0)
-    px = np.full((T, S), 10.0)
-    sig = np.ones((T, S, 1))
-    fp = np.zeros((2, K.N_FPARAMS))
-    fp[:, K.F_POSITION_WEIGHT] = fp[:, K.F_MAX_POSITION] = fp[:, K.F_MAX_GROSS] = 0.5
-    ip = np.zeros((2, K.N_IPARAMS), dtype=np.int64)
-    ip[1, K.I_VOL] = 0
-    ip[0, K.I_VOL] = -1
-    for record in (True, False):
-        step(st, px, px, sig, np.ones((1, T, S)), np.ones((1, 1)), fp, ip, record=record)
-        st, *_ = step(st, px, px, sig, None, np.ones((1, 1)), fp, ip, record=record)
-    finalize_metrics(st.perf, 252.0, traded=st.traded, gross_exposure_sum=st.gross_sum)
 
 
 # -- client side ---------------------------------------------------------------------------------
@@ -365,94 +182,6 @@ def _groups(tchunks: tuple[int, ...], steps_per_bar: int) -> list[tuple[int, int
     return groups
 
 
-def _portfolio_coords(book: PortfolioBook) -> dict[str, Any]:
-    coords: dict[str, Any] = {"portfolio": np.arange(book.n_portfolios, dtype=np.int64)}
-    for key in book.grid_keys:
-        v = np.asarray(book.param(key))
-        v = v.astype(object) if v.dtype.kind == "U" else v
-        coords[grid_coord_name(key)] = ("portfolio", v, {"grid_key": key})
-    return coords
-
-
-def _metrics_dataset(book: PortfolioBook, parts: list[dict[str, np.ndarray]], run_id: str):
-    """The metrics of all batches (in batch order) as a Dataset like the one in results.zarr."""
-    import xarray as xr
-
-    data = {
-        name: ("portfolio", np.concatenate([p[name] for p in parts]), {"description": doc})
-        for name, doc in _METRIC_DOC.items()
-    }
-    attrs = {"run_id": run_id, "capital": book.capital, "periods_per_year": book.periods_per_year}
-    return xr.Dataset(data, coords=_portfolio_coords(book), attrs=attrs)
-
-
-def _create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, bs: int, run_id):
-    """Write results.zarr's metadata and coordinates; the tasks fill the arrays by region."""
-    import dask.array as da
-    import xarray as xr
-
-    N, T, S = book.n_portfolios, len(times), len(symbols)
-    f8 = np.float64
-
-    def lazy(shape, chunks, dtype=f8):
-        return da.empty(shape, chunks=chunks, dtype=dtype)
-
-    data_vars: dict[str, Any] = {
-        "equity": (("time", "portfolio"), lazy((T, N), (tchunk, bs))),
-        "cash": (("time", "portfolio"), lazy((T, N), (tchunk, bs))),
-        "positions": (("portfolio", "symbol"), lazy((N, S), (bs, S))),
-    }
-    for name in METRIC_NAMES:
-        dtype = np.int64 if name == "n_orders" else f8
-        data_vars[name] = (("portfolio",), lazy((N,), (bs,), dtype))
-    coords: dict[str, Any] = {
-        "time": np.asarray(times),
-        "symbol": np.asarray([str(s) for s in symbols], dtype=object),
-        **_portfolio_coords(book),
-    }
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs.update(
-        run_id=run_id,
-        capital=book.capital,
-        periods_per_year=book.periods_per_year,
-        strategies=list(book.strategy_names),
-    )
-    ds["equity"].attrs["description"] = "cash + sum(shares * last finite close) at each close"
-    ds["cash"].attrs["description"] = "cash at each close"
-    ds["positions"].attrs["description"] = "shares held after the last bar"
-    for name in METRIC_NAMES:
-        ds[name].attrs["description"] = _METRIC_DOC[name]
-    from zarr.codecs import BloscCodec
-
-    # equity floats barely compress: byte-shuffled LZ4 costs little CPU (zstd cost ~3x a raw write)
-    fast = [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
-    encoding = {
-        name: {"chunks": ds[name].data.chunksize, "compressors": fast} for name in data_vars
-    }
-    for name in METRIC_NAMES:
-        if name != "n_orders":
-            encoding[name]["fill_value"] = np.nan
-    with _zarr_quiet():
-        ds.to_zarr(path, mode="w", compute=False, consolidated=True, encoding=encoding)
-
-
-async def _warm_off_loop() -> None:
-    """`warm_kernels` on a worker thread: `client.run` calls a plain function on the worker's
-    event loop, and a cold numba compile there (tens of seconds) starves the worker's connections
-    until the scheduler drops it (CommClosedError: the whole run fails)."""
-    import asyncio
-
-    await asyncio.get_running_loop().run_in_executor(None, warm_kernels)
-
-
-def _warm(client) -> None:
-    if client is not None:
-        # warming is an optimization: a worker lost meanwhile must not fail the run
-        client.run(_warm_off_loop, on_error="ignore")
-    else:
-        warm_kernels()
-
-
 def run_portfolios(
     data: xr.Dataset,
     signals: xr.DataArray,
@@ -516,7 +245,7 @@ def run_portfolios(
     batches = book.batches(bs)
     groups = _groups(tchunks, bs * S)
     store = out / "results.zarr"
-    _create_store(store, book, times, symbols, max(tchunks), bs, run_id)
+    create_store(store, book, times, symbols, max(tchunks), bs, run_id)
     orders_dir = out / "orders.parquet" if write_orders else None
     if orders_dir is not None:
         import shutil
@@ -535,7 +264,7 @@ def run_portfolios(
     mixes = book.mixes
     finals = []
     for b, sl in enumerate(batches):
-        spec = _BatchSpec(
+        spec = BatchSpec(
             index=b,
             p0=sl.start,
             p1=sl.stop,
@@ -552,7 +281,7 @@ def run_portfolios(
         spec_d = dask.delayed(spec, name=f"portfolio-spec-{tok}-{b}", traverse=False)
         carried = None
         for c0, c1 in groups:
-            carried = dask.delayed(_step_task)(
+            carried = dask.delayed(step_task)(
                 carried,
                 list(o_blocks[c0:c1]),
                 list(c_blocks[c0:c1]),
@@ -564,14 +293,12 @@ def run_portfolios(
                 dask_key_name=f"portfolio-step-{tok}-b{b}-c{c0}",
             )
         finals.append(
-            dask.delayed(_finish_task)(
-                carried, spec_d, dask_key_name=f"portfolio-finish-{tok}-b{b}"
-            )
+            dask.delayed(finish_task)(carried, spec_d, dask_key_name=f"portfolio-finish-{tok}-b{b}")
         )
     timings["prepare"] = time.perf_counter() - t_start
 
     tic = time.perf_counter()
-    _warm(client)
+    warm(client)
     timings["warm"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
@@ -587,7 +314,7 @@ def run_portfolios(
     tic = time.perf_counter()
     # the metadata was consolidated when the store was made (the tasks only write chunks)
     ds = xr.open_zarr(store)
-    metrics = _metrics_dataset(book, [r["metrics"] for r in results], run_id)
+    metrics = metrics_dataset(book, [r["metrics"] for r in results], run_id)
     n_orders = int(sum(r["n_orders"] for r in results))
     for key in ("task_kernel", "task_zarr", "task_orders", "task_metrics", "task_cpu"):
         timings[key] = float(sum(r[key] for r in results))

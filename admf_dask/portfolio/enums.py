@@ -1,0 +1,99 @@
+"""Constants and types of the accounting kernel (DESIGN §2, §2b): numpy only.
+
+- ``F_*`` / ``I_*``: columns of the packed per-portfolio parameters ``fparams`` (float64) and
+  ``iparams`` (int64). A nan float parameter means "off" (every comparison with nan is false, so
+  no branch is needed); an integer parameter 0 means "off".
+- `KernelState`: the state the kernel updates in place, one named tuple of arrays.
+- `ORDER_DTYPE`: one order record (the kernel's output buffer is an array of them).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# fparams columns
+F_POSITION_WEIGHT = 0
+F_TARGET_VOL = 1
+F_MAX_POSITION = 2
+F_MAX_GROSS = 3
+F_STOP_LOSS = 4
+F_MAX_DRAWDOWN = 5
+F_BAND = 6
+F_COMMISSION = 7
+F_COMMISSION_FIXED = 8
+F_SLIPPAGE_BPS = 9
+N_FPARAMS = 10
+# iparams columns: row of ``mixes`` (strategy weights), index into the vol stack (-1: fixed
+# sizing), 1 when shorts are allowed
+I_MIX = 0
+I_VOL = 1
+I_SHORT = 2
+N_IPARAMS = 3
+
+# why the target behind a fill was set (orders.parquet `reason`)
+REASON_SIGNAL = 0
+REASON_STOP = 1
+REASON_HALT = 2
+REASON_NAMES = ("signal", "stop", "halt")
+
+# per-(portfolio, symbol) stop state: NEW = marked at this bar's close (cannot clear at this
+# bar), HELD = marked earlier, clears at the first bar where the raw weight u changes
+STOP_NONE = 0
+STOP_HELD = 1
+STOP_NEW = 2
+
+#: one fill: batch-local portfolio, global bar index, symbol index, REASON_*, then the amounts
+ORDER_DTYPE = np.dtype(
+    [
+        ("portfolio", np.int32),
+        ("time", np.int32),
+        ("symbol", np.int32),
+        ("reason", np.int8),
+        ("qty", np.float64),
+        ("price", np.float64),
+        ("commission", np.float64),
+    ],
+    align=True,
+)
+#: the order of the columns in orders.parquet and `OrderRecords`
+ORDER_FIELDS = ("portfolio", "time", "symbol", "qty", "price", "commission", "reason")
+
+
+class KernelState(NamedTuple):
+    """State of P portfolios over S symbols between two bars; the kernel updates it in place.
+
+    Attributes
+    ----------
+    last_close : float64 (S,)
+        Last finite close per symbol (nan: never priced); shared by the batch.
+    cash, peak : float64 (P,)
+    halted : bool (P,)
+    q, entry, target, w_set, u_prev : float64 (P, S)
+        Shares, entry price, target shares Q, set weight, raw weight u of the last bar (after
+        the long-only floor).
+    stopped, reason : int8 (P, S)
+        ``STOP_*`` flag; ``REASON_*`` of the pending target.
+    traded : float64 (P,)
+        Accumulator: sum of |qty * px| of the fills.
+    gross_sum : float64 (P,)
+        Accumulator: sum over bars of sum|q * close| / equity (0 on a bar where equity is 0).
+    n_orders : int64 (P,)
+        Accumulator: number of fills.
+    """
+
+    last_close: np.ndarray
+    cash: np.ndarray
+    peak: np.ndarray
+    halted: np.ndarray
+    q: np.ndarray
+    entry: np.ndarray
+    target: np.ndarray
+    w_set: np.ndarray
+    u_prev: np.ndarray
+    stopped: np.ndarray
+    reason: np.ndarray
+    traded: np.ndarray
+    gross_sum: np.ndarray
+    n_orders: np.ndarray

@@ -1,0 +1,117 @@
+"""Layout of ``results.zarr``: metadata and coordinates written up front, filled by region.
+
+The client writes the store's metadata (`create_store`) before any task runs; each task of a
+batch's chain then writes its (time chunk, batch) region of ``equity`` / ``cash`` and, at the
+end, the batch's metrics and final positions (`admf_dask.portfolio.tasks`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from admf_dask.metrics import METRIC_NAMES
+from admf_dask.portfolio.grid import PortfolioBook, grid_coord_name
+
+METRIC_DOC = {
+    "total_return": "total return (empyrical cum_returns_final)",
+    "annual_return": "compound annual growth rate (empyrical annual_return)",
+    "annual_volatility": "annualized std of returns, ddof=1 (empyrical annual_volatility)",
+    "sharpe": "annualized Sharpe ratio, risk-free 0 (empyrical sharpe_ratio)",
+    "sortino": "annualized Sortino ratio, required return 0 (empyrical sortino_ratio)",
+    "max_drawdown": "maximum drawdown, <= 0 (empyrical max_drawdown)",
+    "calmar": "annual_return / |max_drawdown| (empyrical calmar_ratio)",
+    "n_orders": "number of fills",
+    "turnover": "sum |qty * fill price| / mean equity over the run (not annualized)",
+    "exposure": "mean over bars of sum |position value| / equity (mean gross exposure)",
+}
+
+
+@contextlib.contextmanager
+def zarr_quiet() -> Iterator[None]:
+    # zarr 3 warns that consolidated metadata is not in the v3 spec; xarray reads it fine
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        yield
+
+
+def open_array(store: str, name: str):
+    import zarr
+
+    return zarr.open_array(store=store, path=name, mode="r+")
+
+
+def portfolio_coords(book: PortfolioBook) -> dict[str, Any]:
+    coords: dict[str, Any] = {"portfolio": np.arange(book.n_portfolios, dtype=np.int64)}
+    for key in book.grid_keys:
+        v = np.asarray(book.param(key))
+        v = v.astype(object) if v.dtype.kind == "U" else v
+        coords[grid_coord_name(key)] = ("portfolio", v, {"grid_key": key})
+    return coords
+
+
+def metrics_dataset(book: PortfolioBook, parts: list[dict[str, np.ndarray]], run_id: str):
+    """The metrics of all batches (in batch order) as a Dataset like the one in results.zarr."""
+    import xarray as xr
+
+    data = {
+        name: ("portfolio", np.concatenate([p[name] for p in parts]), {"description": doc})
+        for name, doc in METRIC_DOC.items()
+    }
+    attrs = {"run_id": run_id, "capital": book.capital, "periods_per_year": book.periods_per_year}
+    return xr.Dataset(data, coords=portfolio_coords(book), attrs=attrs)
+
+
+def create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, bs: int, run_id):
+    """Write results.zarr's metadata and coordinates; the tasks fill the arrays by region."""
+    import dask.array as da
+    import xarray as xr
+
+    N, T, S = book.n_portfolios, len(times), len(symbols)
+    f8 = np.float64
+
+    def lazy(shape, chunks, dtype=f8):
+        return da.empty(shape, chunks=chunks, dtype=dtype)
+
+    data_vars: dict[str, Any] = {
+        "equity": (("time", "portfolio"), lazy((T, N), (tchunk, bs))),
+        "cash": (("time", "portfolio"), lazy((T, N), (tchunk, bs))),
+        "positions": (("portfolio", "symbol"), lazy((N, S), (bs, S))),
+    }
+    for name in METRIC_NAMES:
+        dtype = np.int64 if name == "n_orders" else f8
+        data_vars[name] = (("portfolio",), lazy((N,), (bs,), dtype))
+    coords: dict[str, Any] = {
+        "time": np.asarray(times),
+        "symbol": np.asarray([str(s) for s in symbols], dtype=object),
+        **portfolio_coords(book),
+    }
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update(
+        run_id=run_id,
+        capital=book.capital,
+        periods_per_year=book.periods_per_year,
+        strategies=list(book.strategy_names),
+    )
+    ds["equity"].attrs["description"] = "cash + sum(shares * last finite close) at each close"
+    ds["cash"].attrs["description"] = "cash at each close"
+    ds["positions"].attrs["description"] = "shares held after the last bar"
+    for name in METRIC_NAMES:
+        ds[name].attrs["description"] = METRIC_DOC[name]
+    from zarr.codecs import BloscCodec
+
+    # equity floats barely compress: byte-shuffled LZ4 costs little CPU (zstd cost ~3x a raw write)
+    fast = [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
+    encoding = {
+        name: {"chunks": ds[name].data.chunksize, "compressors": fast} for name in data_vars
+    }
+    for name in METRIC_NAMES:
+        if name != "n_orders":
+            encoding[name]["fill_value"] = np.nan
+    with zarr_quiet():
+        ds.to_zarr(path, mode="w", compute=False, consolidated=True, encoding=encoding)

@@ -1,0 +1,193 @@
+"""The worker side of the portfolio stage: the tasks of a batch's chain (DESIGN §4).
+
+`step_task` steps one batch over one or more consecutive time chunks, writes its equity and cash
+into ``results.zarr`` by region and its orders to ``orders.parquet/part-b{b:05d}-c{c:05d}.parquet``,
+and returns only the new state; `finish_task` finishes the batch's metrics. Module-level
+functions: workers import them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from admf_dask.metrics import METRIC_NAMES, finalize_metrics
+from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio.batch import BatchState, OrderRecords, step
+from admf_dask.portfolio.store import open_array
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything a task of one batch needs besides the data blocks and the state."""
+
+    index: int
+    p0: int
+    p1: int
+    mixes: np.ndarray
+    fparams: np.ndarray
+    iparams: np.ndarray
+    capital: float
+    periods_per_year: float
+    n_symbols: int
+    store: str
+    orders_dir: str | None
+    symbols: tuple[str, ...]
+
+
+def _cat(blocks: list[np.ndarray], axis: int = 0) -> np.ndarray:
+    if len(blocks) == 1:
+        return np.ascontiguousarray(blocks[0], dtype=np.float64)
+    return np.ascontiguousarray(np.concatenate(blocks, axis=axis), dtype=np.float64)
+
+
+def _orders_table(orders: OrderRecords, spec: BatchSpec, t0: int, times: np.ndarray):
+    import pyarrow as pa
+
+    sym = pa.DictionaryArray.from_arrays(
+        pa.array(orders.symbol, type=pa.int32()), pa.array(list(spec.symbols), type=pa.string())
+    )
+    reason = pa.DictionaryArray.from_arrays(
+        pa.array(orders.reason, type=pa.int8()), pa.array(list(K.REASON_NAMES), type=pa.string())
+    )
+    return pa.table(
+        {
+            "portfolio": pa.array(orders.portfolio.astype(np.int64) + spec.p0),
+            "time": pa.array(times[orders.time - t0]),
+            "symbol": sym,
+            "qty": pa.array(orders.qty),
+            "price": pa.array(orders.price),
+            "commission": pa.array(orders.commission),
+            "reason": reason,
+        }
+    )
+
+
+_PARQUET_OPTIONS = {
+    # lz4 (LZ4_RAW): as fast as snappy here and half the bytes on sorted order records
+    "compression": "lz4",
+    # floats are not worth a dictionary (nor statistics); ids, bars and labels repeat a lot
+    "use_dictionary": ["portfolio", "time", "symbol", "reason"],
+    "write_statistics": ["portfolio", "time"],
+}
+
+
+def step_task(
+    carried: tuple[BatchState, dict[str, float]] | None,
+    opens: list[np.ndarray],
+    closes: list[np.ndarray],
+    sigs: list[np.ndarray],
+    vols: list[np.ndarray] | None,
+    spec: BatchSpec,
+    chunk: int,
+    times: np.ndarray,
+) -> tuple[BatchState, dict[str, float]]:
+    """Step one batch over consecutive time chunks; write equity, cash and orders."""
+    clock = time.perf_counter
+    cpu = time.thread_time
+    tic, tic_cpu = clock(), cpu()
+    if carried is None:
+        state = BatchState.new(spec.p1 - spec.p0, spec.n_symbols, spec.capital)
+        stats = dict.fromkeys(("kernel", "zarr", "orders", "cpu", "orders_per_step"), 0.0)
+        copy = False
+    else:
+        state, stats = carried
+        stats = dict(stats)
+        copy = True
+    t0 = state.n_bars
+    open_, close, sig = _cat(opens), _cat(closes), _cat(sigs)
+    vol = _cat(vols, axis=1) if vols else None
+    record = spec.orders_dir is not None
+    n_steps = close.size * (spec.p1 - spec.p0)
+    # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
+    hint = int(n_steps * stats["orders_per_step"] * 1.1) + 1024 if record else 0
+    state, equity, cash, orders = step(
+        state,
+        open_,
+        close,
+        sig,
+        vol,
+        spec.mixes,
+        spec.fparams,
+        spec.iparams,
+        record=record,
+        copy=copy,
+        capacity=hint,
+    )
+    stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
+    tac = clock()
+    t1 = state.n_bars
+    open_array(spec.store, "equity")[t0:t1, spec.p0 : spec.p1] = equity
+    open_array(spec.store, "cash")[t0:t1, spec.p0 : spec.p1] = cash
+    toc = clock()
+    if record:
+        import pyarrow.parquet as pq
+
+        name = f"part-b{spec.index:05d}-c{chunk:05d}.parquet"
+        table = _orders_table(orders, spec, t0, times)
+        pq.write_table(table, os.path.join(spec.orders_dir, name), **_PARQUET_OPTIONS)
+    stats["kernel"] += tac - tic
+    stats["zarr"] += toc - tac
+    stats["orders"] += clock() - toc
+    stats["cpu"] += cpu() - tic_cpu
+    return state, stats
+
+
+def finish_task(carried: tuple[BatchState, dict[str, float]], spec: BatchSpec) -> dict:
+    """Finish the batch's metrics (folded along the chain); write them and the positions."""
+    tic, tic_cpu = time.perf_counter(), time.thread_time()
+    state, stats = carried
+    metrics = finalize_metrics(
+        state.perf,
+        spec.periods_per_year,
+        traded=state.traded,
+        gross_exposure_sum=state.gross_sum,
+        n_orders=state.n_orders,
+    )
+    for name in METRIC_NAMES:
+        open_array(spec.store, name)[spec.p0 : spec.p1] = metrics[name]
+    open_array(spec.store, "positions")[spec.p0 : spec.p1, :] = state.q
+    out: dict[str, Any] = {f"task_{k}": stats[k] for k in ("kernel", "zarr", "orders", "cpu")}
+    out["task_metrics"] = time.perf_counter() - tic
+    out["task_cpu"] += time.thread_time() - tic_cpu
+    out["n_orders"] = int(state.n_orders.sum())
+    out["metrics"] = metrics  # (batch,) arrays: small
+    return out
+
+
+def warm_kernels() -> None:
+    """Compile (or load from numba's cache) every kernel the engine calls, for these types."""
+    S, T = 2, 3
+    st = BatchState.new(2, S, 100.0)
+    px = np.full((T, S), 10.0)
+    sig = np.ones((T, S, 1))
+    fp = np.zeros((2, K.N_FPARAMS))
+    fp[:, K.F_POSITION_WEIGHT] = fp[:, K.F_MAX_POSITION] = fp[:, K.F_MAX_GROSS] = 0.5
+    ip = np.zeros((2, K.N_IPARAMS), dtype=np.int64)
+    ip[1, K.I_VOL] = 0
+    ip[0, K.I_VOL] = -1
+    for record in (True, False):
+        step(st, px, px, sig, np.ones((1, T, S)), np.ones((1, 1)), fp, ip, record=record)
+        st, *_ = step(st, px, px, sig, None, np.ones((1, 1)), fp, ip, record=record)
+    finalize_metrics(st.perf, 252.0, traded=st.traded, gross_exposure_sum=st.gross_sum)
+
+
+async def _warm_off_loop() -> None:
+    """`warm_kernels` on a worker thread: `client.run` calls a plain function on the worker's
+    event loop, and a cold numba compile there (tens of seconds) starves the worker's connections
+    until the scheduler drops it (CommClosedError: the whole run fails)."""
+    import asyncio
+
+    await asyncio.get_running_loop().run_in_executor(None, warm_kernels)
+
+
+def warm(client) -> None:
+    if client is not None:
+        # warming is an optimization: a worker lost meanwhile must not fail the run
+        client.run(_warm_off_loop, on_error="ignore")
+    else:
+        warm_kernels()
