@@ -1,19 +1,19 @@
 """The pipeline file: YAML (safe_load only) → validated `PipelineConfig`.
 
 Every problem becomes one `ConfigError` line naming the key path (``portfolios.grid.stop_loss``)
-or the file and line, with a fix (a did-you-mean for unknown keys).
+or the file and line, with a fix (a did-you-mean for unknown keys): pydantic's errors go through
+the one translator, `admf_dask.params.to_config_error`, as the kinds' parameter errors do.
+`pipeline_schema` is the JSON schema of the file (``admf-dask schema``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from admf_dask.config.models import (
     GRID_KEYS,
@@ -28,6 +28,7 @@ from admf_dask.config.models import (
     PortfoliosConfig,
 )
 from admf_dask.errors import ConfigError, did_you_mean
+from admf_dask.params import to_config_error
 
 __all__ = [
     "GRID_KEYS",
@@ -135,65 +136,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     return out
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """Field names of the sub-model at `loc` (for did-you-mean on unknown keys)."""
-    cur: Any = model
-    for part in loc:
-        if not (isinstance(cur, type) and issubclass(cur, BaseModel)):
-            return None
-        field = cur.model_fields.get(str(part))
-        if field is None:
-            return None
-        ann = field.annotation
-        cur = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-    if isinstance(cur, type) and issubclass(cur, BaseModel):
-        return [f for f, info in cur.model_fields.items() if not info.exclude]
-    return None
-
-
-def _real_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
-    """Drop pydantic's union-member tags ('str', 'int', "literal['auto']") from a location."""
-    out: list[Any] = []
-    node = raw
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            out.append(part)
-            node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict):
-            out.append(part)  # a missing key, or an unknown one being reported
-    return tuple(out)
-
-
-def _validation_to_config_error(exc: ValidationError, raw: Any) -> ConfigError:
-    err = exc.errors()[0]
-    loc = _real_loc(tuple(err["loc"]), raw)
-    where = ".".join(str(p) for p in loc) or "pipeline"
-    typ = err["type"]
-    if typ == "extra_forbidden":
-        allowed = _fields_at(PipelineConfig, loc[:-1]) or []
-        return ConfigError(
-            where,
-            f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), allowed)}",
-            "allowed keys here: " + ", ".join(allowed) if allowed else "remove it",
-        )
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    value = err.get("input")
-    shown = (
-        ""
-        if isinstance(value, dict | list) or typ == "missing" or "got" in msg
-        else f" (got {value!r})"
-    )
-    fix = "see the pipeline file reference in README.md"
-    if typ == "literal_error":
-        fix = "use one of the values listed"
-    return ConfigError(where, f"{msg}{shown}", fix)
-
-
 def load_pipeline(
     source: str | Path | Mapping[str, Any] | PipelineConfig,
     overrides: Iterable[str] = (),
@@ -226,7 +168,7 @@ def load_pipeline(
     try:
         cfg = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _validation_to_config_error(exc, raw) from None
+        raise to_config_error(exc, raw, PipelineConfig) from None
     cfg.base_dir = base_dir
     _validate_stages(cfg)
     return cfg
@@ -235,7 +177,10 @@ def load_pipeline(
 def _validate_stages(cfg: PipelineConfig) -> None:
     """Check feature/strategy specs with their registries, and cross-references."""
     from admf_dask.features import validate_feature_spec, validate_feature_specs
+    from admf_dask.kinds import register_builtin_kinds
     from admf_dask.strategies import validate_strategy_spec
+
+    register_builtin_kinds()  # the traditional and the ML strategy kinds
 
     feats = {}
     for name, spec in cfg.features.items():
@@ -316,6 +261,10 @@ def _check_strategy_refs(cfg: PipelineConfig) -> None:
 
 
 def config_hash(cfg: PipelineConfig) -> str:
-    """sha256 of the resolved config (canonical JSON), first 16 hex digits."""
-    text = json.dumps(cfg.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """16 hex digits identifying the resolved config (`admf_dask.dasktools.identity`).
+
+    The ``cache:`` section is left out: where and how much is cached never changes results.
+    """
+    from admf_dask.dasktools.identity import identity
+
+    return identity("config", cfg.model_dump(mode="json", exclude={"cache"}), length=16)

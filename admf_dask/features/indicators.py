@@ -12,30 +12,38 @@ that lists late starts like TA-Lib on the series from its first bar.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from admf_dask.features import _kernels as K
-from admf_dask.features.registry import FIELDS, REQUIRED, Param, register_indicator
-
-FIELD = Param("field", str, "close", "data variable read", choices=FIELDS)
-
-
-def _window(default: int | None, minimum: int = 1) -> Param:
-    return Param(
-        "window", int, REQUIRED if default is None else default, "bars in the window", min=minimum
-    )
+from admf_dask.features.registry import FieldName, register_indicator
+from admf_dask.params import ParamError, Params
 
 
-@register_indicator("sma", params=(_window(None), FIELD), lookback=lambda p: p["window"] - 1)
+def _field() -> Any:
+    return Field("close", description="data variable read")
+
+
+def _window(default: int | None = None, minimum: int = 1) -> Any:
+    return Field(... if default is None else default, ge=minimum, description="bars in the window")
+
+
+class WindowParams(Params):
+    """A window (required) over one data field."""
+
+    window: int = _window()
+    field: FieldName = _field()
+
+
+@register_indicator("sma", params=WindowParams, lookback=lambda p: p["window"] - 1)
 def sma(x: np.ndarray, *, window: int, offset: int = 0) -> np.ndarray:
     """Simple moving average of ``window`` bars. Twin: ``talib.SMA(x, timeperiod=window)``."""
     return K.sma(x, window, offset)
 
 
-@register_indicator("ema", params=(_window(None), FIELD), recursive=True)
+@register_indicator("ema", params=WindowParams, recursive=True)
 def ema(
     x: np.ndarray, *, window: int, state: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +53,12 @@ def ema(
     return K.ema(x, window, state)
 
 
-@register_indicator("rsi", params=(_window(14, 2), FIELD), recursive=True)
+class RSIParams(Params):
+    window: int = _window(14, 2)
+    field: FieldName = _field()
+
+
+@register_indicator("rsi", params=RSIParams, recursive=True)
 def rsi(
     x: np.ndarray, *, window: int = 14, state: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +69,11 @@ def rsi(
     return K.rsi(x, window, state)
 
 
-@register_indicator("atr", params=(_window(14),), inputs=("high", "low", "close"), recursive=True)
+class ATRParams(Params):
+    window: int = _window(14)
+
+
+@register_indicator("atr", params=ATRParams, inputs=("high", "low", "close"), recursive=True)
 def atr(
     high: np.ndarray,
     low: np.ndarray,
@@ -72,28 +89,24 @@ def atr(
     return K.atr(high, low, close, window, state)
 
 
-def _macd_check(p: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    if p["fast"] >= p["slow"]:
-        return (
-            "fast",
-            f"fast ({p['fast']}) must be shorter than slow ({p['slow']})",
-            "swap them or pick fast < slow",
-        )
-    return None
+class MACDParams(Params):
+    fast: int = Field(12, ge=2, description="fast EMA period")
+    slow: int = Field(26, ge=2, description="slow EMA period")
+    signal: int = Field(9, ge=1, description="signal EMA period")
+    field: FieldName = _field()
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> MACDParams:
+        if self.fast >= self.slow:
+            raise ParamError(
+                "fast",
+                f"fast ({self.fast}) must be shorter than slow ({self.slow})",
+                "swap them or pick fast < slow",
+            )
+        return self
 
 
-@register_indicator(
-    "macd",
-    params=(
-        Param("fast", int, 12, "fast EMA period", min=2),
-        Param("slow", int, 26, "slow EMA period", min=2),
-        Param("signal", int, 9, "signal EMA period", min=1),
-        FIELD,
-    ),
-    outputs=("macd", "signal", "hist"),
-    recursive=True,
-    check=_macd_check,
-)
+@register_indicator("macd", params=MACDParams, outputs=("macd", "signal", "hist"), recursive=True)
 def macd(
     x: np.ndarray,
     *,
@@ -110,9 +123,15 @@ def macd(
     return K.macd(x, fast, slow, signal, state)
 
 
+class BBandsParams(Params):
+    window: int = _window(20)
+    k: float = Field(2.0, ge=0, description="band width in standard deviations")
+    field: FieldName = _field()
+
+
 @register_indicator(
     "bbands",
-    params=(_window(20), Param("k", float, 2.0, "band width in standard deviations", min=0), FIELD),
+    params=BBandsParams,
     outputs=("upper", "middle", "lower"),
     lookback=lambda p: p["window"] - 1,
 )
@@ -125,7 +144,7 @@ def bbands(
     return K.bbands(x, window, k, offset)
 
 
-@register_indicator("roc", params=(_window(None), FIELD), lookback=lambda p: p["window"])
+@register_indicator("roc", params=WindowParams, lookback=lambda p: p["window"])
 def roc(x: np.ndarray, *, window: int, offset: int = 0) -> np.ndarray:
     """Rate of change as a fraction, (x[t] - x[t-w]) / x[t-w] (a zero base gives 0).
     Twin: ``talib.ROCP(x, timeperiod=window)``.
@@ -133,13 +152,15 @@ def roc(x: np.ndarray, *, window: int, offset: int = 0) -> np.ndarray:
     return K.roc(x, window)
 
 
+class VolatilityParams(Params):
+    window: int = _window(20, 2)
+    periods_per_year: float = Field(252.0, ge=1e-9, description="bars per year")
+    field: FieldName = _field()
+
+
 @register_indicator(
     "volatility",
-    params=(
-        _window(20, 2),
-        Param("periods_per_year", float, 252.0, "bars per year", min=1e-9),
-        FIELD,
-    ),
+    params=VolatilityParams,
     lookback=lambda p: p["window"],
 )
 def volatility(
@@ -152,7 +173,12 @@ def volatility(
     return K.volatility(x, window, periods_per_year, offset)
 
 
-@register_indicator("zscore", params=(_window(20, 2), FIELD), lookback=lambda p: p["window"] - 1)
+class ZScoreParams(Params):
+    window: int = _window(20, 2)
+    field: FieldName = _field()
+
+
+@register_indicator("zscore", params=ZScoreParams, lookback=lambda p: p["window"] - 1)
 def zscore(x: np.ndarray, *, window: int = 20, offset: int = 0) -> np.ndarray:
     """(x - rolling mean) / rolling sample std (ddof 1); a flat window (std 0) gives 0.
     Twin (pandas): ``(s - s.rolling(window).mean()) / s.rolling(window).std()``.
@@ -160,9 +186,13 @@ def zscore(x: np.ndarray, *, window: int = 20, offset: int = 0) -> np.ndarray:
     return K.zscore(x, window, offset)
 
 
+class DonchianParams(Params):
+    window: int = _window(20)
+
+
 @register_indicator(
     "donchian",
-    params=(_window(20),),
+    params=DonchianParams,
     inputs=("high", "low"),
     outputs=("high", "low"),
     lookback=lambda p: p["window"] - 1,
@@ -177,7 +207,12 @@ def donchian(
     return K.rolling_max(high, window, offset), K.rolling_min(low, window, offset)
 
 
-@register_indicator("returns", params=(_window(1), FIELD), lookback=lambda p: p["window"])
+class ReturnsParams(Params):
+    window: int = _window(1)
+    field: FieldName = _field()
+
+
+@register_indicator("returns", params=ReturnsParams, lookback=lambda p: p["window"])
 def returns(x: np.ndarray, *, window: int = 1, offset: int = 0) -> np.ndarray:
     """Simple return over ``window`` bars, x[t] / x[t-w] - 1.
     Twin (pandas): ``s.pct_change(window)`` (no fill of missing bars).

@@ -1,193 +1,42 @@
-"""Parameter schemas and the indicator registry.
+"""The indicator registry.
 
-A new indicator is one function registered with `register_indicator`: its parameter schema
-(`Param`), the data fields it reads, its output names, its lookback (halo rows) or recursive
-flag. `validate_feature_spec` checks a ``{kind: ..., **params}`` dict against that schema and
-returns it normalized (defaults filled, schema order), so equal features have equal specs.
-
-`Param` is shared with the strategy registry (`admf_dask.strategies.registry`).
+A new indicator is one function registered with `register_indicator`: its parameter model (an
+`admf_dask.params.Params`), the data fields it reads, its output names, its lookback (halo rows)
+or recursive flag. `validate_feature_spec` checks a ``{kind: ..., **params}`` dict against that
+model and returns it normalized (defaults filled, field order), so equal features have equal
+specs.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from admf_dask.errors import ConfigError, did_you_mean
+from admf_dask.errors import ConfigError
+from admf_dask.params import REQUIRED, Param, as_model, check_kind, validate_params
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = [
+    "FIELDS",
+    "INDICATORS",
+    "REQUIRED",
+    "FieldName",
+    "Indicator",
+    "Param",
+    "check_kind",
+    "feature_variables",
+    "register_indicator",
+    "validate_feature_spec",
+    "validate_feature_specs",
+]
 
 #: data variables an indicator may read
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
-
-
-class _Required:
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-#: default of a parameter that must be given
-REQUIRED: Any = _Required()
-
-_TYPE_NAMES = {
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    bool: "true or false",
-    list: "a list",
-    dict: "a mapping",
-}
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of an indicator or strategy kind.
-
-    Parameters
-    ----------
-    name : str
-        Key in the spec.
-    type : type
-        ``int``, ``float`` (ints accepted), ``str``, ``bool``, ``list`` or ``dict``.
-    default : Any
-        Value when absent; `REQUIRED` makes the parameter mandatory.
-    doc : str
-        One line shown in error messages and docs.
-    min, max : float, optional
-        Inclusive bounds for numbers.
-    choices : tuple, optional
-        Allowed values.
-    nullable : bool
-        ``None`` is allowed.
-    item_type : type, optional
-        Type of the items of a ``list`` parameter.
-    ref : {"variable", "variables", "feature"}, optional
-        The value names features: ``variable`` one feature variable (a single-output feature or
-        ``<name>_<output>`` of a multi-output one), ``variables`` a list of them, ``feature`` a
-        feature name (multi-output allowed).
-    ref_kinds : tuple of str
-        Indicator kinds the referenced feature must have (empty: any).
-    """
-
-    name: str
-    type: type
-    default: Any = REQUIRED
-    doc: str = ""
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[Any, ...] | None = None
-    nullable: bool = False
-    item_type: type | None = None
-    ref: Literal["variable", "variables", "feature"] | None = None
-    ref_kinds: tuple[str, ...] = ()
-
-    @property
-    def required(self) -> bool:
-        """Whether the parameter has no default."""
-        return self.default is REQUIRED
-
-    def describe(self) -> str:
-        """Short ``name: type (default x)`` text for error messages."""
-        text = f"{self.name}: {_TYPE_NAMES.get(self.type, self.type.__name__)}"
-        if self.min is not None:
-            text += f" >= {self.min:g}"
-        if self.choices:
-            text += " in {" + ", ".join(map(str, self.choices)) + "}"
-        if not self.required:
-            text += f" (default {self.default!r})"
-        return text
-
-
-def _type_ok(value: Any, typ: type) -> bool:
-    if typ is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if typ is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if typ is list:
-        return isinstance(value, list | tuple)
-    return isinstance(value, typ)
-
-
-def check_param(p: Param, value: Any, where: str) -> Any:
-    """Validate one parameter value; return it normalized (floats as float, lists as list).
-
-    Raises
-    ------
-    ConfigError
-        With ``where`` and what is wrong.
-    """
-    if value is None:
-        if p.nullable:
-            return None
-        raise ConfigError(where, f"{p.name} must not be null", f"give {p.describe()}")
-    if not _type_ok(value, p.type):
-        raise ConfigError(
-            where,
-            f"{p.name} must be {_TYPE_NAMES.get(p.type, p.type.__name__)}, "
-            f"got {value!r} ({type(value).__name__})",
-            f"give {p.describe()}",
-        )
-    if p.type is float:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(where, f"{p.name} must be finite, got {value!r}")
-    if p.type is list:
-        value = list(value)
-        if p.item_type is not None:
-            for item in value:
-                if not _type_ok(item, p.item_type):
-                    raise ConfigError(
-                        where,
-                        f"{p.name} items must be {_TYPE_NAMES.get(p.item_type, '?')}, got {item!r}",
-                    )
-    if p.min is not None and value < p.min:
-        raise ConfigError(
-            where, f"{p.name} must be >= {p.min:g}, got {value!r}", f"give {p.describe()}"
-        )
-    if p.max is not None and value > p.max:
-        raise ConfigError(
-            where, f"{p.name} must be <= {p.max:g}, got {value!r}", f"give {p.describe()}"
-        )
-    if p.choices is not None and value not in p.choices:
-        raise ConfigError(
-            where,
-            f"{p.name} must be one of {', '.join(map(str, p.choices))}, got {value!r}"
-            + did_you_mean(str(value), [str(c) for c in p.choices]),
-        )
-    return value
-
-
-def check_params(
-    where: str, kind: str, params: tuple[Param, ...], spec: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Validate ``spec`` (without ``kind``) against ``params``; return values in schema order.
-
-    Raises
-    ------
-    ConfigError
-        ``where.<param>`` for unknown, missing or bad parameters.
-    """
-    known = {p.name: p for p in params}
-    for key in spec:
-        if key not in known:
-            raise ConfigError(
-                f"{where}.{key}",
-                f"unknown parameter '{key}' for kind {kind}{did_you_mean(str(key), list(known))}",
-                f"parameters of {kind} are: " + (", ".join(known) or "none"),
-            )
-    out: dict[str, Any] = {}
-    for p in params:
-        if p.name not in spec:
-            if p.required:
-                raise ConfigError(
-                    f"{where}.{p.name}",
-                    f"missing required parameter {p.name} for kind {kind}",
-                    f"add {p.describe()}",
-                )
-            out[p.name] = p.default
-            continue
-        out[p.name] = check_param(p, spec[p.name], f"{where}.{p.name}")
-    return out
+#: type of a parameter naming one of `FIELDS`
+FieldName = Literal["open", "high", "low", "close", "volume"]
 
 
 @dataclass(frozen=True)
@@ -203,7 +52,8 @@ class Indicator:
 
     kind: str
     func: Callable[..., Any]
-    params: tuple[Param, ...]
+    # pydantic model of the parameters (admf_dask.params.Params)
+    params: type[BaseModel]
     # data fields read; "@p" reads the field named by parameter p
     inputs: tuple[str, ...]
     # output names of a multi-output indicator (() for one output named like the feature)
@@ -212,8 +62,6 @@ class Indicator:
     lookback: Callable[[Mapping[str, Any]], int]
     # state carried chunk to chunk instead of a halo
     recursive: bool
-    # cross-parameter check: returns (param, what, fix) when the spec is inconsistent
-    check: Callable[[Mapping[str, Any]], tuple[str, str, str] | None] | None
     doc: str
 
     def fields(self, params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -237,12 +85,11 @@ INDICATORS: dict[str, Indicator] = {}
 def register_indicator(
     kind: str,
     *,
-    params: tuple[Param, ...] | list[Param],
+    params: type[BaseModel] | Sequence[Param],
     inputs: tuple[str, ...] = ("@field",),
     outputs: tuple[str, ...] = (),
     lookback: Callable[[Mapping[str, Any]], int] | None = None,
     recursive: bool = False,
-    check: Callable[[Mapping[str, Any]], tuple[str, str, str] | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an indicator function under ``kind`` (decorator).
 
@@ -250,8 +97,9 @@ def register_indicator(
     ----------
     kind : str
         Name used in feature specs (``{kind: sma, window: 10}``).
-    params : sequence of Param
-        Parameter schema.
+    params : Params model or sequence of Param
+        Parameter model (``extra="forbid"``, a description per field, bounds, Literal choices);
+        a check across parameters is a ``model_validator`` raising `admf_dask.params.ParamError`.
     inputs : tuple of str
         Data fields read, in the order ``func`` takes them; ``"@field"`` reads the field named
         by parameter ``field``.
@@ -261,11 +109,10 @@ def register_indicator(
         ``params -> rows`` of history needed before a bar (window indicators; the halo depth).
     recursive : bool
         State carried across time chunks instead of a halo.
-    check : callable, optional
-        Cross-parameter check returning ``(param, what, fix)`` or None.
     """
     if not recursive and lookback is None:
         raise ValueError(f"window indicator {kind} needs a lookback")
+    model = as_model(f"{kind}_params", params)
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         if kind in INDICATORS:
@@ -273,39 +120,16 @@ def register_indicator(
         INDICATORS[kind] = Indicator(
             kind=kind,
             func=func,
-            params=tuple(params),
+            params=model,
             inputs=tuple(inputs),
             outputs=tuple(outputs),
             lookback=lookback or (lambda p: 0),
             recursive=recursive,
-            check=check,
             doc=(func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "",
         )
         return func
 
     return deco
-
-
-def check_kind(where: str, spec: Any, registry: Mapping[str, Any], noun: str, example: str) -> str:
-    """The ``kind`` of a ``{kind: ..., **params}`` spec, checked against a registry."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(
-            where, f"must be a mapping with a kind, got {spec!r}", f"write e.g. {example}"
-        )
-    if "kind" not in spec:
-        raise ConfigError(
-            f"{where}.kind",
-            f"missing {noun} kind",
-            "add kind: one of " + ", ".join(sorted(registry)),
-        )
-    kind = spec["kind"]
-    if not isinstance(kind, str) or kind not in registry:
-        raise ConfigError(
-            f"{where}.kind",
-            f"unknown {noun} kind '{kind}'{did_you_mean(str(kind), list(registry))}",
-            "kinds are: " + ", ".join(sorted(registry)),
-        )
-    return kind
 
 
 def validate_feature_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,7 +145,7 @@ def validate_feature_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"kind": kind, **params}`` with defaults filled in, in schema order.
+        ``{"kind": kind, **params}`` with defaults filled in, in field order.
 
     Raises
     ------
@@ -332,13 +156,8 @@ def validate_feature_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     where = f"features.{name}"
     kind = check_kind(where, spec, INDICATORS, "indicator", "{kind: sma, window: 10}")
     ind = INDICATORS[kind]
-    params = check_params(where, kind, ind.params, {k: v for k, v in spec.items() if k != "kind"})
-    if ind.check is not None:
-        bad = ind.check(params)
-        if bad is not None:
-            param, what, fix = bad
-            raise ConfigError(f"{where}.{param}", what, fix)
-    return {"kind": kind, **params}
+    rest = {k: v for k, v in spec.items() if k != "kind"}
+    return {"kind": kind, **validate_params(ind.params, where, kind, rest)}
 
 
 def validate_feature_specs(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dask
 import numpy as np
@@ -20,12 +20,10 @@ import pandas as pd
 import xarray as xr
 
 from admf_dask.errors import ConfigError, DataError
-from admf_dask.strategies.registry import STRATEGIES
+from admf_dask.kinds import STRATEGIES, StrategyContext
+from admf_dask.params import refs
 from admf_dask.strategies.replay import _ALIASES, _parse_times, _read_table, resolve_path
 from admf_dask.strategies.stage import _feature_refs
-
-if TYPE_CHECKING:
-    from admf_dask.strategies import StrategyContext
 
 #: the spec parameters of an indicator that set how many bars it needs before its first value
 _WINDOW_PARAMS = ("window", "slow", "fast", "signal", "period")
@@ -44,7 +42,7 @@ def _variables_read(spec: Mapping[str, Any], features: xr.Dataset) -> list[str]:
     """The feature variables a strategy spec reads (params with a ``ref``; ML ``features``)."""
     out: list[str] = []
     kind = STRATEGIES.get(str(spec.get("kind")))
-    for p in kind.params if kind is not None else ():
+    for p in refs(kind.params) if kind is not None else ():
         value = spec.get(p.name)
         if p.ref == "variable" and value is not None:
             out.append(str(value))
@@ -127,23 +125,6 @@ def _replay_reason(name: str, spec: Mapping[str, Any], data: xr.Dataset, ctx: An
     return f"strategy '{name}': 0 of {n:,} signal rows match a bar of the data ({detail})"
 
 
-def _ml_reason(name: str, spec: Mapping[str, Any], ctx: Any, n_bars: int) -> str:
-    """Why an ML strategy is 0: no fold at all, no fold that trained, or 0 predictions.
-
-    The walk-forward warns as it runs; the same line is given here so that a run whose signals
-    come from the session cache (the walk-forward did not run) says it too.
-    """
-    from admf_dask.ml.walkforward import no_fold_text
-
-    train_window = int(spec["train_window"])
-    if n_bars <= train_window:  # no fold at all (walk_forward_folds is empty)
-        return f"strategies.{name}: {no_fold_text(train_window, n_bars)}"
-    folds = (getattr(ctx, "quality", None) or {}).get(name)
-    if folds and not any(f.get("status") == "ok" for f in folds):
-        return f"strategy '{name}' has no non-zero signal: none of its {len(folds)} folds trained"
-    return f"strategy '{name}' has no non-zero signal: its models predicted 0 at every bar"
-
-
 def check_signals(
     signals: xr.DataArray, data: xr.Dataset, features: xr.Dataset, ctx: StrategyContext
 ) -> dict[str, int]:
@@ -168,8 +149,6 @@ def check_signals(
     ConfigError, DataError
         With ``ctx.strict``, for the first strategy that never signals (one line).
     """
-    from admf_dask.ml import ML_KINDS
-
     counts = nonzero_counts(signals)
     specs = json.loads(signals.attrs.get("strategy_specs", "{}"))
     n_bars = int(data.sizes["time"])
@@ -185,9 +164,8 @@ def check_signals(
             text = _replay_reason(name, spec, data, ctx)
             err, where = DataError, str(spec.get("path", where))
             fix = "stamp the signals with the bars' times (same dates and time of day)"
-        elif kind in ML_KINDS:
-            text = _ml_reason(name, spec, ctx, n_bars)
-            fix = "lower train_window or load more history"
+        elif (sk := STRATEGIES.get(kind)) is not None and sk.explain_zero is not None:
+            text, fix = sk.explain_zero(name, spec, ctx, n_bars)  # e.g. ML folds that never trained
         else:
             found = _feature_reason(_variables_read(spec, features), features, n_bars)
             if found is not None:

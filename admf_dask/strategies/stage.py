@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -22,11 +22,9 @@ from admf_dask.features.graph import (
     persist,
 )
 from admf_dask.features.registry import feature_variables
-from admf_dask.strategies.registry import STRATEGIES, validate_strategy_spec
+from admf_dask.kinds import STRATEGIES, StrategyContext
+from admf_dask.strategies.registry import validate_strategy_spec
 from admf_dask.strategies.replay import file_hash, resolve_path
-
-if TYPE_CHECKING:
-    from admf_dask.strategies import StrategyContext
 
 SIGNAL_CACHE = SessionCache()
 
@@ -125,8 +123,6 @@ def compute_signals(
     DataError
         A bad replay file.
     """
-    from admf_dask.strategies import StrategyContext
-
     ctx = ctx if ctx is not None else StrategyContext()
     norm = _normalize(features, specs)
     _file_hashes(norm, ctx)  # every replay file exists (errors name the strategy)
@@ -162,8 +158,6 @@ def signal_token(
     ctx: StrategyContext | None = None,
 ) -> str:
     """Deterministic token of (feature token, normalized strategy specs, replay file hashes)."""
-    from admf_dask.strategies import StrategyContext
-
     ctx = ctx if ctx is not None else StrategyContext()
     norm = _normalize(features, specs)
     ftoken = features.attrs.get("feature_token") or (
@@ -194,8 +188,6 @@ def signal_stage(
         The persisted signals (the same object for every call with the same key: feature
         token, normalized specs, replay file contents, client) and the cache status.
     """
-    from admf_dask.strategies import StrategyContext
-
     ctx = ctx if ctx is not None else StrategyContext()
     token = signal_token(data, features, specs, ctx)
     disk = getattr(ctx, "cache", None)
@@ -219,27 +211,27 @@ def signal_stage(
     return sig, "hit" if from_disk else status
 
 
-def _ml_salt(specs: Mapping[str, Mapping[str, Any]], client: Any) -> dict[str, Any]:
-    """What ML signals depend on beyond their specs: the ML workers' threads and devices."""
-    from admf_dask.ml.models import KINDS
-
-    if not any(dict(s).get("kind") in KINDS for s in specs.values()) or client is None:
+def _kind_salt(specs: Mapping[str, Mapping[str, Any]], client: Any) -> dict[str, Any]:
+    """What the signals depend on beyond their specs, as the kinds say (`StrategyKind.cache_salt`:
+    e.g. the ML workers' threads and devices)."""
+    if client is None:
         return {}
-    from admf_dask.ml.placement import ML, cluster_workers
-
-    ml = sorted(
-        (int(w.get("nthreads") or 1), sorted((w.get("resources") or {}).items()))
-        for w in cluster_workers(client).values()
-        if float((w.get("resources") or {}).get(ML, 0)) >= 1
-    )
-    return {"ml_workers": ml}
+    out: dict[str, Any] = {}
+    salts = []
+    for spec in specs.values():
+        sk = STRATEGIES.get(str(dict(spec).get("kind")))
+        if sk is not None and sk.cache_salt is not None and sk.cache_salt not in salts:
+            salts.append(sk.cache_salt)
+    for salt in salts:
+        out.update(salt(client))
+    return out
 
 
 def _load_signals(disk: Any, token: str, data: xr.Dataset, specs, ctx) -> xr.DataArray | None:
     from admf_dask.cache import entry_key
     from admf_dask.cache.arrays import load_dataset
 
-    key = entry_key("signals", token, **_ml_salt(specs, ctx.client))
+    key = entry_key("signals", token, **_kind_salt(specs, ctx.client))
 
     def coords(meta: dict[str, Any]) -> dict[str, Any]:
         names = pd.Index(list(meta["strategies"]), name="strategy", dtype=object)
@@ -262,7 +254,7 @@ def _save_signals(disk: Any, token: str, sig: xr.DataArray, specs, ctx, trace: l
     from admf_dask.cache import entry_key
     from admf_dask.cache.arrays import save_dataset
 
-    key = entry_key("signals", token, **_ml_salt(specs, ctx.client))
+    key = entry_key("signals", token, **_kind_salt(specs, ctx.client))
     names = [str(s) for s in sig["strategy"].values]
     meta = {
         "strategies": names,

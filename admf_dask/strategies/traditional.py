@@ -18,7 +18,6 @@ NaN where an input is NaN (warm-up) becomes 0 in `compute_signals`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -26,28 +25,37 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from dask.base import tokenize
+from pydantic import Field, model_validator
 
 from admf_dask.features.graph import chain_map
-from admf_dask.features.registry import Param
+from admf_dask.kinds import STRATEGIES, register_strategy
+from admf_dask.params import ParamError, Params, ref_field
 from admf_dask.strategies import _kernels as K
-from admf_dask.strategies.registry import register_strategy
 from admf_dask.strategies.replay import read_signal_table, resolve_path
 
 if TYPE_CHECKING:
-    from admf_dask.strategies import StrategyContext
+    from admf_dask.kinds import StrategyContext
+
+#: the kinds this module registers
+KINDS = ("ma_crossover", "momentum", "rsi_reversion", "bollinger_reversion", "breakout", "signals")
+
+
+def register_traditional_kinds() -> list[str]:
+    """The traditional kinds, registered by this module's decorators (a provider of
+    `admf_dask.kinds.register_builtin_kinds`)."""
+    return [k for k in KINDS if k in STRATEGIES._kinds]
 
 
 def _close(data: xr.Dataset) -> xr.DataArray:
     return data["close"].transpose("time", "symbol")
 
 
-@register_strategy(
-    "ma_crossover",
-    params=(
-        Param("fast", str, doc="feature variable of the fast average", ref="variable"),
-        Param("slow", str, doc="feature variable of the slow average", ref="variable"),
-    ),
-)
+class CrossoverParams(Params):
+    fast: str = ref_field("variable", description="feature variable of the fast average")
+    slow: str = ref_field("variable", description="feature variable of the slow average")
+
+
+@register_strategy("ma_crossover", params=CrossoverParams)
 def ma_crossover(
     data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
 ) -> xr.DataArray:
@@ -55,13 +63,12 @@ def ma_crossover(
     return np.sign(features[spec["fast"]] - features[spec["slow"]])
 
 
-@register_strategy(
-    "momentum",
-    params=(
-        Param("feature", str, doc="feature variable, e.g. a roc or returns", ref="variable"),
-        Param("threshold", float, 0.0, "dead band around 0", min=0.0),
-    ),
-)
+class MomentumParams(Params):
+    feature: str = ref_field("variable", description="feature variable, e.g. a roc or returns")
+    threshold: float = Field(0.0, ge=0.0, description="dead band around 0")
+
+
+@register_strategy("momentum", params=MomentumParams)
 def momentum(
     data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
 ) -> xr.DataArray:
@@ -71,25 +78,23 @@ def momentum(
     return xr.where(f > th, 1.0, xr.where(f < -th, -1.0, 0.0))
 
 
-def _rsi_check(p: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    if p["low"] >= p["high"]:
-        return (
-            "low",
-            f"low ({p['low']:g}) must be below high ({p['high']:g})",
-            "e.g. low: 30, high: 70",
-        )
-    return None
+class RSIReversionParams(Params):
+    rsi: str = ref_field("variable", kinds=("rsi",), description="an rsi feature")
+    low: float = Field(30.0, ge=0.0, le=100.0, description="oversold level: long below it")
+    high: float = Field(70.0, ge=0.0, le=100.0, description="overbought level: short above it")
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> RSIReversionParams:
+        if self.low >= self.high:
+            raise ParamError(
+                "low",
+                f"low ({self.low:g}) must be below high ({self.high:g})",
+                "e.g. low: 30, high: 70",
+            )
+        return self
 
 
-@register_strategy(
-    "rsi_reversion",
-    params=(
-        Param("rsi", str, doc="an rsi feature", ref="variable", ref_kinds=("rsi",)),
-        Param("low", float, 30.0, "oversold level: long below it", min=0.0, max=100.0),
-        Param("high", float, 70.0, "overbought level: short above it", min=0.0, max=100.0),
-    ),
-    check=_rsi_check,
-)
+@register_strategy("rsi_reversion", params=RSIReversionParams)
 def rsi_reversion(
     data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
 ) -> xr.DataArray:
@@ -98,10 +103,11 @@ def rsi_reversion(
     return xr.where(r < spec["low"], 1.0, xr.where(r > spec["high"], -1.0, 0.0))
 
 
-@register_strategy(
-    "bollinger_reversion",
-    params=(Param("bands", str, doc="a bbands feature", ref="feature", ref_kinds=("bbands",)),),
-)
+class BollingerParams(Params):
+    bands: str = ref_field("feature", kinds=("bbands",), description="a bbands feature")
+
+
+@register_strategy("bollinger_reversion", params=BollingerParams)
 def bollinger_reversion(
     data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
 ) -> xr.DataArray:
@@ -112,12 +118,11 @@ def bollinger_reversion(
     return xr.where(close < lower, 1.0, xr.where(close > upper, -1.0, 0.0))
 
 
-@register_strategy(
-    "breakout",
-    params=(
-        Param("channel", str, doc="a donchian feature", ref="feature", ref_kinds=("donchian",)),
-    ),
-)
+class BreakoutParams(Params):
+    channel: str = ref_field("feature", kinds=("donchian",), description="a donchian feature")
+
+
+@register_strategy("breakout", params=BreakoutParams)
 def breakout(
     data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
 ) -> xr.DataArray:
@@ -135,20 +140,14 @@ def breakout(
     return xr.DataArray(side, dims=("time", "symbol"), coords=hi.coords)
 
 
-@register_strategy(
-    "signals",
-    params=(
-        Param("path", str, doc="Parquet or CSV table: time, symbol, signal"),
-        Param(
-            "date_format",
-            str,
-            default=None,
-            nullable=True,
-            doc="strftime format of text times, e.g. %d/%m/%Y (null: inferred)",
-        ),
-    ),
-    files=("path",),
-)
+class ReplayParams(Params):
+    path: str = Field(description="Parquet or CSV table: time, symbol, signal")
+    date_format: str | None = Field(
+        None, description="strftime format of text times, e.g. %d/%m/%Y (null: inferred)"
+    )
+
+
+@register_strategy("signals", params=ReplayParams, files=("path",))
 def signals(
     data: xr.Dataset,
     features: xr.Dataset,
