@@ -1,0 +1,128 @@
+"""Adding the research outputs to a run folder without ever leaving it half written.
+
+The new variables (``psr``, ``dsr``, ``wfo_equity``) are written into a temporary Zarr store
+beside ``results.zarr``; then each variable's folder is renamed into place (the one it replaces
+first moved aside) and the store's consolidated metadata, which is what readers open, is
+replaced by one atomic rename. A failure before that last rename leaves the old metadata, so
+readers see the old state; the temporary store is removed either way. ``research.json`` is
+written to a temporary file and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from admf_dask.research.stage import ResearchResult
+
+#: the variables the research stage owns in results.zarr
+VARIABLES = ("psr", "dsr", "wfo_equity")
+
+_DOC = {
+    "psr": "probabilistic Sharpe ratio PSR(0) of the per-bar Sharpe ratio (DESIGN §2d)",
+    "dsr": "deflated Sharpe ratio PSR(SR0), SR0 the expected maximum SR of the grid's trials",
+    "wfo_equity": "walk-forward equity: the stitched out-of-sample path, NaN before it starts",
+}
+
+
+def write_research(run_dir: str | Path, result: ResearchResult) -> list[str]:
+    """Write ``psr``, ``dsr`` (and ``wfo_equity``) into ``run_dir/results.zarr`` and
+    ``run_dir/research.json``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder (finished, or the temporary folder of a run being written).
+    result : ResearchResult
+        From `admf_dask.research.research_stage`.
+
+    Returns
+    -------
+    list of str
+        The top-level names written (``["research.json"]``), for run.json's ``outputs``.
+    """
+    run_dir = Path(run_dir)
+    new: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        "psr": (("portfolio",), result.psr),
+        "dsr": (("portfolio",), result.dsr),
+    }
+    if result.wfo_equity is not None:
+        new["wfo_equity"] = (("time",), result.wfo_equity)
+    replace_variables(run_dir / "results.zarr", new, drop=[v for v in VARIABLES if v not in new])
+    write_json_atomic(run_dir / "research.json", result.summary)
+    return ["research.json"]
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """JSON (NaN/inf as null) to a temporary sibling, renamed over ``path``."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
+    try:
+        tmp.write_text(json.dumps(_clean(obj), indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: non-finite floats become null, numpy scalars Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def replace_variables(
+    store: Path,
+    new: dict[str, tuple[tuple[str, ...], np.ndarray]],
+    drop: list[str] | tuple[str, ...] = (),
+) -> None:
+    """Add or replace variables of a Zarr v3 store (and remove those in ``drop``), the
+    consolidated metadata switched last, in one rename."""
+    import xarray as xr
+    from zarr.codecs import BloscCodec
+
+    store = Path(store)
+    root_meta = json.loads((store / "zarr.json").read_text(encoding="utf-8"))
+    tmp = store.parent / f".{store.name}.research-{secrets.token_hex(4)}"
+    try:
+        ds = xr.Dataset(
+            {
+                k: (dims, np.asarray(v, dtype=np.float64), {"description": _DOC.get(k, k)})
+                for k, (dims, v) in new.items()
+            }
+        )
+        fast = [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
+        enc = {k: {"compressors": fast, "fill_value": np.nan} for k in new}
+        ds.to_zarr(tmp / "new.zarr", mode="w", zarr_format=3, consolidated=False, encoding=enc)
+        aside = tmp / "old"
+        aside.mkdir()
+        metas = {}
+        for name in new:
+            metas[name] = json.loads((tmp / "new.zarr" / name / "zarr.json").read_text("utf-8"))
+        consolidated = root_meta.get("consolidated_metadata")
+        if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
+            for name in drop:
+                consolidated["metadata"].pop(name, None)
+            consolidated["metadata"].update(metas)
+        (tmp / "zarr.json").write_text(json.dumps(root_meta, indent=2), encoding="utf-8")
+        for name in [*new, *drop]:
+            if (store / name).exists():
+                os.replace(store / name, aside / name)
+        for name in new:
+            os.replace(tmp / "new.zarr" / name, store / name)
+        os.replace(tmp / "zarr.json", store / "zarr.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
