@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -18,14 +19,15 @@ from report_runs import make_run, market_path
 from admf_dask.errors import InputError
 from admf_dask.report import _aggregate as agg
 from admf_dask.report import (
-    _build,
     _load,
     build_report,
+    context,
     drawdown_figure,
     equity_band_figure,
     heatmap_figure,
 )
 from admf_dask.report.figures import heatmap_data, highlighted_lines
+from admf_dask.report.tabs import overview
 
 
 def _doc_json(html: str) -> str:
@@ -97,14 +99,14 @@ def test_chosen_portfolio_and_market_data(run_dir: Path, tmp_path: Path) -> None
 def test_choices_best_median_worst_and_top(run_dir: Path) -> None:
     ds = _load.open_results(run_dir)
     run = _load.load_run(run_dir, ds)
-    name, score = _build._score(run, ds)
+    name, score = context.score(run, ds)
     assert name == "sharpe"
-    choices = _build._choices(run, score, name, None, top=3)
+    choices = context.choices(run, score, name, None, top=3)
     best, median, worst = agg.pick_best_median_worst(score)
     assert [c.pid for c in choices[:3]] == [best, median, worst]
     top = agg.top_n(score, 3)
     assert [c.pid for c in choices[3:]] == [p for p in top[1:] if p not in (median, worst)]
-    with_chosen = _build._choices(run, score, name, best, top=1)
+    with_chosen = context.choices(run, score, name, best, top=1)
     assert with_chosen[0].label.startswith("chosen / best")  # same portfolio: merged
     assert len({c.pid for c in with_chosen}) == len(with_chosen)
 
@@ -211,9 +213,9 @@ def test_max_drawdown_card_names_whose_drawdown_it_is(run_dir: Path, tmp_path: P
     assert "max DD of best sharpe" in doc and "best max DD" not in doc
     ds = _load.open_results(run_dir)
     run = _load.load_run(run_dir, ds)
-    name, score = _build._score(run, ds)
+    name, score = context.score(run, ds)
     lines = highlighted_lines(ds["equity"], score, run.params, name)
-    text = _build._header(run, name, score, lines, 0).text
+    text = overview.header(run, name, score, lines, 0).text
     best = agg.pick_best_median_worst(score)[0]
     shown = f"{run.metrics['max_drawdown'][best]:.1%}"  # the best-Sharpe portfolio's drawdown
     assert f'max DD of best sharpe</div><div class="v ">{shown}</div>' in text
@@ -226,12 +228,55 @@ def test_best_and_worst_lists_show_one_of_each_duplicate(tmp_path: Path) -> None
     run_path = make_run(tmp_path / "dup", grid=grid, ml=False, n_bars=60, seed=3)
     ds = _load.open_results(run_path)
     run = _load.load_run(run_path, ds)
-    name, score = _build._score(run, ds)
+    name, score = context.score(run, ds)
     pick = _load.distinct_score(run, ds, score)
     assert np.isfinite(pick[:2]).all() and np.isnan(pick[2:]).all()
-    choices = _build._choices(run, score, name, None, top=5, pick=pick)
+    choices = context.choices(run, score, name, None, top=5, pick=pick)
     assert {c.pid for c in choices} == {0, 1}
     lines = highlighted_lines(ds["equity"], pick, run.params, name)
     assert {ln.portfolio for ln in lines} <= {0, 1}
     doc = _doc_json(build_report(run_path).read_text())
     assert re.search(r"best #[01] ", doc) and not re.search(r"(best|median|worst) #[2-5] ", doc)
+
+
+def _div_texts(html_text: str) -> list[str]:
+    """The HTML of every Div as the browser gets it (Bokeh escapes the embedded JSON once)."""
+    doc = json.loads(html.unescape(_doc_json(html_text)))
+    out: list[str] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if x.get("type") == "object" and x.get("name") == "Div":
+                out.append(x["attributes"].get("text", ""))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    return out
+
+
+def test_run_values_reach_the_html_as_text(tmp_path: Path) -> None:
+    """A run name, grid value, warning or worker name holding HTML is shown, never run."""
+    evil = "<script>alert(1)</script>"
+    grid = {"strategy": ["<b>x</b>", "a&b"], "stop_loss": [None, 0.05]}
+    run = make_run(tmp_path / "x", name=evil, grid=grid, ml=False, n_bars=60)
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["warnings"] = [f"symbol {evil} has gaps"]
+    manifest["cluster"] = {"workers": [{"name": "<i>w0</i>", "address": "tcp://127.0.0.1:1"}]}
+    (run / "run.json").write_text(json.dumps(manifest))
+    page = build_report(run, tmp_path / "r.html").read_text()
+    texts = _div_texts(page)
+    joined = "\n".join(texts)
+    assert "<script" not in joined and "<i>" not in joined and "<b>x</b>" not in joined
+    esc = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    header = next(t for t in texts if "<h1>" in t)
+    assert f"<h1>{esc}</h1>" in header and f"symbol {esc} has gaps" in header
+    assert joined.count(f"symbol {esc} has gaps") == 2  # the Overview's warning and the Run tab's
+    assert "&lt;b&gt;x&lt;/b&gt;" in joined and "a&amp;b" in joined  # grid values (Run tab)
+    assert "<td>&lt;i&gt;w0&lt;/i&gt;</td>" in joined  # the cluster's worker table
+    # the portfolio info lines are not Divs yet (the page's JS shows them): escaped there too
+    doc = html.unescape(_doc_json(page))
+    assert "= <b>&lt;b&gt;x&lt;/b&gt;</b>" in doc or "= <b>a&amp;b</b>" in doc
