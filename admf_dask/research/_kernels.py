@@ -45,9 +45,6 @@ M_C3 = 3  # Σ (r - mean)³
 M_C4 = 4  # Σ (r - mean)⁴
 N_MOMENTS = 5
 
-# a tile of portfolios whose segment sums stay in cache across all the splits
-_TILE = 512
-
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def full_moments(equity, capital):
@@ -118,20 +115,13 @@ def segment_sums(equity, capital, center, edges):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def sharpe_from_sums(n, sd, sd2, center):
-    """Per-bar SR ``mean / std(ddof=1)`` of returns with count n, Σ(r-c) sd, Σ(r-c)² sd2."""
-    if n < 2.0:
-        return np.nan
+    """Per-bar SR ``mean / std(ddof=1)`` of returns with count n, Σ(r-c) sd, Σ(r-c)² sd2.
+
+    Branch-free (it runs in the vectorized inner loops): n < 2 gives nan or ±inf, and a
+    variance of 0 (or below, by rounding) gives ±inf, or nan for a mean of 0 — not finite.
+    """
     var = (sd2 - sd * sd / n) / (n - 1.0)
-    mean = center + sd / n
-    if var <= 0.0:
-        return mean / 0.0  # ±inf, or nan for a mean of 0: not finite either way
-    return mean / math.sqrt(var)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _rank_value(x):
-    """The SR as ranked: non-finite → -inf."""
-    return x if math.isfinite(x) else -np.inf
+    return (center + sd / n) / math.sqrt(max(var, 0.0))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -153,26 +143,58 @@ def range_sharpe(sums, center, ranges):
     return out
 
 
+# The CSCV kernels split the B blocks into two halves and tabulate, for a tile of portfolios,
+# the sums over every subset of each half (2 × 2^(B/2) rows, built by adding one block to a
+# smaller subset). A split's sums are then one row of each table added: 3 additions per
+# portfolio and split instead of 3·B/2. The tile is sized so that its tables stay in cache.
+
+
+def split_masks(n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bit masks (C,) of each split's in-sample blocks in the first and in the second half
+    (bit j of the second: block B/2 + j), ``itertools.combinations`` order."""
+    h = n_blocks // 2
+    ins, _ = cscv_splits(n_blocks)
+    bits = np.left_shift(1, np.arange(n_blocks, dtype=np.int64) % h)
+    first = np.where(ins < h, bits[ins], 0).sum(axis=1)
+    second = np.where(ins >= h, bits[ins], 0).sum(axis=1)
+    return first.astype(np.int64), second.astype(np.int64)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def _tile_sharpe(sums, center, group, p0, p1, tn, ts, tq, sr):
-    """SR of portfolios [p0, p1) over the union of segments ``group`` into ``sr[: p1-p0]``."""
+def _tile_for(h):
+    return max(16, min(512, 16384 >> h))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _subset_tables(sums, p0, p1, h, t1, t2):
+    """t1[mask], t2[mask] (2^h, N_SUMS, tile): sums over the blocks of ``mask`` in each half."""
     m = p1 - p0
-    for i in range(m):
-        tn[i] = 0.0
-        ts[i] = 0.0
-        tq[i] = 0.0
-    for k in range(group.shape[0]):
-        g = group[k]
-        for i in range(m):  # contiguous in p: vectorized
-            tn[i] += sums[S_N, g, p0 + i]
-            ts[i] += sums[S_D, g, p0 + i]
-            tq[i] += sums[S_D2, g, p0 + i]
-    for i in range(m):
-        sr[i] = sharpe_from_sums(tn[i], ts[i], tq[i], center[p0 + i])
+    for r in range(N_SUMS):
+        for i in range(m):
+            t1[0, r, i] = 0.0
+            t2[0, r, i] = 0.0
+    for mask in range(1, 1 << h):
+        b = 0
+        while not (mask >> b) & 1:
+            b += 1
+        rest = mask ^ (1 << b)
+        for r in range(N_SUMS):
+            for i in range(m):
+                t1[mask, r, i] = t1[rest, r, i] + sums[r, b, p0 + i]
+                t2[mask, r, i] = t2[rest, r, i] + sums[r, h + b, p0 + i]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _split_sharpe(t1, t2, a, b, center, p0, m, sr):
+    for i in range(m):  # contiguous in the tile: vectorized
+        n = t1[a, S_N, i] + t2[b, S_N, i]
+        sd = t1[a, S_D, i] + t2[b, S_D, i]
+        sd2 = t1[a, S_D2, i] + t2[b, S_D2, i]
+        sr[i] = sharpe_from_sums(n, sd, sd2, center[p0 + i])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def cscv_best(sums, center, is_groups, oos_groups):
+def cscv_best(sums, center, m1, m2):
     """Per split, the chunk's best in-sample portfolio (first on ties).
 
     Parameters
@@ -181,8 +203,8 @@ def cscv_best(sums, center, is_groups, oos_groups):
         `segment_sums` over the CSCV blocks.
     center : ndarray (P,)
         The centre the sums were taken around (the portfolios' mean returns).
-    is_groups, oos_groups : ndarray (C, B/2) int
-        The in-sample blocks of each split and their complement.
+    m1, m2 : ndarray (C,) int64
+        The in-sample blocks of each split (`split_masks`).
 
     Returns
     -------
@@ -193,67 +215,72 @@ def cscv_best(sums, center, is_groups, oos_groups):
     best_oos : ndarray (C,)
         Its out-of-sample SR (raw: nan stays nan).
     """
-    C = is_groups.shape[0]
+    C = m1.shape[0]
+    B = sums.shape[1]
     P = sums.shape[2]
+    h = B // 2
+    tile = _tile_for(h)
+    full = (1 << h) - 1
     best_is = np.full(C, -np.inf)
     best_idx = np.full(C, -1, dtype=np.int64)
-    tn = np.empty(_TILE)
-    ts = np.empty(_TILE)
-    tq = np.empty(_TILE)
-    sr = np.empty(_TILE)
-    for p0 in range(0, P, _TILE):  # tiles outside: one tile's sums stay in cache for all splits
-        p1 = min(P, p0 + _TILE)
-        for c in range(C):
-            _tile_sharpe(sums, center, is_groups[c], p0, p1, tn, ts, tq, sr)
-            b = best_is[c]
-            j = best_idx[c]
-            for i in range(p1 - p0):
-                v = _rank_value(sr[i])
-                if v > b or j < 0:
-                    b = v
-                    j = p0 + i
-            best_is[c] = b
-            best_idx[c] = j
     best_oos = np.full(C, np.nan)
-    for c in range(C):
-        j = best_idx[c]
-        if j >= 0:
-            n = 0.0
-            sd = 0.0
-            sd2 = 0.0
-            for g in oos_groups[c]:
-                n += sums[S_N, g, j]
-                sd += sums[S_D, g, j]
-                sd2 += sums[S_D2, g, j]
-            best_oos[c] = sharpe_from_sums(n, sd, sd2, center[j])
+    t1 = np.empty((1 << h, N_SUMS, tile))
+    t2 = np.empty((1 << h, N_SUMS, tile))
+    sr = np.empty(tile)
+    one = np.empty(1)
+    for p0 in range(0, P, tile):  # tiles outside: one tile's tables stay in cache for all splits
+        p1 = min(P, p0 + tile)
+        _subset_tables(sums, p0, p1, h, t1, t2)
+        for c in range(C):
+            _split_sharpe(t1, t2, m1[c], m2[c], center, p0, p1 - p0, sr)
+            top = -np.inf
+            for i in range(p1 - p0):  # nan and ±inf rank as -inf
+                x = sr[i] if math.isfinite(sr[i]) else -np.inf
+                sr[i] = x
+                top = max(top, x)
+            if top > best_is[c] or best_idx[c] < 0:  # this tile holds the first of the best
+                i = 0
+                while sr[i] != top:
+                    i += 1
+                best_is[c] = top
+                best_idx[c] = p0 + i
+                # out of sample with the very operations of `cscv_count`, so that the selected
+                # portfolio ties with itself there
+                a = full ^ m1[c]
+                b = full ^ m2[c]
+                _split_sharpe(t1[:, :, i:], t2[:, :, i:], a, b, center, p0 + i, 1, one)
+                best_oos[c] = one[0]
     return best_is, best_idx, best_oos
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def cscv_count(sums, center, oos_groups, target):
+def cscv_count(sums, center, m1, m2, target):
     """Per split, the chunk's portfolios whose out-of-sample SR (as ranked) is below / equal to
     ``target[c]`` (the selected portfolio's, as ranked): int64 arrays (C,), (C,)."""
-    C = oos_groups.shape[0]
+    C = m1.shape[0]
+    B = sums.shape[1]
     P = sums.shape[2]
+    h = B // 2
+    full = (1 << h) - 1
+    tile = _tile_for(h)
     below = np.zeros(C, dtype=np.int64)
     equal = np.zeros(C, dtype=np.int64)
-    tn = np.empty(_TILE)
-    ts = np.empty(_TILE)
-    tq = np.empty(_TILE)
-    sr = np.empty(_TILE)
-    for p0 in range(0, P, _TILE):
-        p1 = min(P, p0 + _TILE)
+    t1 = np.empty((1 << h, N_SUMS, tile))
+    t2 = np.empty((1 << h, N_SUMS, tile))
+    sr = np.empty(tile)
+    for p0 in range(0, P, tile):
+        p1 = min(P, p0 + tile)
+        _subset_tables(sums, p0, p1, h, t1, t2)
         for c in range(C):
-            _tile_sharpe(sums, center, oos_groups[c], p0, p1, tn, ts, tq, sr)
+            _split_sharpe(t1, t2, full ^ m1[c], full ^ m2[c], center, p0, p1 - p0, sr)
             v = target[c]
             lo = 0
             eq = 0
             for i in range(p1 - p0):
-                x = _rank_value(sr[i])
-                if x < v:
-                    lo += 1
-                elif x == v:
-                    eq += 1
+                x = sr[i]
+                x = x if math.isfinite(x) else -np.inf
+                lo += x < v
+                eq += x == v
             below[c] += lo
             equal[c] += eq
     return below, equal

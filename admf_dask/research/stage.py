@@ -76,13 +76,13 @@ def _segments(windows: np.ndarray, n_bars: int) -> tuple[np.ndarray, np.ndarray,
     return edges.astype(np.int64), is_r, oos_r
 
 
-def _chunk_pass(equity, capital, blocks, is_groups, oos_groups, wf_edges, wf_is, wf_oos):
+def _chunk_pass(equity, capital, blocks, m1, m2, wf_edges, wf_is, wf_oos):
     """One chunk of portfolios (T, p): moments, CSCV block sums, the chunk's bests."""
     eq = np.ascontiguousarray(equity, dtype=np.float64)
     mom = _k.full_moments(eq, float(capital))
     center = np.where(np.isfinite(mom[_k.M_MEAN]), mom[_k.M_MEAN], 0.0)
     sums = _k.segment_sums(eq, float(capital), center, blocks)
-    best = _k.cscv_best(sums, center, is_groups, oos_groups)
+    best = _k.cscv_best(sums, center, m1, m2)
     wf = None
     if wf_edges is not None:
         wsums = _k.segment_sums(eq, float(capital), center, wf_edges)
@@ -121,9 +121,9 @@ def _target(reduced: dict[str, Any]) -> np.ndarray:
     return np.where(np.isfinite(oos), oos, -np.inf)
 
 
-def _count_pass(packed, oos_groups, target):
+def _count_pass(packed, m1, m2, target):
     sums, center = packed
-    return _k.cscv_count(sums, center, oos_groups, target)
+    return _k.cscv_count(sums, center, m1, m2, target)
 
 
 def _moments_of(summary: dict[str, Any]) -> np.ndarray:
@@ -197,7 +197,7 @@ def research_stage(
     times = equity["time"].values
 
     blocks = _k.block_edges(T, cfg.cscv_blocks)
-    ins, outs = _k.cscv_splits(cfg.cscv_blocks)
+    m1, m2 = _k.split_masks(cfg.cscv_blocks)
     wf_cfg = cfg.walk_forward
     windows = wf_edges = wf_is = wf_oos = None
     if wf_cfg is not None:
@@ -205,18 +205,18 @@ def research_stage(
         wf_edges, wf_is, wf_oos = _segments(windows, T)
 
     # shared inputs: one graph key each, not a copy per task
-    d_blocks, d_ins, d_outs = (dask.delayed(x) for x in (blocks, ins, outs))
+    d_blocks, d_m1, d_m2 = (dask.delayed(x) for x in (blocks, m1, m2))
     d_wf = [dask.delayed(x) if x is not None else None for x in (wf_edges, wf_is, wf_oos)]
     blocks_d = equity.data.to_delayed().ravel()
     offsets = list(np.cumsum((0, *equity.data.chunks[1]))[:-1].astype(int))
     packed, summaries = [], []
     for blk in blocks_d:
-        pk, sm = dask.delayed(_chunk_pass, nout=2)(blk, capital, d_blocks, d_ins, d_outs, *d_wf)
+        pk, sm = dask.delayed(_chunk_pass, nout=2)(blk, capital, d_blocks, d_m1, d_m2, *d_wf)
         packed.append(pk)
         summaries.append(sm)
     reduced = dask.delayed(_reduce_bests)(summaries, offsets)
     target = dask.delayed(_target)(reduced)
-    counts = [dask.delayed(_count_pass)(pk, d_outs, target) for pk in packed]
+    counts = [dask.delayed(_count_pass)(pk, d_m1, d_m2, target) for pk in packed]
     total = dask.delayed(_add_counts)(counts)
     moments = [dask.delayed(_moments_of)(sm) for sm in summaries]
     reduced, (below, equal), moments = dask.compute(reduced, total, moments)
