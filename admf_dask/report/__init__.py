@@ -11,7 +11,8 @@ the in-page JavaScript from ``static/``; `format` holds the number and date form
 
 from __future__ import annotations
 
-from admf_dask.report.figures import drawdown_figure, equity_band_figure, heatmap_figure
+from admf_dask.report.figures import drawdown_figure, equity_band_figure
+from admf_dask.report.heatmap import heatmap_figure
 from admf_dask.report.page import build_report
 
 __all__ = ["build_report", "drawdown_figure", "equity_band_figure", "heatmap_figure"]

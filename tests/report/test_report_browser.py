@@ -19,7 +19,7 @@ from browser import Browser, image_stats
 
 from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load, build_report
-from admf_dask.report.figures import heatmap_data
+from admf_dask.report.heatmap import heatmap_data
 
 require_chromium()  # skips this module locally without Chromium, fails it under CI=true
 

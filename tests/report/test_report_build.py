@@ -26,7 +26,8 @@ from admf_dask.report import (
     equity_band_figure,
     heatmap_figure,
 )
-from admf_dask.report.figures import heatmap_data, highlighted_lines
+from admf_dask.report.figures import highlighted_lines
+from admf_dask.report.heatmap import heatmap_data
 from admf_dask.report.tabs import overview
 
 

@@ -22,16 +22,8 @@ from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load
 from admf_dask.report import format as fmt
 from admf_dask.report.context import ReportContext, small_codes
-from admf_dask.report.figures import (
-    COLORS,
-    PERCENT_METRICS,
-    _heatmap_plot,
-    axis_format,
-    constant_param,
-    heatmap_title,
-    metric_format,
-    style,
-)
+from admf_dask.report.figures import COLORS, PERCENT_METRICS, axis_format, metric_format, style
+from admf_dask.report.heatmap import constant_param, heatmap_plot, heatmap_title
 from admf_dask.report.render import script, template_div
 
 TITLE = "Grid"
@@ -65,7 +57,7 @@ def _content(ctx: ReportContext) -> LayoutDOM:
     px, py = axes[0], axes[1]
     values = run.metrics[metric]
     h = int(min(640, max(480, 70 + 46 * len(py.levels))))  # at least the two margins' height
-    fig, heat, mapper = _heatmap_plot(values, px, py, metric, width=1000, height=h)
+    fig, heat, mapper = heatmap_plot(values, px, py, metric, width=1000, height=h)
     show = len(px.levels) * len(py.levels) <= MAX_CELL_LABELS
     heat.data["text"], heat.data["text_color"] = fmt.cell_text(heat.data["value"], metric, show)
     text_r = fig.select_one({"name": "cell_text"})
