@@ -20,7 +20,6 @@ unreliable: many file systems are mounted ``noatime``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -112,9 +111,9 @@ def versions() -> dict[str, str]:
 
 def entry_key(kind: str, token: str, **salt: Any) -> str:
     """Cache key of a content token: the token plus package versions and `salt`, hashed."""
-    payload = {"kind": kind, "token": token, "format": FORMAT, "versions": versions(), **salt}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    from admf_dask.dasktools.identity import identity
+
+    return identity("cache-entry", kind, token, FORMAT, versions(), salt)
 
 
 @dataclass(frozen=True)
@@ -322,36 +321,34 @@ class DiskCache:
         Returns the entry, or None when the write failed (a warning; the run goes on) or another
         process wrote the same key first (its entry is returned instead).
         """
+        from admf_dask.dasktools.files import atomic_write
+
         final = self.path(kind, key)
         if final.is_dir():
             return self.lookup(kind, key)
-        tmp = final.parent / f"{TMP_PREFIX}{key}-{os.getpid()}-{secrets.token_hex(4)}"
-        try:
-            tmp.mkdir(parents=True)
+        manifest: dict[str, Any] = {}
+
+        def fill(tmp: Path) -> None:
             write(tmp)
             files = _payload_files(tmp)
-            manifest = {
-                "tool": TOOL,
-                "format": FORMAT,
-                "kind": kind,
-                "key": key,
-                "created": time.time(),
-                "size": int(sum(files.values())),
-                "files": files,
-                "crc32": {rel: _crc32(tmp / rel) for rel in files},
-                "meta": meta or {},
-            }
+            manifest.update(
+                tool=TOOL,
+                format=FORMAT,
+                kind=kind,
+                key=key,
+                created=time.time(),
+                size=int(sum(files.values())),
+                files=files,
+                crc32={rel: _crc32(tmp / rel) for rel in files},
+                meta=meta or {},
+            )
             (tmp / ENTRY).write_text(json.dumps(manifest, sort_keys=True, default=str))
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.is_dir():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
-                return self.lookup(kind, key)
+
+        try:
+            if not atomic_write(final, fill, directory=True, replace=False, prefix=TMP_PREFIX):
+                return self.lookup(kind, key)  # another process won the race
         except OSError as exc:  # a full disk or a bad path must not fail the run
             # (a cluster fault during the write, e.g. a killed worker, is the run's own error)
-            shutil.rmtree(tmp, ignore_errors=True)
             self.warn(f"could not write {kind} entry to {self.root} ({type(exc).__name__}: {exc})")
             return None
         self.note("written", kind)

@@ -12,10 +12,12 @@ import copy
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from admf_dask.config.models import ClusterConfig
 from admf_dask.errors import ConfigError
+
+if TYPE_CHECKING:  # pydantic stays out of worker processes, which import the plugin from here
+    from admf_dask.config.models import ClusterConfig
 
 ML = "ML"
 GPU = "GPU"
@@ -132,9 +134,14 @@ def plan_cluster(cfg: ClusterConfig, cores: int, memory: int, gpu: bool = False)
 def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | None = None):
     """Start a `distributed.LocalCluster` following `plan` (default: sized to this machine).
 
-    Returns the cluster; its workers are named after their plan (``ml-0``, ``cpu-1``, ...).
+    Returns the cluster; its workers are named after their plan (``ml-0``, ``cpu-1``, ...) and
+    run `admf_dask.cluster.plugin.WorkerSetup` (warm before their first task, also after a
+    restart).
     """
     from distributed import LocalCluster
+
+    from admf_dask.cluster.plugin import WorkerSetup
+    from admf_dask.config.models import ClusterConfig
 
     cfg = cfg or ClusterConfig()
     if plan is None:
@@ -148,8 +155,9 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
         dashboard_address=plan.dashboard_address,
         silence_logs=40,
     )
-    # LocalCluster gives every worker the same options; write one spec per worker instead so only
-    # the planned workers carry the ML/GPU resource tags.
+    # LocalCluster gives every worker the same options; write one spec per worker instead
+    # (SpecCluster's public worker_spec) so only the planned workers carry the ML/GPU tags.
+    # The plugin is a worker option: a nanny restarting its worker passes it again.
     for w in plan.workers:
         spec = copy.deepcopy(cluster.new_spec)
         spec["options"].update(
@@ -157,11 +165,36 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
             memory_limit=w.memory_limit,
             resources=dict(w.resources),
             name=w.name,
+            plugins={WorkerSetup()},
         )
         cluster.worker_spec[w.name] = spec
-    cluster.sync(cluster._correct_state)
-    cluster.wait_for_workers(plan.n_workers, timeout=120)
+    cluster.scale(len(cluster.worker_spec))  # starts what the specs say
+    try:
+        # workers register once warm; a cold numba cache compiles the kernels first (~30 s)
+        _wait_started(cluster, plan.n_workers, timeout=600)
+    except BaseException:
+        cluster.close()
+        raise
     return cluster
+
+
+def _wait_started(cluster: Any, n: int, timeout: float) -> None:
+    """`wait_for_workers`, failing at once when a worker could not start (not at the timeout)."""
+    import time
+
+    from distributed.core import Status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        failed = sorted(str(k) for k, w in cluster.workers.items() if w.status == Status.failed)
+        if failed:
+            raise RuntimeError(f"dask worker(s) {', '.join(failed)} failed to start (log above)")
+        try:
+            cluster.wait_for_workers(n, timeout=1)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def kernel_cache_cold() -> bool:
@@ -187,11 +220,7 @@ def kernel_cache_cold() -> bool:
 
 def describe_cluster(client) -> dict[str, Any]:
     """Scheduler address, dashboard link and one record per worker (run.json ``cluster``)."""
-    info = (
-        client.scheduler_info(n_workers=-1)
-        if _accepts_n_workers(client)
-        else client.scheduler_info()
-    )
+    info = client.scheduler_info(n_workers=-1)
     workers = []
     for addr, w in sorted(info.get("workers", {}).items()):
         workers.append(
@@ -210,12 +239,6 @@ def describe_cluster(client) -> dict[str, Any]:
     }
 
 
-def _accepts_n_workers(client) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
-
-
 @dataclass
 class _Session:
     key: str
@@ -230,13 +253,14 @@ _SESSION: _Session | None = None
 def session_client(cfg: ClusterConfig):
     """The client of this process's session cluster, started on first use and then reused.
 
-    With ``cfg.address`` set, connects to that scheduler instead (also reused). A different
-    cluster section closes the old session cluster and starts a new one.
+    With ``cfg.address`` set, connects to that scheduler instead (also reused) and registers
+    `admf_dask.cluster.plugin.WorkerSetup` there. A different cluster section closes the old
+    session cluster and starts a new one.
     """
     global _SESSION
     from distributed import Client
 
-    key = repr(sorted(asdict_cfg(cfg).items()))
+    key = repr(sorted(cfg.model_dump().items()))
     with _LOCK:
         if _SESSION is not None and _SESSION.key == key and _SESSION.client.status == "running":
             return _SESSION.client
@@ -250,6 +274,9 @@ def session_client(cfg: ClusterConfig):
                     f"cannot reach a Dask scheduler at {cfg.address} ({exc})",
                     "start one with 'dask scheduler' or fix the address",
                 ) from exc
+            from admf_dask.cluster.plugin import register
+
+            register(client)
             cluster = None
         else:
             cluster = make_local_cluster(cfg)
@@ -269,10 +296,6 @@ def close_session() -> None:
     finally:
         if s.cluster is not None:
             s.cluster.close()
-
-
-def asdict_cfg(cfg: ClusterConfig) -> dict[str, Any]:
-    return cfg.model_dump()
 
 
 atexit.register(close_session)

@@ -44,6 +44,7 @@ __all__ = [
     "apply_overrides",
     "config_hash",
     "load_pipeline",
+    "pipeline_schema",
     "read_yaml",
 ]
 
@@ -134,6 +135,13 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             node = nxt
         node[keys[-1]] = value
     return out
+
+
+def pipeline_schema() -> dict[str, Any]:
+    """The JSON schema of a pipeline file (see `admf_dask.config.schema`)."""
+    from admf_dask.config.schema import pipeline_schema as _schema
+
+    return _schema()
 
 
 def load_pipeline(

@@ -16,28 +16,40 @@ register_indicator, Param, INDICATORS
     Add an indicator kind: one registered function.
 """
 
-from admf_dask.features import indicators as _indicators  # noqa: F401  (registers the kinds)
-from admf_dask.features.graph import (
-    FEATURE_CACHE,
-    KERNEL_CALLS,
-    SessionCache,
-    chain_map,
-    compute_features,
-    feature_stage,
-    feature_token,
-    halo_map,
-)
-from admf_dask.features.registry import (
-    FIELDS,
-    INDICATORS,
-    REQUIRED,
-    Indicator,
-    Param,
-    feature_variables,
-    register_indicator,
-    validate_feature_spec,
-    validate_feature_specs,
-)
+import importlib
+from typing import Any
+
+# imported on first use, so that `import admf_dask.features._kernels` (on a worker) loads only
+# numpy and numba; any attribute first imports `indicators`, which registers the kinds
+_WHERE = {
+    "FEATURE_CACHE": "graph",
+    "KERNEL_CALLS": "graph",
+    "SessionCache": "graph",
+    "chain_map": "graph",
+    "compute_features": "graph",
+    "feature_stage": "graph",
+    "feature_token": "graph",
+    "halo_map": "graph",
+    "FIELDS": "registry",
+    "INDICATORS": "registry",
+    "REQUIRED": "registry",
+    "Indicator": "registry",
+    "Param": "registry",
+    "feature_variables": "registry",
+    "register_indicator": "registry",
+    "validate_feature_spec": "registry",
+    "validate_feature_specs": "registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(f"{__name__}.indicators")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FEATURE_CACHE",

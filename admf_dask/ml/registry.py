@@ -8,12 +8,11 @@ same inputs give the same file name and a different input can never overwrite an
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from admf_dask.dasktools.files import atomic_write_bytes
 from admf_dask.errors import ModelFileError
 from admf_dask.ml.models import FORMAT, FoldModel, ModelBundle, check_meta, load_bundle
 
@@ -21,8 +20,9 @@ EXTENSIONS = {"xgboost": ".ubj", "mlp": ".pt", "lstm": ".pt"}
 
 
 def _digest(obj: Any, n: int = 24) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
+    from admf_dask.dasktools.identity import identity
+
+    return identity("model", obj, length=n)
 
 
 def model_id(
@@ -70,15 +70,9 @@ def save_model(models_dir: str | Path, bundle: ModelBundle) -> Path:
     d = Path(models_dir)
     d.mkdir(parents=True, exist_ok=True)
     blob_path, meta_path = model_paths(d, bundle.model_id, bundle.kind)
-    _atomic_write(blob_path, bundle.blob)
-    _atomic_write(meta_path, json.dumps(bundle.meta, indent=1, sort_keys=True).encode())
+    atomic_write_bytes(blob_path, bundle.blob)
+    atomic_write_bytes(meta_path, json.dumps(bundle.meta, indent=1, sort_keys=True).encode())
     return blob_path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _resolve(models_dir_or_file: str | Path, mid: str | None) -> tuple[Path, str]:

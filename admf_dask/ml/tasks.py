@@ -6,7 +6,7 @@ hence a label that would need a later close is NaN and never trained on, whateve
 
 - `train_task`: one per fold -> ``{"bundle", "reason", "n_train", "trace"}``; the result future
   stays on the ML worker and every inference task of the fold takes it as input, so a model
-  crosses the network once per fold (and is deserialized once per worker, `_live_model`).
+  crosses the network once per fold (and is deserialized once per worker, `fold_models`).
 - `infer_task`: one per fold x data time chunk -> ``{"p": (rows, symbol), "trace"}``.
 - `assemble_task`: one per data time chunk -> signal block ``(rows, symbol)`` (untagged).
 - `quality_task`: one per fold -> IC table row + the fold's inference traces (untagged).
@@ -14,15 +14,15 @@ hence a label that would need a later close is NaN and never trained on, whateve
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from admf_dask.dasktools.lru import LRU
+from admf_dask.dasktools.session import worker_plugin
 from admf_dask.ml import _kernels as K
 from admf_dask.ml.models import (
     FORMAT,
@@ -254,27 +254,26 @@ def _train_result(
     return out
 
 
-# A worker deserializes each fold's model once and keeps the last few (inference tasks of one
-# fold arrive together); keyed by the content id, so a stale entry can never be reused wrongly.
-_LIVE: OrderedDict[str, FoldModel] = OrderedDict()
-_LIVE_LOCK = threading.Lock()
-_LIVE_MAX = 8
-LOADS: dict[str, int] = {}  # model_id -> deserializations in this process (tests, diagnostics)
+# Each fold's model is deserialized once per process and the last few kept (inference tasks of
+# one fold arrive together); keyed by the content id, so a stale entry can never be reused
+# wrongly. On a worker, the cache is its `WorkerSetup` plugin's (admf_dask.cluster.plugin).
+_LOCAL_MODELS = LRU(8, serialize_builds=True)
+
+
+def fold_models() -> LRU:
+    """The fold-model cache of this worker (its plugin's), or of this process."""
+    plugin = worker_plugin()
+    models = getattr(plugin, "models", None)
+    return models if isinstance(models, LRU) else _LOCAL_MODELS
 
 
 def _live_model(bundle: ModelBundle, gpu: bool) -> FoldModel:
-    # loading under the lock: two blocks of one fold arriving together deserialize it once
-    with _LIVE_LOCK:
-        m = _LIVE.get(bundle.model_id)
-        if m is not None:
-            _LIVE.move_to_end(bundle.model_id)
-            return m
-        m = load_bundle(bundle, where=f"model {bundle.model_id}", device=_device(gpu))
-        LOADS[bundle.model_id] = LOADS.get(bundle.model_id, 0) + 1
-        _LIVE[bundle.model_id] = m
-        while len(_LIVE) > _LIVE_MAX:
-            _LIVE.popitem(last=False)
-        return m
+    # serialized builds: two blocks of one fold arriving together deserialize it once
+    model, _ = fold_models().get_or_build(
+        bundle.model_id,
+        lambda: load_bundle(bundle, where=f"model {bundle.model_id}", device=_device(gpu)),
+    )
+    return model
 
 
 def infer_task(

@@ -146,18 +146,15 @@ def commit(tmp: Path, out: Path, overwrite: bool, where: str = "output.path") ->
     """Move the finished `tmp` to `out`; an old run is replaced only with ``overwrite``, and
     only while it is still a finished run folder of this tool (checked again here: the folder
     may have changed while the run computed)."""
-    old = None
+    from admf_dask.dasktools.files import replace_dir
+
     if out.exists() or out.is_symlink():
         if not overwrite:  # appeared while we ran: never clobber
             raise ConfigError(where, f"'{out}' appeared during the run", "choose another --out")
         problem = run_folder_problem(out)
         if problem is not None:
             raise _refuse_overwrite(out, problem, where)
-        old = out.parent / f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out)
 
 
 #: temporary folders made by `temp_dir_for` and neither committed nor discarded yet: what an
