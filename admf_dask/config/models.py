@@ -175,6 +175,17 @@ class PortfolioParams(_Strict):
     commission_fixed: float | None = Field(None, ge=0)
     # slippage in basis points against the fill (null: execution.slippage_bps)
     slippage_bps: float | None = Field(None, ge=0)
+    # exit when the price gains this fraction from the entry price (null: off; DESIGN §2b)
+    take_profit: float | None = Field(None, gt=0)
+    # exit when the price falls this fraction from its best since entry (null: off)
+    trailing_stop: float | None = Field(None, gt=0, lt=1)
+    # exit a position after this many bars, the opening bar counted (null: off)
+    max_holding: int | None = Field(None, ge=1, strict=True)
+    # when exit levels are tested: at the close (fill at the next open) or intrabar (fill at the
+    # level, from the bar's open, high and low)
+    exit_on: Literal["close", "intrabar"] = "close"
+    # hold at most this many positions, the strongest |signal| first (null: no limit)
+    max_positions: int | None = Field(None, ge=1, strict=True)
 
 
 PARAM_KEYS: tuple[str, ...] = tuple(PortfolioParams.model_fields)

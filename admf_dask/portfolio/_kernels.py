@@ -36,7 +36,12 @@ from admf_dask.portfolio.enums import (  # noqa: F401 - re-exported: K.F_*, K.RE
     F_POSITION_WEIGHT,
     F_SLIPPAGE_BPS,
     F_STOP_LOSS,
+    F_TAKE_PROFIT,
     F_TARGET_VOL,
+    F_TRAILING_STOP,
+    I_INTRABAR,
+    I_MAX_HOLDING,
+    I_MAX_POSITIONS,
     I_MIX,
     I_SHORT,
     I_VOL,
@@ -48,6 +53,9 @@ from admf_dask.portfolio.enums import (  # noqa: F401 - re-exported: K.F_*, K.RE
     REASON_NAMES,
     REASON_SIGNAL,
     REASON_STOP,
+    REASON_TAKE_PROFIT,
+    REASON_TIME,
+    REASON_TRAILING,
     STOP_HELD,
     STOP_NEW,
     STOP_NONE,
@@ -153,8 +161,70 @@ def _pend_remove(pend, npend, s):
 
 
 @njit(cache=True, nogil=True)
+def _kth_largest(buf, n, k):
+    # the k-th largest of buf[:n] (1 <= k <= n), by in-place selection (Hoare partition)
+    lo_ = 0
+    hi_ = n - 1
+    target = k - 1
+    while lo_ < hi_:
+        pivot = buf[(lo_ + hi_) // 2]
+        i = lo_
+        j = hi_
+        while i <= j:
+            while buf[i] > pivot:
+                i += 1
+            while buf[j] < pivot:
+                j -= 1
+            if i <= j:
+                tmp = buf[i]
+                buf[i] = buf[j]
+                buf[j] = tmp
+                i += 1
+                j -= 1
+        if target <= j:
+            hi_ = j
+        elif target >= i:
+            lo_ = i
+        else:
+            break
+    return buf[target]
+
+
+@njit(cache=True, nogil=True)
+def _keep_top(w, um_t, lo, qp, stp, mpos, buf):
+    """max_positions (DESIGN §2b): among symbols with w != 0 that are not stopped, keep the
+    ``mpos`` with the largest |u| (ties: held now first, then lower symbol index); zero the rest."""
+    S = w.shape[0]
+    nc = 0
+    for s in range(S):
+        if w[s] != 0.0 and stp[s] == STOP_NONE:
+            buf[nc] = abs(max(um_t[s], lo))
+            nc += 1
+    if nc <= mpos:
+        return
+    thr = _kth_largest(buf, nc, mpos)
+    left = mpos  # slots left for |u| == thr once every |u| > thr is kept
+    for s in range(S):
+        if w[s] != 0.0 and stp[s] == STOP_NONE and abs(max(um_t[s], lo)) > thr:
+            left -= 1
+    for held in (True, False):
+        for s in range(S):
+            if w[s] != 0.0 and stp[s] == STOP_NONE and (qp[s] != 0.0) == held:
+                a = abs(max(um_t[s], lo))
+                if a < thr:
+                    w[s] = 0.0
+                elif a == thr:
+                    if left > 0:
+                        left -= 1
+                    else:
+                        w[s] = 0.0
+
+
+@njit(cache=True, nogil=True)
 def step_chunk(
     open_,
+    high,
+    low,
     close,
     signals,
     vol,
@@ -168,16 +238,19 @@ def step_chunk(
     record,
     capacity,
 ):
-    """Step every portfolio of a batch over every bar of one time chunk (DESIGN §2).
+    """Step every portfolio of a batch over every bar of one time chunk (DESIGN §2, §2b).
 
-    At each bar t, per portfolio: (1) fill pending targets at the open, (2) mark at the last
-    finite close, (3) stop and drawdown rules at the close, (4) new targets at the close (they
-    fill at t+1).
+    At each bar t, per portfolio: (1) fill pending targets at the open, (1b) intrabar exits
+    (``exit_on: intrabar``), (2) mark at the last finite close, (3) exit rules and drawdown at
+    the close, (4) new targets at the close (they fill at t+1). A rule that is off costs a
+    branch per portfolio and bar, outside the loops over symbols.
 
     Parameters
     ----------
     open_, close : ndarray float64 (T, S)
         Bars of the chunk; nan = no price.
+    high, low : ndarray float64 (T, S)
+        Read only by portfolios with ``exit_on: intrabar`` (may be (0, S) when there are none).
     signals : ndarray float64 (T, S, K)
         Strategy signals in [-1, 1]; nan counts as 0.
     vol : ndarray float64 (V, T, S)
@@ -200,8 +273,9 @@ def step_chunk(
     Returns
     -------
     ndarray of ORDER_DTYPE
-        The orders. Rows are grouped by (bar block, mix, portfolio) and sorted by (time,
-        symbol) within a group.
+        The orders. Rows are grouped by (bar block, mix, portfolio) and sorted by time within a
+        group; within a bar, the fills at the open in symbol order, then the intrabar exits in
+        symbol order.
     """
     T, S = close.shape
     P = state.cash.shape[0]
@@ -210,8 +284,9 @@ def step_chunk(
     S4 = S - S % 4
 
     TB = BLOCK_BARS
-    # room for one (bar block, portfolio) beyond the hint: at most one fill per symbol and bar
-    room = TB * S if record else 0
+    # room for one (bar block, portfolio) beyond the hint: at most one fill at the open and one
+    # intrabar exit per symbol and bar
+    room = 2 * TB * S if record else 0
     cap = max(1024, capacity) + room if record else 1
     rec = np.empty(cap, dtype=ORDER_DTYPE)
     n = 0
@@ -219,6 +294,7 @@ def step_chunk(
     order = np.argsort(iparams[:, I_MIX], kind="mergesort")  # one signal mix per group
     um = np.empty((TB, S))
     w = np.empty(S)
+    buf = np.empty(S)
     pend = np.empty(S, dtype=np.int64)
 
     for b0 in range(0, T, TB):
@@ -239,12 +315,27 @@ def step_chunk(
             sl = fparams[p, F_STOP_LOSS]
             sl_long = 1.0 - sl
             sl_short = 1.0 + sl
+            tp = fparams[p, F_TAKE_PROFIT]
+            tp_long = 1.0 + tp
+            tp_short = 1.0 - tp
+            ts = fparams[p, F_TRAILING_STOP]
+            ts_long = 1.0 - ts
+            ts_short = 1.0 + ts
             md_floor = 1.0 - fparams[p, F_MAX_DRAWDOWN]
-            band = fparams[p, F_BAND]
+            band = fparams[p, F_BAND] + 1e-12  # DESIGN §2 step 4: rounding noise never trades
             comm = fparams[p, F_COMMISSION]
             fixed = fparams[p, F_COMMISSION_FIXED]
             slip = fparams[p, F_SLIPPAGE_BPS] / 1e4  # = sign*bps/1e4 up to the sign, exactly
-            use_stop = sl == sl
+            mh = iparams[p, I_MAX_HOLDING]
+            ib = iparams[p, I_INTRABAR] != 0
+            mpos = iparams[p, I_MAX_POSITIONS]
+            use_sl = sl == sl
+            use_tp = tp == tp
+            use_ts = ts == ts
+            # which loops over symbols this portfolio needs (rules that are off cost nothing)
+            ib_exits = ib and (use_sl or use_tp or use_ts)
+            close_rules = use_ts or mh > 0 or (not ib and use_tp)
+            fast_stop = use_sl and not ib and not close_rules
             c_ = state.cash[p]
             pk = state.peak[p]
             hl = state.halted[p]
@@ -258,6 +349,9 @@ def step_chunk(
             up = state.u_prev[p]
             stp = state.stopped[p]
             rp = state.reason[p]
+            whyp = state.stop_why[p]
+            xp = state.extreme[p]
+            opp = state.opened[p]
             if record and n + room > cap:
                 cap = max(2 * cap, n + room)
                 rec = _grow(rec, cap)
@@ -307,6 +401,8 @@ def step_chunk(
                             nopen -= 1
                         if qs == 0.0 or (qs > 0.0 and Qs < 0.0) or (qs < 0.0 and Qs > 0.0):
                             ep[s] = px  # opens or flips
+                            xp[s] = px
+                            opp[s] = bar0 + t
                         elif abs(Qs) > abs(qs):
                             ep[s] = (qs * ep[s] + qty * px) / Qs  # grows: weighted average
                         qp[s] = Qs
@@ -323,6 +419,93 @@ def step_chunk(
                             r.commission = fee
                             n += 1
                     npend = keep
+
+                # 1b. intrabar exits (DESIGN §2b): gap through a level at the open fills there,
+                # else a touched level fills at the level; the stop before the take-profit
+                if ib_exits and nopen > 0:
+                    for s in range(S):
+                        qs = qp[s]
+                        if qs == 0.0:
+                            continue
+                        o = open_[t, s]
+                        h = high[t, s]
+                        lw = low[t, s]
+                        if not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lw)):
+                            continue
+                        e = ep[s]
+                        x = xp[s]
+                        lvl = math.nan
+                        lwhy = REASON_STOP
+                        hit = -1.0
+                        why = REASON_SIGNAL
+                        if qs > 0.0:
+                            if use_sl:
+                                lvl = e * sl_long
+                            if use_ts:
+                                lt = x * ts_long
+                                if not use_sl or lt > lvl:  # equal levels: stop
+                                    lvl = lt
+                                    lwhy = REASON_TRAILING
+                            ltp = e * tp_long
+                            if o <= lvl:
+                                hit = o
+                                why = lwhy
+                            elif o >= ltp:
+                                hit = o
+                                why = REASON_TAKE_PROFIT
+                            elif lw <= lvl:
+                                hit = lvl
+                                why = lwhy
+                            elif h >= ltp:
+                                hit = ltp
+                                why = REASON_TAKE_PROFIT
+                        else:
+                            if use_sl:
+                                lvl = e * sl_short
+                            if use_ts:
+                                lt = x * ts_short
+                                if not use_sl or lt < lvl:
+                                    lvl = lt
+                                    lwhy = REASON_TRAILING
+                            ltp = e * tp_short
+                            if o >= lvl:
+                                hit = o
+                                why = lwhy
+                            elif o <= ltp:
+                                hit = o
+                                why = REASON_TAKE_PROFIT
+                            elif h >= lvl:
+                                hit = lvl
+                                why = lwhy
+                            elif lw <= ltp:
+                                hit = ltp
+                                why = REASON_TAKE_PROFIT
+                        if hit < 0.0:
+                            continue
+                        qty = -qs
+                        px = hit * (1.0 + slip) if qty > 0.0 else hit * (1.0 - slip)
+                        fee = comm * abs(qty) * px + fixed
+                        c_ -= qty * px + fee
+                        qp[s] = 0.0
+                        Qp[s] = 0.0
+                        wsp[s] = 0.0
+                        nopen -= 1
+                        if stp[s] == STOP_NONE:
+                            nst += 1
+                        stp[s] = STOP_HELD  # released when u changes from the last close's
+                        whyp[s] = why
+                        tr += abs(qty * px)
+                        no += 1
+                        if record:
+                            r = rec[n]
+                            r.portfolio = p
+                            r.time = bar0 + t
+                            r.symbol = s
+                            r.reason = why
+                            r.qty = qty
+                            r.price = px
+                            r.commission = fee
+                            n += 1
 
                 # 2. mark at the last finite close
                 a0 = 0.0
@@ -356,18 +539,68 @@ def step_chunk(
                 if eq != 0.0:
                     gs += ((g0 + g1) + (g2 + g3)) / eq
 
-                # 3. risk at the close: stops, drawdown halt
-                if use_stop:
+                # 3. risk at the close: exit rules, drawdown halt
+                if fast_stop:
                     for s in range(S):
                         # branch-free: the sign of a position is a coin flip for the predictor
                         qs = qp[s]
                         c = close[t, s]
                         e = ep[s]
-                        hit = ((qs > 0.0) & (c <= e * sl_long)) | ((qs < 0.0) & (c >= e * sl_short))
-                        if hit:
+                        hit_ = ((qs > 0.0) & (c <= e * sl_long)) | (
+                            (qs < 0.0) & (c >= e * sl_short)
+                        )
+                        if hit_:
                             if stp[s] == STOP_NONE:
                                 nst += 1
                             stp[s] = STOP_NEW
+                            whyp[s] = REASON_STOP
+                elif close_rules and nopen > 0:
+                    age0 = bar0 + t + 1 - mh  # age t - t0 + 1 >= mh  <=>  t0 <= age0
+                    for s in range(S):
+                        qs = qp[s]
+                        if qs == 0.0:
+                            continue
+                        why = -1
+                        c = close[t, s]
+                        x = xp[s]
+                        if not ib:  # the first rule that hits, in the contract's order
+                            e = ep[s]
+                            if qs > 0.0:
+                                if c <= e * sl_long:
+                                    why = REASON_STOP
+                                elif c <= x * ts_long:
+                                    why = REASON_TRAILING
+                                elif c >= e * tp_long:
+                                    why = REASON_TAKE_PROFIT
+                            else:
+                                if c >= e * sl_short:
+                                    why = REASON_STOP
+                                elif c >= x * ts_short:
+                                    why = REASON_TRAILING
+                                elif c <= e * tp_short:
+                                    why = REASON_TAKE_PROFIT
+                        if why < 0 and mh > 0 and opp[s] <= age0:
+                            why = REASON_TIME
+                        if why >= 0:
+                            if stp[s] == STOP_NONE:
+                                nst += 1
+                            stp[s] = STOP_NEW
+                            whyp[s] = why
+                        if use_ts:  # the extreme since the position opened, this bar included
+                            if ib:
+                                if qs > 0.0:
+                                    hx = high[t, s]
+                                    if hx > x:
+                                        xp[s] = hx
+                                else:
+                                    lx = low[t, s]
+                                    if lx < x:
+                                        xp[s] = lx
+                            elif qs > 0.0:
+                                if c > x:
+                                    xp[s] = c
+                            elif c < x:
+                                xp[s] = c
                 if eq > pk:
                     pk = eq
                 if eq < md_floor * pk:  # nan max_drawdown: never
@@ -394,6 +627,8 @@ def step_chunk(
                         else:
                             ws = 0.0
                         w[s] = min(max(ws, -mp), mp)
+                if mpos > 0:
+                    _keep_top(w, um[tt], lo, qp, stp, mpos, buf)
                 a0 = 0.0
                 a1 = 0.0
                 a2 = 0.0
@@ -433,7 +668,7 @@ def step_chunk(
                         if hl:
                             rp[s] = REASON_HALT
                         elif nst > 0 and stp[s] != STOP_NONE:
-                            rp[s] = REASON_STOP
+                            rp[s] = whyp[s]
                         else:
                             rp[s] = REASON_SIGNAL
                 if nst > 0:

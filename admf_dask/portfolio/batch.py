@@ -28,8 +28,13 @@ class BatchState:
     halted : ndarray bool (P,)
     q, entry, target, w_set, u_prev : ndarray (P, S)
         Shares, entry price, target shares Q, set weight, last raw weight u.
-    stopped, reason : ndarray int8 (P, S)
-        Stop flag (``STOP_*``) and why the pending target was set (``REASON_*``).
+    stopped, reason, stop_why : ndarray int8 (P, S)
+        Stop flag (``STOP_*``), why the pending target was set and why the symbol was stopped
+        (``REASON_*``).
+    extreme : ndarray (P, S)
+        Highest (long) / lowest (short) price since the position opened (DESIGN §2b).
+    opened : ndarray int64 (P, S)
+        Global bar index of the fill that opened the position.
     traded : ndarray (P,)
         Sum of |qty * fill price| so far.
     gross_sum : ndarray (P,)
@@ -53,6 +58,9 @@ class BatchState:
     u_prev: np.ndarray
     stopped: np.ndarray
     reason: np.ndarray
+    stop_why: np.ndarray
+    extreme: np.ndarray
+    opened: np.ndarray
     traded: np.ndarray
     gross_sum: np.ndarray
     n_orders: np.ndarray
@@ -77,6 +85,9 @@ class BatchState:
             u_prev=np.zeros((P, S)),
             stopped=np.zeros((P, S), dtype=np.int8),
             reason=np.zeros((P, S), dtype=np.int8),
+            stop_why=np.zeros((P, S), dtype=np.int8),
+            extreme=np.zeros((P, S)),
+            opened=np.zeros((P, S), dtype=np.int64),
             traded=np.zeros(P),
             gross_sum=np.zeros(P),
             n_orders=np.zeros(P, dtype=np.int64),
@@ -149,6 +160,8 @@ def step(
     record: bool = True,
     copy: bool = True,
     capacity: int = 0,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
 ) -> tuple[BatchState, np.ndarray, np.ndarray, OrderRecords]:
     """Advance a batch over one time chunk.
 
@@ -168,6 +181,8 @@ def step(
         Work on a copy of ``state`` (false: update it in place).
     capacity : int
         Expected number of orders (sizes the record buffers; they grow if needed).
+    high, low : ndarray (T, S), optional
+        Needed when a portfolio has ``exit_on: intrabar`` (DESIGN §2b).
 
     Returns
     -------
@@ -187,16 +202,25 @@ def step(
     if vol is None:
         vol = np.empty((0, T, S))
     vol = np.ascontiguousarray(vol, dtype=f8)
+    iparams = np.ascontiguousarray(iparams, dtype=np.int64)
+    if high is None or low is None:
+        if np.any(iparams[:, K.I_INTRABAR] != 0):
+            raise ValueError("exit_on intrabar needs the bars' high and low")
+        high = low = np.empty((0, S))
+    high = np.ascontiguousarray(high, dtype=f8)
+    low = np.ascontiguousarray(low, dtype=f8)
     equity = np.empty((T, P))
     cash = np.empty((T, P))
     records = K.step_chunk(
         open_,
+        high,
+        low,
         close,
         signals,
         vol,
         np.ascontiguousarray(mixes, dtype=f8),
         np.ascontiguousarray(fparams, dtype=f8),
-        np.ascontiguousarray(iparams, dtype=np.int64),
+        iparams,
         st.kernel_state(),
         equity,
         cash,
@@ -236,8 +260,12 @@ def simulate(
     *,
     chunks: int | tuple[int, ...] | None = None,
     record: bool = True,
+    high: np.ndarray | None = None,
+    low: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, OrderRecords, BatchState]:
     """Run one batch over a whole series in memory, optionally cut into time chunks.
+
+    ``high`` / ``low`` (T, S) are needed when a portfolio has ``exit_on: intrabar``.
 
     Returns
     -------
@@ -263,6 +291,8 @@ def simulate(
             iparams,
             record=record,
             copy=False,
+            high=None if high is None else high[a:b],
+            low=None if low is None else low[a:b],
         )
         eqs.append(e)
         cashes.append(c)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from admf_dask.errors import ConfigError, did_you_mean
+from admf_dask.errors import ConfigError, DataError, did_you_mean
 from admf_dask.portfolio.grid import PortfolioBook
 from admf_dask.portfolio.store import create_store, metrics_dataset
 from admf_dask.portfolio.tasks import BatchSpec, finish_task, step_task, warm, warm_kernels
@@ -125,7 +125,12 @@ def _prepare(data, signals, features, book: PortfolioBook):
         "close": _as_dask(close_da.data, chunks2),
         "signals": _as_dask(sig.data, (tchunks, (S,), (len(names),))),
         "vol": None,
+        "high": None,
+        "low": None,
     }
+    if book.intrabar:
+        for name in ("high", "low"):
+            arrays[name] = _as_dask(_bar_prices(data, name, symbols).data, chunks2)
     if book.vol_features:
         if features is None:
             raise ConfigError(
@@ -147,6 +152,29 @@ def _prepare(data, signals, features, book: PortfolioBook):
             vols.append(_as_dask(v.data, chunks2))
         arrays["vol"] = da.stack(vols).rechunk(((len(vols),), tchunks, (S,)))
     return arrays, tchunks, times, symbols
+
+
+def _bar_prices(data, name: str, symbols) -> xr.DataArray:
+    """``data[name]`` (time, symbol) for ``exit_on: intrabar``, checked: every symbol with an
+    open has a high and a low somewhere (DESIGN §2b reads the bar's open, high and low)."""
+    import dask
+
+    fix = "give the data high and low prices, or use exit_on: close"
+    if name not in data.data_vars:
+        raise DataError("data", f"exit_on: intrabar needs '{name}' prices, the data has none", fix)
+    x = data[name].transpose("time", "symbol")
+    has_open, has_x = dask.compute(
+        data["open"].notnull().any("time").data, x.notnull().any("time").data
+    )
+    missing = [str(s) for s, a, b in zip(symbols, has_open, has_x, strict=True) if a and not b]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(
+            f"data.{name}",
+            f"exit_on: intrabar needs '{name}' prices, symbol '{missing[0]}'{more} has none",
+            fix,
+        )
+    return x
 
 
 def _default_client():
@@ -235,8 +263,8 @@ def run_portfolios(
     if client is None:
         client = _default_client()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     arrays, tchunks, times, symbols = _prepare(data, signals, features, book)
+    out.mkdir(parents=True, exist_ok=True)  # after the checks: bad input writes nothing
     N, S = book.n_portfolios, len(symbols)
     if batch_size is None:
         bs = min(book.batch_size, max(1, math.ceil(N / _n_threads(client))))
@@ -258,6 +286,10 @@ def run_portfolios(
     c_blocks = arrays["close"].to_delayed().ravel()
     s_blocks = arrays["signals"].to_delayed().ravel()
     v_blocks = arrays["vol"].to_delayed().ravel() if arrays["vol"] is not None else None
+    hl_blocks = {
+        k: arrays[k].to_delayed().ravel() if arrays[k] is not None else None
+        for k in ("high", "low")
+    }
     edges = np.cumsum((0, *tchunks))
     time_values = np.asarray(times.values, dtype="datetime64[ns]")
     tok = uuid.uuid4().hex[:12]  # the tasks write files: never let dask reuse an earlier result
@@ -290,6 +322,10 @@ def run_portfolios(
                 spec_d,
                 c0,
                 time_values[edges[c0] : edges[c1]],
+                *(
+                    list(hl_blocks[k][c0:c1]) if hl_blocks[k] is not None else None
+                    for k in ("high", "low")
+                ),
                 dask_key_name=f"portfolio-step-{tok}-b{b}-c{c0}",
             )
         finals.append(

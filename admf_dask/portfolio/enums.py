@@ -24,19 +24,29 @@ F_BAND = 6
 F_COMMISSION = 7
 F_COMMISSION_FIXED = 8
 F_SLIPPAGE_BPS = 9
-N_FPARAMS = 10
+F_TAKE_PROFIT = 10
+F_TRAILING_STOP = 11
+N_FPARAMS = 12
 # iparams columns: row of ``mixes`` (strategy weights), index into the vol stack (-1: fixed
-# sizing), 1 when shorts are allowed
+# sizing), 1 when shorts are allowed, max_holding in bars (0: off), 1 for exit_on intrabar,
+# max_positions (0: off)
 I_MIX = 0
 I_VOL = 1
 I_SHORT = 2
-N_IPARAMS = 3
+I_MAX_HOLDING = 3
+I_INTRABAR = 4
+I_MAX_POSITIONS = 5
+N_IPARAMS = 6
 
-# why the target behind a fill was set (orders.parquet `reason`)
+# why the target behind a fill was set, or why an intrabar exit happened (orders.parquet
+# `reason`, DESIGN §2b)
 REASON_SIGNAL = 0
 REASON_STOP = 1
-REASON_HALT = 2
-REASON_NAMES = ("signal", "stop", "halt")
+REASON_TRAILING = 2
+REASON_TAKE_PROFIT = 3
+REASON_TIME = 4
+REASON_HALT = 5
+REASON_NAMES = ("signal", "stop", "trailing", "take_profit", "time", "halt")
 
 # per-(portfolio, symbol) stop state: NEW = marked at this bar's close (cannot clear at this
 # bar), HELD = marked earlier, clears at the first bar where the raw weight u changes
@@ -75,6 +85,13 @@ class KernelState(NamedTuple):
         the long-only floor).
     stopped, reason : int8 (P, S)
         ``STOP_*`` flag; ``REASON_*`` of the pending target.
+    stop_why : int8 (P, S)
+        ``REASON_*`` of the exit rule that marked the symbol stopped (the reason of the target
+        0 it sets).
+    extreme : float64 (P, S)
+        x of DESIGN §2b: the highest (long) / lowest (short) price since the position opened.
+    opened : int64 (P, S)
+        Global bar index of the fill that opened (or flipped) the position.
     traded : float64 (P,)
         Accumulator: sum of |qty * px| of the fills.
     gross_sum : float64 (P,)
@@ -94,6 +111,9 @@ class KernelState(NamedTuple):
     u_prev: np.ndarray
     stopped: np.ndarray
     reason: np.ndarray
+    stop_why: np.ndarray
+    extreme: np.ndarray
+    opened: np.ndarray
     traded: np.ndarray
     gross_sum: np.ndarray
     n_orders: np.ndarray

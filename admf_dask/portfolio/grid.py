@@ -35,7 +35,11 @@ FLOAT_PARAMS: tuple[str, ...] = (
     "commission",
     "commission_fixed",
     "slippage_bps",
+    "take_profit",
+    "trailing_stop",
 )
+#: integer parameters (null: 0 = off) and exit_on (1: intrabar)
+INT_PARAMS: tuple[str, ...] = ("max_holding", "max_positions")
 _FCOL = {
     "position_weight": K.F_POSITION_WEIGHT,
     "target_vol": K.F_TARGET_VOL,
@@ -47,6 +51,8 @@ _FCOL = {
     "commission": K.F_COMMISSION,
     "commission_fixed": K.F_COMMISSION_FIXED,
     "slippage_bps": K.F_SLIPPAGE_BPS,
+    "take_profit": K.F_TAKE_PROFIT,
+    "trailing_stop": K.F_TRAILING_STOP,
 }
 _COSTS = ("commission", "commission_fixed", "slippage_bps")
 
@@ -78,8 +84,14 @@ class PortfolioBook:
     sizing, vol_feature : ndarray str (N,)
         ``"fixed"`` / ``"vol_target"``; the volatility feature (``""``: none).
     position_weight, target_vol, max_position, max_gross, stop_loss, max_drawdown, \
-rebalance_band, commission, commission_fixed, slippage_bps : ndarray float64 (N,)
-        Resolved parameters (null stop_loss / max_drawdown are nan: off).
+rebalance_band, commission, commission_fixed, slippage_bps, take_profit, trailing_stop : \
+ndarray float64 (N,)
+        Resolved parameters (null stop_loss / max_drawdown / take_profit / trailing_stop are
+        nan: off).
+    max_holding, max_positions : ndarray int64 (N,)
+        0: off.
+    exit_on : ndarray str (N,)
+        ``"close"`` / ``"intrabar"`` (DESIGN §2b).
     allow_short : ndarray bool (N,)
     grid_keys : tuple of str
         The grid keys, in the order written (each becomes a ``portfolio`` coordinate).
@@ -104,6 +116,11 @@ rebalance_band, commission, commission_fixed, slippage_bps : ndarray float64 (N,
     commission: np.ndarray
     commission_fixed: np.ndarray
     slippage_bps: np.ndarray
+    take_profit: np.ndarray
+    trailing_stop: np.ndarray
+    max_holding: np.ndarray
+    exit_on: np.ndarray
+    max_positions: np.ndarray
     allow_short: np.ndarray
     grid_keys: tuple[str, ...]
     capital: float
@@ -167,7 +184,15 @@ rebalance_band, commission, commission_fixed, slippage_bps : ndarray float64 (N,
         out[:, K.I_MIX] = self.mix_index[idx]
         out[:, K.I_VOL] = self.vol_index[idx]
         out[:, K.I_SHORT] = self.allow_short[idx]
+        out[:, K.I_MAX_HOLDING] = self.max_holding[idx]
+        out[:, K.I_INTRABAR] = self.exit_on[idx] == "intrabar"
+        out[:, K.I_MAX_POSITIONS] = self.max_positions[idx]
         return out
+
+    @property
+    def intrabar(self) -> bool:
+        """Whether some portfolio tests its exits intrabar (the bars' high and low are needed)."""
+        return bool(np.any(self.exit_on == "intrabar"))
 
     # -- batches and labels -------------------------------------------------------------------
     def batches(self, batch_size: int | None = None) -> list[slice]:
@@ -226,7 +251,14 @@ rebalance_band, commission, commission_fixed, slippage_bps : ndarray float64 (N,
             state = BatchState.new(idx.size, len(syms), self.capital)
         data = {
             name: ("portfolio", getattr(self, name)[idx])
-            for name in ("sizing", "vol_feature", *FLOAT_PARAMS, "allow_short")
+            for name in (
+                "sizing",
+                "vol_feature",
+                *FLOAT_PARAMS,
+                *INT_PARAMS,
+                "exit_on",
+                "allow_short",
+            )
         }
         data["strategy_weights"] = (("portfolio", "strategy"), self.strategy_weights[idx])
         data["cash"] = ("portfolio", state.cash)
@@ -383,12 +415,15 @@ def expand_grid(
         elif k == "position_weight":
             vals = [1.0 / n_symbols if v is None else v for v in vals]
         farr[k] = np.array([np.nan if v is None else float(v) for v in vals], dtype=np.float64)
+    for k in INT_PARAMS:
+        farr[k] = np.array([0 if v is None else int(v) for v in cols[k]], dtype=np.int64)
     return PortfolioBook(
         strategy_names=tuple(names),
         strategy_weights=weights,
         strategy_label=label.astype(str) if n else np.zeros(0, dtype=str),
         sizing=sizing,
         vol_feature=vol_feature,
+        exit_on=np.array(cols["exit_on"], dtype=object).astype(str),
         allow_short=np.array(cols["allow_short"], dtype=np.bool_),
         grid_keys=keys,
         capital=float(portfolios.capital),
@@ -412,7 +447,7 @@ def _never_trades(book: PortfolioBook) -> np.ndarray:
     ``max_position`` for vol_target): starting from ``w_set = 0`` no target moves past the band.
     """
     no_weight = ~np.any(book.strategy_weights != 0.0, axis=1)
-    return no_weight | (_weight_cap(book) <= book.rebalance_band)
+    return no_weight | (_weight_cap(book) <= book.rebalance_band + 1e-12)
 
 
 def _weight_cap(book: PortfolioBook) -> np.ndarray:
@@ -433,14 +468,20 @@ def effective_params(book: PortfolioBook) -> np.ndarray:
       1e-9 covers the rounding of the sum);
     * null costs and ``position_weight`` are already resolved in the book (null commission is
       ``execution.commission``; null position_weight is ``1/n_symbols``);
+
+    * ``exit_on`` has no effect without stop_loss, trailing_stop and take_profit (the time rule
+      runs at the close in both modes);
+    * ``max_positions`` at or above ``n_symbols`` has no effect;
     * a portfolio that can never trade (see `_never_trades`) equals every other such portfolio.
 
     Everything else counts as given: strategy weights, allow_short, stop_loss, max_drawdown,
-    rebalance_band, commission, commission_fixed, slippage_bps.
+    rebalance_band, commission, commission_fixed, slippage_bps, take_profit, trailing_stop,
+    max_holding.
     """
     n = book.n_portfolios
     fixed = book.sizing == "fixed"
     cap = _weight_cap(book)
+    exit_levels = np.vstack([book.stop_loss, book.trailing_stop, book.take_profit])
     gross_bound = book.n_symbols * cap * (1.0 + 1e-9)
     cols = [
         book.strategy_weights,
@@ -456,6 +497,11 @@ def effective_params(book: PortfolioBook) -> np.ndarray:
         book.commission,
         book.commission_fixed,
         book.slippage_bps,
+        book.take_profit,
+        book.trailing_stop,
+        book.max_holding,
+        (book.exit_on == "intrabar") & ~np.isnan(exit_levels).all(axis=0),
+        np.where(book.max_positions >= book.n_symbols, 0, book.max_positions),
     ]
     rows = np.column_stack([np.asarray(c, np.float64).reshape(n, -1) for c in cols])
     rows = np.where(np.isnan(rows), -1.0, rows) + 0.0  # null = off; + 0.0 makes -0.0 equal 0.0
@@ -501,6 +547,10 @@ def _duplicate_reason(book: PortfolioBook, key: str, i: int, flat: bool) -> str:
         return f"{key} null is execution.{key}"
     if key == "strategy":
         return "strategy mixes with the same weights"
+    if key == "exit_on":
+        return "exit_on has no effect without stop_loss, trailing_stop or take_profit"
+    if key == "max_positions":
+        return "max_positions at or above the number of symbols has no effect"
     return f"{key} has no effect here"
 
 

@@ -85,8 +85,13 @@ def step_task(
     spec: BatchSpec,
     chunk: int,
     times: np.ndarray,
+    highs: list[np.ndarray] | None = None,
+    lows: list[np.ndarray] | None = None,
 ) -> tuple[BatchState, dict[str, float]]:
-    """Step one batch over consecutive time chunks; write equity, cash and orders."""
+    """Step one batch over consecutive time chunks; write equity, cash and orders.
+
+    ``highs`` / ``lows`` are given when some portfolio of the run has ``exit_on: intrabar``.
+    """
     clock = time.perf_counter
     cpu = time.thread_time
     tic, tic_cpu = clock(), cpu()
@@ -101,6 +106,8 @@ def step_task(
     t0 = state.n_bars
     open_, close, sig = _cat(opens), _cat(closes), _cat(sigs)
     vol = _cat(vols, axis=1) if vols else None
+    high = _cat(highs) if highs else None
+    low = _cat(lows) if lows else None
     record = spec.orders_dir is not None
     n_steps = close.size * (spec.p1 - spec.p0)
     # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
@@ -117,6 +124,8 @@ def step_task(
         record=record,
         copy=copy,
         capacity=hint,
+        high=high,
+        low=low,
     )
     stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
     tac = clock()

@@ -58,6 +58,26 @@ def make_market(
     return open_, close
 
 
+def make_high_low(
+    rng: np.random.Generator,
+    open_: np.ndarray,
+    close: np.ndarray,
+    *,
+    sigma: float = 0.04,
+    missing: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
+    """High and low (T, S) around a market's open and close: ``low <= min(open, close)`` and
+    ``high >= max(open, close)`` where those are finite; a few high / low missing on their own."""
+    T, S = close.shape
+    top = np.fmax(open_, close)
+    bottom = np.fmin(open_, close)
+    high = top * np.exp(np.abs(rng.normal(0.0, sigma, (T, S))))
+    low = bottom * np.exp(-np.abs(rng.normal(0.0, sigma, (T, S))))
+    high[rng.random((T, S)) < missing] = np.nan
+    low[rng.random((T, S)) < missing] = np.nan
+    return high, low
+
+
 def make_signals(
     rng: np.random.Generator, T: int, S: int, K_: int, *, change: float = 0.3, nan: float = 0.05
 ) -> np.ndarray:
@@ -103,6 +123,24 @@ def params_strategy(K_: int) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def exit_params_strategy(K_: int) -> st.SearchStrategy[dict[str, Any]]:
+    """`params_strategy` plus the exit rules and position limit of DESIGN §2b (each may be off)."""
+
+    def off_or(strategy):
+        return st.one_of(st.none(), strategy)
+
+    extra = st.fixed_dictionaries(
+        {
+            "take_profit": off_or(st.floats(0.01, 0.4)),
+            "trailing_stop": off_or(st.floats(0.01, 0.4)),
+            "max_holding": off_or(st.integers(1, 12)),
+            "max_positions": off_or(st.integers(1, 6)),
+            "exit_on": st.sampled_from(["close", "intrabar"]),
+        }
+    )
+    return st.tuples(params_strategy(K_), extra).map(lambda pe: {**pe[0], **pe[1]})
+
+
 def pack(params: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parameter dicts → (mixes, fparams, iparams) of the kernel (vol stack row 0 for all)."""
     P = len(params)
@@ -125,9 +163,14 @@ def pack(params: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarr
         fp[i, K.F_COMMISSION] = p["commission"]
         fp[i, K.F_COMMISSION_FIXED] = p["commission_fixed"]
         fp[i, K.F_SLIPPAGE_BPS] = p["slippage_bps"]
+        fp[i, K.F_TAKE_PROFIT] = num(p.get("take_profit"))
+        fp[i, K.F_TRAILING_STOP] = num(p.get("trailing_stop"))
         ip[i, K.I_MIX] = index.reshape(-1)[i]
         ip[i, K.I_VOL] = 0 if p["sizing"] == "vol_target" else -1
         ip[i, K.I_SHORT] = int(bool(p["allow_short"]))
+        ip[i, K.I_MAX_HOLDING] = p.get("max_holding") or 0
+        ip[i, K.I_INTRABAR] = int(p.get("exit_on", "close") == "intrabar")
+        ip[i, K.I_MAX_POSITIONS] = p.get("max_positions") or 0
     return np.ascontiguousarray(mixes), fp, ip
 
 

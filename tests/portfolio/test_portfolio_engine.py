@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from portfolio_cases import make_market, make_signals, make_vol
+from portfolio_cases import make_high_low, make_market, make_signals, make_vol
 
 from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
-from admf_dask.errors import ConfigError
+from admf_dask.errors import ConfigError, DataError
 from admf_dask.metrics import METRIC_NAMES, compute_metrics
 from admf_dask.portfolio import _kernels as K
 from admf_dask.portfolio import expand_grid, run_portfolios
@@ -126,7 +126,7 @@ def test_engine_equals_kernel(market, book, expected, expected_metrics, tmp_path
     np.testing.assert_array_equal(got.price, orders.price)
     np.testing.assert_array_equal(got.commission, orders.commission)
     np.testing.assert_array_equal(got.reason.astype(str), np.array(K.REASON_NAMES)[orders.reason])
-    assert set(got.reason.cat.categories) == {"signal", "stop", "halt"}
+    assert list(got.reason.cat.categories) == list(K.REASON_NAMES)
     assert {"signal", "stop"} <= set(got.reason.astype(str))
 
 
@@ -230,3 +230,63 @@ def test_missing_inputs_are_config_errors(market, tmp_path):
     other = expand_grid(PortfoliosConfig(), ExecutionConfig(), ["trend", "other"], S)
     with pytest.raises(ConfigError, match="other"):
         run_portfolios(data, signals, features, other, tmp_path / "h")
+
+
+def _with_high_low(data, seed=3):
+    high, low = make_high_low(
+        np.random.default_rng(seed), data["open"].values, data["close"].values, missing=0.02
+    )
+    return data.assign(high=(("time", "symbol"), high), low=(("time", "symbol"), low))
+
+
+def test_exit_rules_on_the_engine_equal_the_kernel(market, tmp_path):
+    data, signals, features = market
+    data = _with_high_low(data)
+    cfg = PortfoliosConfig(
+        capital=100_000,
+        batch_size=4,
+        allow_short=True,
+        stop_loss=0.04,
+        grid={
+            "exit_on": ["close", "intrabar"],
+            "take_profit": [None, 0.06],
+            "trailing_stop": [None, 0.05],
+            "max_holding": [None, 7],
+            "max_positions": [None, 2],
+        },
+    )
+    book = expand_grid(cfg, ExecutionConfig(), STRATS, S)
+    assert book.intrabar
+    equity, _, orders, state = simulate(
+        data["open"].values,
+        data["close"].values,
+        signals.values,
+        None,
+        book.mixes,
+        book.fparams(),
+        book.iparams(),
+        book.capital,
+        high=data["high"].values,
+        low=data["low"].values,
+    )
+    d, sg, _ = _chunk((data, signals, features), 45)
+    res = run_portfolios(d, sg, None, book, tmp_path / "x", batch_size=5)
+    np.testing.assert_array_equal(res.equity.values, equity)
+    got = _orders(res.orders_path)
+    np.testing.assert_array_equal(got.qty, orders.qty)
+    np.testing.assert_array_equal(got.price, orders.price)
+    np.testing.assert_array_equal(got.reason.astype(str), np.array(K.REASON_NAMES)[orders.reason])
+    assert set(got.reason.astype(str)) == set(K.REASON_NAMES) - {"halt"}
+
+
+def test_intrabar_needs_high_and_low(market, tmp_path):
+    data, signals, features = market
+    book = expand_grid(PortfoliosConfig(exit_on="intrabar"), ExecutionConfig(), STRATS, S)
+    with pytest.raises(DataError, match="'high' prices, the data has none"):
+        run_portfolios(data, signals, None, book, tmp_path / "i")
+    bad = _with_high_low(data)
+    bad["low"][:, 2] = np.nan
+    with pytest.raises(DataError, match="symbol 'SYM2' has none") as err:
+        run_portfolios(bad.chunk({"time": 50}), signals, None, book, tmp_path / "j")
+    assert "\n" not in str(err.value) and "data.low" in str(err.value)
+    assert not (tmp_path / "i").exists() and not (tmp_path / "j").exists()

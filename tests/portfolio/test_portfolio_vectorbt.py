@@ -52,6 +52,7 @@ def test_long_only_with_fees_matches_vectorbt(seed):
         fp[i, [K.F_POSITION_WEIGHT, K.F_MAX_POSITION, K.F_MAX_GROSS]] = pw, mp, mg
         fp[i, [K.F_COMMISSION, K.F_COMMISSION_FIXED, K.F_SLIPPAGE_BPS]] = comm, fixed, bps
         fp[i, [K.F_STOP_LOSS, K.F_MAX_DRAWDOWN, K.F_TARGET_VOL]] = np.nan, np.nan, 0.1
+        fp[i, [K.F_TAKE_PROFIT, K.F_TRAILING_STOP]] = np.nan  # exit rules off
     ip = np.zeros((P, K.N_IPARAMS), dtype=np.int64)
     ip[:, K.I_MIX] = np.arange(P)
     ip[:, K.I_VOL] = -1
