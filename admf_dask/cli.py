@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca = sub.add_parser("cache", help="show or clear the on-disk cache of features and signals")
     ca.add_argument("action", choices=("info", "clear"), help="info: what is cached; clear: empty")
     ca.add_argument("--dir", help="cache folder (default: $ADMF_DASK_CACHE, else the user cache)")
+    sc = sub.add_parser("schema", help="print the JSON schema of the pipeline file (for editors)")
+    sc.add_argument("--out", metavar="FILE", help="write it to FILE instead of stdout")
     return p
 
 
@@ -276,6 +278,11 @@ def _command(args: argparse.Namespace) -> int:
                 f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars, "
                 f"{str(data.time.values[0])[:10]} to {str(data.time.values[-1])[:10]})"
             )
+            return 0
+        if args.command == "schema":
+            from admf_dask.config.schema import write_schema
+
+            write_schema(args.out)
             return 0
         if args.command == "report":
             from admf_dask.report import build_report

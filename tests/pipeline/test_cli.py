@@ -49,6 +49,19 @@ def test_validate_ok():
     assert "is valid" in proc.stdout
 
 
+def test_schema_prints_the_pipeline_schema(tmp_path):
+    proc = cli("schema")
+    assert proc.returncode == 0, proc.stderr
+    schema = json.loads(proc.stdout)
+    assert {"data", "features", "strategies", "portfolios"} <= set(schema["properties"])
+    assert "feature_sma" in schema["$defs"] and "strategy_xgboost" in schema["$defs"]
+    out = tmp_path / "schema.json"
+    proc = cli("schema", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == schema
+    assert_one_line_error(cli("schema", "--out", str(tmp_path / "no" / "s.json")), "--out")
+
+
 def test_validate_with_bad_set():
     proc = cli("validate", "pipelines/quickstart.yaml", "--set", "data.bars=-3")
     assert_one_line_error(proc, "data.bars")
