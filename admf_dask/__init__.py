@@ -18,6 +18,7 @@ __all__ = [
     "load_market_data",
     "load_pipeline",
     "open_run",
+    "research",
     "run",
 ]
 
@@ -30,6 +31,7 @@ __getattr__ = lazy_getattr(
     {
         "load_pipeline": "admf_dask.config",
         "open_run": "admf_dask.pipeline",
+        "research": "admf_dask.pipeline.research",
         "run": "admf_dask.pipeline",
     },
 )

@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     rep = sub.add_parser("report", help="rebuild report.html of a run folder")
     rep.add_argument("run_dir")
+    rs = sub.add_parser(
+        "research", help="recompute psr/dsr, PBO and walk-forward on a finished run (no re-run)"
+    )
+    rs.add_argument("run_dir")
+    rs.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="research.KEY=VALUE",
+        help="override a research key, e.g. --set research.cscv_blocks=8 (repeatable)",
+    )
     ca = sub.add_parser("cache", help="show or clear the on-disk cache of features and signals")
     ca.add_argument("action", choices=("info", "clear"), help="info: what is cached; clear: empty")
     ca.add_argument("--dir", help="cache folder (default: $ADMF_DASK_CACHE, else the user cache)")
@@ -273,6 +285,9 @@ def _command(args: argparse.Namespace) -> int:
             cfg = load_pipeline(args.pipeline, args.overrides)
             # the data too: a bad file is found now, not after a cluster has started
             data = load_market_data(cfg.data, base_dir=Path(cfg.base_dir) if cfg.base_dir else None)
+            from admf_dask.pipeline.research import research_fits
+
+            research_fits(cfg.research, data.sizes["time"])  # settings the data cannot meet
             print(
                 f"ok: {args.pipeline} is valid (config hash {config_hash(cfg)}; data "
                 f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars, "
@@ -289,6 +304,11 @@ def _command(args: argparse.Namespace) -> int:
 
             path = build_report(args.run_dir)
             print(f"report: {path}")
+            return 0
+        if args.command == "research":
+            from admf_dask.pipeline.research import research, summary_text
+
+            print(summary_text(research(args.run_dir, args.overrides), args.run_dir))
             return 0
         if args.command == "cache":
             from admf_dask.cache.command import cache_command

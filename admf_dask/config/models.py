@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from admf_dask.research.config import ResearchConfig
+
 Sizing = Literal["fixed", "vol_target"]
 
 
@@ -305,5 +307,7 @@ class PipelineConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     # the on-disk cache of features, signals and fold models shared by runs
     cache: CacheConfig = Field(default_factory=CacheConfig)
+    # psr/dsr, PBO by CSCV and walk-forward selection over the grid (DESIGN §2d)
+    research: ResearchConfig = Field(default_factory=ResearchConfig)
     # folder the pipeline file was read from (relative paths resolve against it); not a user key
     base_dir: str | None = Field(None, exclude=True)

@@ -61,6 +61,14 @@ class RunResult:
         return df.replace([np.inf, -np.inf], np.nan)
 
     @property
+    def research(self) -> dict[str, Any] | None:
+        """research.json (psr/dsr summary, ``pbo``, ``walk_forward``; DESIGN §2d), or None."""
+        import json
+
+        p = self.path / "research.json"
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+    @property
     def orders_path(self) -> Path:
         return self.path / "orders.parquet"
 

@@ -23,7 +23,7 @@ from admf_dask.pipeline.results import RunResult, open_run
 
 log = logging.getLogger("admf_dask")
 
-STAGES = ("data", "features", "signals", "portfolio", "write")
+STAGES = ("data", "features", "signals", "portfolio", "research", "write")
 
 
 @runtime_checkable
@@ -148,6 +148,7 @@ def run(
     from admf_dask.cluster import describe_cluster, kernel_cache_cold, session_client
     from admf_dask.data import load_market_data
     from admf_dask.features import feature_stage
+    from admf_dask.pipeline.research import research_fits, research_step
     from admf_dask.portfolio import expand_grid, run_portfolios
     from admf_dask.portfolio.grid import duplicate_note
     from admf_dask.strategies import StrategyContext, signal_stage
@@ -168,6 +169,7 @@ def run(
     t_data = time.perf_counter()
     data = load_market_data(cfg.data, base_dir=base_dir)
     t_data = time.perf_counter() - t_data
+    do_research = research_fits(cfg.research, data.sizes["time"])  # bad settings fail here
     interrupt.check()
     if client is None:
         client = session_client(cfg.cluster)
@@ -242,6 +244,9 @@ def run(
                 note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
             if result.n_orders == 0 and book.n_portfolios:
                 _no_orders(book.n_portfolios, strict, reporter, ctx.warnings)
+            if do_research and cfg.research.is_on(book.n_portfolios):
+                with reporter.stage("research") as note, timer("research"):
+                    note(research_step(tmp, cfg.research))
             with reporter.stage("write") as note, timer("write"):
                 if cfg.output.save_signals:
                     signals.to_dataset(name="signals").to_zarr(tmp / "signals.zarr", mode="w")
