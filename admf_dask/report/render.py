@@ -31,7 +31,6 @@ def _env() -> Environment:
         undefined=StrictUndefined,  # a misspelt variable is an error, not an empty string
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=False,
     )
     env.filters["thousands"] = lambda v: f"{v:,}"
     return env
