@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from admf_dask.errors import ConfigError, did_you_mean
-from admf_dask.features.registry import INDICATORS, feature_variables
+from admf_dask.features import INDICATORS, feature_variables
 from admf_dask.kinds import STRATEGIES, StrategyKind, register_strategy
 from admf_dask.params import Ref, check_kind, refs, validate_params
 

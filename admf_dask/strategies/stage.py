@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
+from admf_dask.features import feature_variables
 from admf_dask.features.graph import (
     CacheStatus,
     SessionCache,
@@ -21,7 +22,6 @@ from admf_dask.features.graph import (
     client_key,
     persist,
 )
-from admf_dask.features.registry import feature_variables
 from admf_dask.kinds import STRATEGIES, StrategyContext
 from admf_dask.strategies.registry import validate_strategy_spec
 from admf_dask.strategies.replay import file_hash, resolve_path

@@ -162,3 +162,51 @@ def test_register_a_kind_like_the_ml_module(market):
             register_strategy("test_ml")(test_ml)
     finally:
         STRATEGIES.pop("test_ml", None)
+
+
+def test_register_a_kind_with_a_params_model(market):
+    """The usual way: a pydantic model next to the function, a ref field, a cross check."""
+    from pydantic import Field, model_validator
+
+    from admf_dask.params import ParamError, Params, ref_field
+
+    class BandParams(Params):
+        feature: str = ref_field("variable", kinds=("sma",), description="an sma feature")
+        lo: float = Field(-1.0, le=0, description="short below it")
+        hi: float = Field(1.0, ge=0, description="long above it")
+
+        @model_validator(mode="after")
+        def _order(self):
+            if self.lo >= self.hi:
+                raise ParamError("hi", f"hi ({self.hi:g}) must be above lo ({self.lo:g})")
+            return self
+
+    @register_strategy("test_band", params=BandParams)
+    def test_band(data, features, spec, ctx):
+        f = features[spec["feature"]]
+        return xr.where(f > spec["hi"], 1.0, xr.where(f < spec["lo"], -1.0, 0.0))
+
+    try:
+        norm = validate_strategy_spec(
+            "b", {"kind": "test_band", "feature": "sma_5", "lo": 0}, FEATS
+        )
+        assert norm == {"kind": "test_band", "feature": "sma_5", "lo": 0.0, "hi": 1.0}
+        assert isinstance(norm["lo"], float)
+        cases = [
+            ({"feature": "sma_5", "hi": -2}, "strategies.b.hi", ">= 0"),
+            ({"feature": "sma_5", "lo": 0, "hi": 0}, "strategies.b.hi", "must be above lo"),
+            ({"feature": "sma_5", "loo": 1}, "strategies.b.loo", "did you mean 'lo'"),
+            ({"feature": "rsi_14"}, "strategies.b.feature", "must name a sma feature"),
+            ({"feature": "sma_5", "lo": "x"}, "strategies.b.lo", "must be a number"),
+            ({}, "strategies.b.feature", "missing required parameter feature"),
+        ]
+        for extra, where, text in cases:
+            with pytest.raises(ConfigError) as info:
+                validate_strategy_spec("b", {"kind": "test_band", **extra}, FEATS)
+            assert info.value.where == where, info.value.line
+            assert text in info.value.line and "\n" not in info.value.line, info.value.line
+        feats = compute_features(market, {"sma_5": FEATS["sma_5"]})
+        sig = compute_signals(market, feats, {"b": {"kind": "test_band", "feature": "sma_5"}})
+        assert set(np.unique(sig.values)) <= {-1.0, 0.0, 1.0}
+    finally:
+        STRATEGIES.pop("test_band", None)
