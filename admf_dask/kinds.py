@@ -96,6 +96,7 @@ class KindRegistry(MutableMapping[str, StrategyKind]):
     def __init__(self) -> None:
         self._kinds: dict[str, StrategyKind] = {}
         self._loaded = False
+        self._loading = False
         self._lock = threading.RLock()
 
     def _load(self) -> None:
@@ -147,18 +148,20 @@ def register_builtin_kinds() -> list[str]:
         The kinds registered by this call.
     """
     reg = STRATEGIES
+    # other threads wait here until every kind is in; the providers' own look-ups (same thread,
+    # the lock is re-entrant) see the registry as it fills
     with reg._lock:
-        if reg._loaded:
+        if reg._loaded or reg._loading:
             return []
-        reg._loaded = True  # before the providers run: their look-ups must not recurse
+        reg._loading = True
         before = set(reg._kinds)
         try:
             for provider in BUILTIN_PROVIDERS:
                 module, _, func = provider.partition(":")
                 getattr(importlib.import_module(module), func)()
-        except BaseException:
-            reg._loaded = False
-            raise
+            reg._loaded = True
+        finally:
+            reg._loading = False
         return [k for k in reg._kinds if k not in before]
 
 
