@@ -175,10 +175,15 @@ def describe(name: str, info: FieldInfo) -> str:
 # --- the translator -----------------------------------------------------------------------
 
 
-def _real_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
-    """Drop pydantic's union-member tags ('str', 'int', "literal['auto']") from a location."""
+def _real_loc(loc: tuple[Any, ...], raw: Any, typ: str | None = None) -> tuple[Any, ...]:
+    """Drop pydantic's union-member tags ('str', 'int', "literal['auto']") from a location.
+
+    The last part is kept when it is not in `raw` only for a missing or an unknown key (error
+    type `typ`; None: always).
+    """
     out: list[Any] = []
     node = raw
+    keep_last = typ is None or typ in ("missing", "extra_forbidden")
     for i, part in enumerate(loc):
         if isinstance(node, Mapping) and part in node:
             out.append(part)
@@ -186,7 +191,7 @@ def _real_loc(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
         elif isinstance(node, list | tuple) and isinstance(part, int) and part < len(node):
             out.append(part)
             node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, Mapping):
+        elif i == len(loc) - 1 and isinstance(node, Mapping) and keep_last:
             out.append(part)  # a missing key, or an unknown one being reported
     return tuple(out)
 
@@ -379,9 +384,10 @@ def to_config_error(
     errors = exc.errors()
     if kind is not None:
         err = _pick(errors)
-        return _param_error(err, _real_loc(tuple(err["loc"]), raw), prefix, model, kind)
+        loc = _real_loc(tuple(err["loc"]), raw, err["type"])
+        return _param_error(err, loc, prefix, model, kind)
     err = errors[0]
-    loc = _real_loc(tuple(err["loc"]), raw)
+    loc = _real_loc(tuple(err["loc"]), raw, err["type"])
     parts = [str(p) for p in loc]
     where = ".".join([prefix, *parts] if prefix else parts) or "pipeline"
     return _key_error(err, loc, where, model)

@@ -82,7 +82,7 @@ class MLSpec(Params):
     @field_validator("params", mode="before")
     @classmethod
     def _no_params(cls, v: Any) -> Any:
-        return {} if v is None else v
+        return v or {}  # null, [] or 0 (as written by mistake) mean no model arguments
 
     @model_validator(mode="after")
     def _purge(self) -> MLSpec:
