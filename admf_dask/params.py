@@ -162,8 +162,16 @@ def _bounds(info: FieldInfo) -> list[tuple[str, float]]:
 def describe(name: str, info: FieldInfo) -> str:
     """Short ``name: type >= bound (default x)`` text for error messages."""
     text = f"{name}: {_type_name(info.annotation)}"
-    for op, v in _bounds(info):
-        text += f" {op} {float(v):g}"
+    bounds = dict(_bounds(info))
+    lo = next(((op, bounds[op]) for op in (">=", ">") if op in bounds), None)
+    hi = next(((op, bounds[op]) for op in ("<=", "<") if op in bounds), None)
+    if lo is not None and hi is not None:
+        text += f" in {'[' if lo[0] == '>=' else '('}{float(lo[1]):g}, "
+        text += f"{float(hi[1]):g}{']' if hi[0] == '<=' else ')'}"
+    else:
+        for bound in (lo, hi):
+            if bound is not None:
+                text += f" {bound[0]} {float(bound[1]):g}"
     choices = _choices(info.annotation)
     if choices:
         text += " in {" + ", ".join(map(str, choices)) + "}"
