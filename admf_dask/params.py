@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
@@ -150,11 +149,12 @@ def _type_name(ann: Any) -> str:
 
 
 def _bounds(info: FieldInfo) -> list[tuple[str, float]]:
+    """``(">=", 1)``-style bounds of a field (annotated-types metadata of ``Field(ge=1)``)."""
     out = []
     for m in info.metadata:
         for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
             v = getattr(m, attr, None)
-            if isinstance(m, at.Ge | at.Gt | at.Le | at.Lt | at.Interval) and v is not None:
+            if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append((op, v))
     return out
 
