@@ -59,6 +59,8 @@ class ReportContext:
         How many top portfolios are selectable.
     on_ready : list of CustomJS
         Callbacks the page runs once when the document is ready (a tab appends its own).
+    research : ResearchView or None
+        research.json with the walk-forward and best full-sample curves (Research tab).
     """
 
     run: _load.RunData
@@ -75,6 +77,8 @@ class ReportContext:
     price_note: str
     top: int = TOP_N
     on_ready: list[CustomJS] = field(default_factory=list)
+    #: research.json and its curves (`tabs.research_data.ResearchView`), None without research
+    research: Any = None
 
     @cached_property
     def metrics_source(self) -> ColumnDataSource:
@@ -90,6 +94,7 @@ def build_context(
     top: int,
 ) -> ReportContext:
     """Load and rank what the tabs show (the same inputs for every tab)."""
+    from admf_dask.report.tabs.research_data import load_research  # tabs import this module
     run = _load.load_run(run_dir, ds)
     if chosen_portfolio is not None and not 0 <= chosen_portfolio < run.n_portfolios:
         raise InputError(
@@ -121,6 +126,7 @@ def build_context(
         prices=prices,
         price_note=price_note,
         top=top,
+        research=load_research(run_dir, ds),
     )
 
 
