@@ -2,6 +2,20 @@
 
 The report never holds every equity curve at once: the loader feeds these kernels one block of
 ``equity`` (time × portfolio) at a time and keeps only their small outputs (DESIGN §8.1).
+
+Display downsampling (min/max per bucket)
+-----------------------------------------
+A series longer than the point budget (``points``, about two per pixel of a 1,360-px plot) is
+drawn from buckets of consecutive bars: `display_edges` keeps the first and the last bar as
+buckets of their own and splits the bars between them into ``(points - 2) // 2`` buckets of
+``k`` or ``k + 1`` bars. Each bucket becomes two points, its minimum and its maximum (NaN
+skipped), in the order they occur, placed at the bucket's first and last bar. Extremes are thus
+exact in value (a spike, a drawdown's trough, a band's outer quantile at its widest are never
+averaged away) and off in time by less than one bucket, i.e. under a pixel. A bucket whose
+column is all NaN gives two NaN (a gap in the line). A series within the budget is returned as
+is. The kernels are incremental (`minmax_init`, `minmax_update` per block of rows, in time
+order, `minmax_points` at the end) so a caller can stream chunks of a long series through them;
+`minmax_downsample` is the one-shot form.
 """
 
 from __future__ import annotations
@@ -11,10 +25,16 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "display_edges",
+    "display_rows",
     "drawdown",
     "exposure",
     "group_mean",
     "merge_sketches",
+    "minmax_downsample",
+    "minmax_init",
+    "minmax_points",
+    "minmax_update",
     "pick_best_median_worst",
     "positions_from_orders",
     "quantile_sketch",
@@ -217,3 +237,127 @@ def exposure(
     eq = np.asarray(equity, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.abs(value).sum(axis=1) / eq, value.sum(axis=1) / eq
+
+
+# -- display downsampling (see the module docstring) ----------------------------------------------
+#: index of a bucket's extreme before any finite value was seen
+_NO_INDEX = np.iinfo(np.int64).max
+
+
+def display_edges(n: int, points: int) -> np.ndarray | None:
+    """Bucket edges (rows ``edges[j]:edges[j + 1]``) drawing ``n`` bars in at most ``points``.
+
+    None when ``n <= points`` (every bar is drawn). Otherwise the first and the last bar are
+    buckets of one bar and the ``n - 2`` bars between them are split evenly into
+    ``(points - 2) // 2`` buckets (``points`` ≥ 4).
+    """
+    if n <= points:
+        return None
+    if points < 4:
+        raise ValueError(f"points must be at least 4 (got {points})")
+    m = (points - 2) // 2
+    inner = np.linspace(1, n - 1, m + 1).round().astype(np.int64)
+    return np.concatenate([[0], inner, [n]]).astype(np.int64)
+
+
+def minmax_init(edges: np.ndarray, cols: int) -> tuple[np.ndarray, ...]:
+    """Empty accumulators ``(lo, lo_at, hi, hi_at)`` for `minmax_update`, shape (buckets, cols)."""
+    shape = (len(edges) - 1, cols)
+    return (
+        np.full(shape, np.nan),
+        np.full(shape, _NO_INDEX, np.int64),
+        np.full(shape, np.nan),
+        np.full(shape, _NO_INDEX, np.int64),
+    )
+
+
+def _first_index(
+    block: np.ndarray, target: np.ndarray, seg: np.ndarray, starts: np.ndarray, row0: int
+) -> np.ndarray:
+    """Row (absolute) of the first occurrence of each segment's ``target`` value per column."""
+    rows = np.arange(row0, row0 + block.shape[0], dtype=np.int64)[:, None]
+    at = np.where(block == target[seg], rows, _NO_INDEX)
+    return np.minimum.reduceat(at, starts, axis=0)
+
+
+def minmax_update(
+    block: np.ndarray, row0: int, edges: np.ndarray, acc: tuple[np.ndarray, ...]
+) -> None:
+    """Fold rows ``row0 : row0 + len(block)`` of a series (time × cols) into ``acc`` in place.
+
+    Blocks may cut buckets anywhere; feed them in time order (ties keep the earlier row).
+    """
+    block = np.asarray(block, dtype=np.float64)
+    if block.ndim == 1:
+        block = block[:, None]
+    n_rows = block.shape[0]
+    if n_rows == 0:
+        return
+    lo, lo_at, hi, hi_at = acc
+    rows = np.arange(row0, row0 + n_rows)
+    bucket = np.searchsorted(edges, rows, side="right") - 1
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ids = bucket[starts]
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n_rows]))
+    with np.errstate(invalid="ignore"):
+        b_lo = np.fmin.reduceat(block, starts, axis=0)  # fmin/fmax: NaN skipped
+        b_hi = np.fmax.reduceat(block, starts, axis=0)
+    b_lo_at = _first_index(block, b_lo, seg, starts, row0)
+    b_hi_at = _first_index(block, b_hi, seg, starts, row0)
+    for cur, cur_at, new, new_at, better in (
+        (lo, lo_at, b_lo, b_lo_at, np.less),
+        (hi, hi_at, b_hi, b_hi_at, np.greater),
+    ):
+        old = cur[ids]
+        take = better(new, old) | (np.isnan(old) & ~np.isnan(new))
+        cur[ids] = np.where(take, new, old)
+        cur_at[ids] = np.where(take, new_at, cur_at[ids])
+
+
+def minmax_points(edges: np.ndarray, acc: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The display points of the accumulated buckets.
+
+    Returns
+    -------
+    rows : ndarray of int64, shape (points,)
+        The bar each point is drawn at: a bucket's first bar, then its last (one point for a
+        one-bar bucket).
+    values : ndarray, shape (points, cols)
+        Per bucket its minimum and maximum in the order they occur.
+    """
+    lo, lo_at, hi, hi_at = acc
+    two = np.diff(edges) > 1
+    lo_first = lo_at <= hi_at  # all-NaN: both _NO_INDEX, both values NaN
+    a = np.where(lo_first, lo, hi)
+    b = np.where(lo_first, hi, lo)
+    n_b, cols = lo.shape
+    vals = np.empty((n_b, 2, cols))
+    vals[:, 0], vals[:, 1] = a, b
+    keep = np.stack([np.ones(n_b, bool), two], axis=1).ravel()
+    return display_rows(edges), vals.reshape(2 * n_b, cols)[keep]
+
+
+def display_rows(edges: np.ndarray) -> np.ndarray:
+    """The bars the display points of ``edges`` are drawn at: each bucket's first bar, then its
+    last (one point for a one-bar bucket)."""
+    first, last = edges[:-1], edges[1:] - 1
+    rows = np.stack([first, last], axis=1).ravel()
+    keep = np.stack([np.ones(len(first), bool), last > first], axis=1).ravel()
+    return rows[keep]
+
+
+def minmax_downsample(values: np.ndarray, points: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """`display_edges` + one `minmax_update` + `minmax_points` over a whole (time, …) array.
+
+    Returns ``(None, values)`` unchanged when the series fits ``points``; the values keep their
+    dtype and shape (1-D in, 1-D out).
+    """
+    v = np.asarray(values)
+    edges = display_edges(v.shape[0], points)
+    if edges is None:
+        return None, v
+    flat = v.reshape(v.shape[0], -1)
+    acc = minmax_init(edges, flat.shape[1])
+    minmax_update(flat, 0, edges, acc)
+    rows, out = minmax_points(edges, acc)
+    return rows, out.astype(v.dtype, copy=False).reshape(len(rows), *v.shape[1:])

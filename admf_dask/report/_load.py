@@ -3,6 +3,11 @@
 Nothing here holds all equity curves at once: the distribution band streams ``equity`` from Zarr
 in blocks through the kernels of `_aggregate`, and orders are read only for the few portfolios the
 report shows (Parquet predicate push-down).
+
+Long series are drawn at most `DISPLAY_POINTS` points per line: the band's quantiles are reduced
+block by block as they are computed, other series by `display_columns` (min/max per bucket of
+bars, `_aggregate.display_edges`); the full data stays a notebook call away
+(``ad.open_run(dir).equity``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ NON_METRIC_VARS = ("equity", "cash", "positions")
 BAND_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 #: bytes of equity the band reads at once (one time slab of every portfolio, or a portfolio block)
 BLOCK_BYTES = 64 * 2**20
+#: most points drawn per line (about two per pixel of a full-width plot); longer series are drawn
+#: as the min/max of buckets of bars (`_aggregate.display_edges`)
+DISPLAY_POINTS = 4000
 
 
 @dataclass
@@ -60,8 +68,10 @@ class Band:
     """Quantiles of equity over all portfolios at each bar."""
 
     quantiles: tuple[float, ...]
-    values: np.ndarray  # (len(quantiles), time)
+    values: np.ndarray  # (len(quantiles), time), or (len(quantiles), points) when downsampled
     exact: bool  # False when merged from portfolio-block sketches
+    #: display buckets of bars (`_aggregate.display_edges`) when ``values`` is downsampled
+    edges: np.ndarray | None = None
 
 
 @dataclass
@@ -205,6 +215,7 @@ def equity_band(
     equity: xr.DataArray,
     quantiles: tuple[float, ...] = BAND_QUANTILES,
     block_bytes: int = BLOCK_BYTES,
+    points: int | None = DISPLAY_POINTS,
 ) -> Band:
     """Quantiles of equity over portfolios at each bar, reading ``equity`` block by block.
 
@@ -212,25 +223,70 @@ def equity_band(
     portfolios, aligned to the stored time chunks so each chunk is decompressed once. When one
     time chunk of every portfolio exceeds ``block_bytes`` (very many portfolios), it reads
     portfolio blocks instead and merges per-block quantile sketches (rank error < 1 %).
+
+    More bars than ``points`` (None: no limit): each slab's quantiles are folded into min/max
+    display buckets as they come (`Band.edges`), so only O(points) values are kept.
     """
     eq = equity.transpose("time", "portfolio")
     n_time, n_port = eq.shape
     tc, pc = _chunks(eq)
     row_bytes = n_port * 8
+    q = tuple(quantiles)
+    edges = None if points is None else agg.display_edges(n_time, points)
     if tc * row_bytes <= block_bytes or n_port <= pc:
         step = max(1, block_bytes // (tc * row_bytes)) * tc
-        parts = [
-            agg.row_quantiles(np.asarray(eq[a : a + step].values), quantiles)
+        slabs = (
+            (a, agg.row_quantiles(np.asarray(eq[a : a + step].values), q))
             for a in range(0, n_time, step)
-        ]
-        return Band(tuple(quantiles), np.concatenate(parts, axis=1), exact=True)
+        )
+        if edges is None:
+            return Band(q, np.concatenate([v for _, v in slabs], axis=1), exact=True)
+        acc = agg.minmax_init(edges, len(q))
+        for a, v in slabs:
+            agg.minmax_update(v.T, a, edges, acc)
+        return Band(q, agg.minmax_points(edges, acc)[1].T.copy(), exact=True, edges=edges)
     width = max(1, block_bytes // (n_time * 8 * pc)) * pc
     sketches, counts = [], []
     for a in range(0, n_port, width):
         s, c = agg.quantile_sketch(np.asarray(eq[:, a : a + width].values))
         sketches.append(s)
         counts.append(c)
-    return Band(tuple(quantiles), agg.merge_sketches(sketches, counts, quantiles), exact=False)
+    values = agg.merge_sketches(sketches, counts, q)
+    if edges is None:
+        return Band(q, values, exact=False)
+    return Band(q, agg.minmax_downsample(values.T, points)[1].T.copy(), exact=False, edges=edges)
+
+
+def display_columns(
+    data: dict[str, Any], points: int = DISPLAY_POINTS, *, edges: np.ndarray | None = None
+) -> dict[str, Any]:
+    """A ColumnDataSource's columns (``time`` and series of one length) drawn in ≤ ``points``.
+
+    Within the budget ``data`` is returned as is (the same dict); beyond it each series is reduced
+    to the min/max of the same buckets of bars (``edges``, default
+    ``_aggregate.display_edges(len(time), points)``; dtype kept) and ``time`` to the bars those
+    points are drawn at.
+    """
+    if edges is None:
+        edges = agg.display_edges(len(data["time"]), points)
+    if edges is None:
+        return data
+    out: dict[str, Any] = {"time": np.asarray(data["time"])[agg.display_rows(edges)]}
+    for k, v in data.items():
+        if k == "time":
+            continue
+        v = np.asarray(v)
+        acc = agg.minmax_init(edges, 1)
+        agg.minmax_update(v, 0, edges, acc)
+        values = agg.minmax_points(edges, acc)[1][:, 0]
+        out[k] = values.astype(v.dtype if v.dtype.kind == "f" else np.float64)
+    return out
+
+
+def bars_per_point(n_bars: int, points: int = DISPLAY_POINTS) -> int | None:
+    """Bars behind each drawn point of an ``n_bars`` series (the largest bucket), or None."""
+    edges = agg.display_edges(n_bars, points)
+    return None if edges is None else int(np.diff(edges).max())
 
 
 def equity_columns(equity: xr.DataArray, ids: list[int]) -> np.ndarray:

@@ -21,6 +21,7 @@ from bokeh.models import (
     Legend,
     NumeralTickFormatter,
     Range1d,
+    Title,
 )
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
@@ -143,15 +144,65 @@ def portfolio_label(params: Sequence[_load.Param], i: int, max_len: int = 70) ->
     return text if len(text) <= max_len else text[: max_len - 1] + "…"
 
 
-def band_source(time: np.ndarray, band: _load.Band, lines: Sequence[Line]) -> ColumnDataSource:
-    """One source for the band, the highlighted curves and their drawdowns (shared time axis)."""
-    data: dict[str, np.ndarray] = {"time": np.asarray(time)}
-    for q, v in zip(band.quantiles, band.values, strict=True):
-        data[f"q{round(q * 100):02d}"] = v
+def band_source(
+    time: np.ndarray,
+    band: _load.Band,
+    lines: Sequence[Line],
+    points: int = _load.DISPLAY_POINTS,
+) -> ColumnDataSource:
+    """One source for the band, the highlighted curves and their drawdowns (shared time axis).
+
+    More bars than ``points``: every column is the min/max of the same buckets of bars (the
+    band's, when `equity_band` already reduced it; drawdowns from the full curves) and the source
+    is tagged ``bars_per_point=k`` (`display_note` reads it).
+    """
+    time = np.asarray(time)
+    bands = {f"q{round(q * 100):02d}": v for q, v in zip(band.quantiles, band.values, strict=True)}
+    curves: dict[str, np.ndarray] = {}
     for ln in lines:
-        data[ln.role] = ln.equity
-        data[f"dd_{ln.role}"] = agg.drawdown(ln.equity)
-    return ColumnDataSource(data)
+        curves[ln.role] = ln.equity
+        curves[f"dd_{ln.role}"] = agg.drawdown(ln.equity)
+    edges = band.edges if band.edges is not None else agg.display_edges(len(time), points)
+    if edges is None:
+        return ColumnDataSource({"time": time, **bands, **curves})
+    if band.edges is None:  # the band holds every bar: reduce it with the curves
+        curves = {**bands, **curves}
+        bands = {}
+    reduced = _load.display_columns({"time": time, **curves}, edges=edges)
+    data = {"time": reduced.pop("time"), **bands, **reduced}
+    return ColumnDataSource(data, tags=[f"bars_per_point={int(np.diff(edges).max())}"])
+
+
+def bars_per_point(source: ColumnDataSource) -> int | None:
+    """Bars behind each point of a `band_source` (None: every bar is drawn)."""
+    for t in source.tags:
+        if isinstance(t, str) and t.startswith("bars_per_point="):
+            return int(t.split("=", 1)[1])
+    return None
+
+
+def display_note(fig: figure, source: ColumnDataSource) -> None:
+    """Say under the title of ``fig`` that its lines are downsampled, when they are."""
+    k = bars_per_point(source)
+    if k is not None:
+        fig.add_layout(
+            Title(
+                text=downsample_text(k),
+                text_font=FONT,
+                text_font_size="11px",
+                text_font_style="normal",
+                text_color="#666666",
+            ),
+            "above",
+        )
+
+
+def downsample_text(k: int) -> str:
+    """The line that says how a long series is drawn and where its full data is."""
+    return (
+        f"Downsampled for display: each point is the min/max of up to {k:,} bars (extremes "
+        "exact). Full data: ad.open_run(run_dir).equity in a notebook."
+    )
 
 
 def _band_plot(
@@ -224,6 +275,7 @@ def _band_plot(
     fig.add_layout(legend)
     if not band.exact:
         fig.title.text += "  (band merged from portfolio-block sketches)"
+    display_note(fig, source)
     return fig
 
 
@@ -276,6 +328,7 @@ def _drawdown_plot(
         )
         style_legend(legend)
         fig.add_layout(legend, "right")  # outside: drawdowns fill the whole plot area
+    display_note(fig, source)
     return fig
 
 

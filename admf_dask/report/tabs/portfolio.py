@@ -26,8 +26,9 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from admf_dask.report._load import bars_per_point
 from admf_dask.report.context import TOP_N, ReportContext
-from admf_dask.report.figures import COLORS, WIDTH, style, style_legend
+from admf_dask.report.figures import COLORS, WIDTH, downsample_text, style, style_legend
 from admf_dask.report.render import div, script, template_div
 from admf_dask.report.tabs.portfolio_data import portfolio_data
 
@@ -53,11 +54,11 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     # the shown portfolio's series; starts as the first choice (document_ready refills it)
     cur = ColumnDataSource(
         {
-            "time": times,
+            "time": pdata["time"],  # the displayed bars (fewer than ``times`` on long runs)
             "equity": pdata["eq_0"],
             "dd": pdata["dd_0"],
-            "gross": pdata.get("gross_0", np.zeros(n_t, np.float32)),
-            "net": pdata.get("net_0", np.zeros(n_t, np.float32)),
+            "gross": pdata.get("gross_0", np.zeros(len(pdata["time"]), np.float32)),
+            "net": pdata.get("net_0", np.zeros(len(pdata["time"]), np.float32)),
         },
         name="current_portfolio",
     )
@@ -65,7 +66,7 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     prices_src = ColumnDataSource(price_cols)
     first = symbols_by_choice[0][0] if symbols_by_choice and symbols_by_choice[0] else None
     price_view = ColumnDataSource(
-        {"time": times, "price": price_cols[first]}
+        {"time": price_cols["time"], "price": price_cols[first]}
         if first in price_cols
         else {"time": [], "price": []},
         name="price_shown",
@@ -236,6 +237,8 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     choice_sel.js_on_change("value", cb)
     sym_sel.js_on_change("value", cb)
     notes = [f"Selectable: the {TOP_N} best by the score and the median and worst portfolio."]
+    if len(pdata["time"]) < n_t:
+        notes.append(downsample_text(bars_per_point(n_t)))
     if orders is None:
         notes.append("This run wrote no orders (output.orders: false or none traded).")
     elif not d.has_close:

@@ -148,9 +148,9 @@ def portfolio_data(
                 price_cols[s] = col.astype(np.float32)
 
     return PortfolioData(
-        series=pdata,
+        series=_load.display_columns(pdata),  # long runs: min/max per bucket of bars
         orders=odata,
-        prices=price_cols,
+        prices=_load.display_columns(price_cols),
         symbols=symbols,
         reasons=reasons,
         symbols_by_choice=symbols_by_choice,
