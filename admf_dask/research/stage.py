@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from admf_dask.errors import InputError
 from admf_dask.research import _kernels as _k
 from admf_dask.research.config import ResearchConfig, check_research
 
@@ -178,11 +179,9 @@ def research_stage(
     import xarray as xr
 
     path = Path(results_path)
-    meta = xr.open_zarr(path)
-    if "equity" not in meta.data_vars:
-        from admf_dask.errors import InputError
-
+    if not (path / "equity").is_dir():
         raise InputError(str(path), "holds no equity", "run the pipeline again to write it")
+    meta = xr.open_zarr(path)
     T, P = meta["equity"].shape
     check_research(cfg, T)
     capital = float(meta.attrs.get("capital", 1.0) if capital is None else capital)

@@ -181,6 +181,13 @@ def test_settings_the_data_cannot_meet(tmp_path):
         research_stage(ref.write_results(tmp_path / "r.zarr", eq), ResearchConfig(cscv_blocks=12))
 
 
+def test_a_store_without_equity_is_refused(tmp_path):
+    from admf_dask.errors import InputError
+
+    with pytest.raises(InputError, match="holds no equity"):
+        research_stage(tmp_path / "results.zarr", ResearchConfig())
+
+
 def test_enabled_defaults_to_two_portfolios():
     assert not ResearchConfig().is_on(1) and ResearchConfig().is_on(2)
     assert ResearchConfig(enabled=True).is_on(1) and not ResearchConfig(enabled=False).is_on(5)
