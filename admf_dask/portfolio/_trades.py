@@ -64,6 +64,27 @@ TRADE_METRIC_NAMES: tuple[str, ...] = (
 )
 
 
+# columns of the trade tables of `trades_chunk` / `open_trades` (rows of ``ints`` / ``floats``)
+TI_PORTFOLIO = 0
+TI_SYMBOL = 1
+TI_SIDE = 2
+TI_ENTRY = 3
+TI_EXIT = 4  # -1 while open
+TI_FILLS = 5
+TI_BARS = 6
+N_TI = 7
+TFL_ENTRY_PRICE = 0
+TFL_EXIT_PRICE = 1
+TFL_PNL = 2
+TFL_COST = 3
+TFL_RETURN = 4
+TFL_MFE = 5
+TFL_MAE = 6
+N_TFL = 7
+INT_COLUMNS = ("portfolio", "symbol", "side", "entry_bar", "exit_bar", "n_fills", "bars")
+FLOAT_COLUMNS = ("entry_price", "exit_price", "pnl", "cost", "return", "mfe", "mae")
+
+
 class TradeState(NamedTuple):
     """Open trades of a batch per (portfolio, symbol), and closed-trade accumulators per portfolio.
 
@@ -243,25 +264,21 @@ def _emit(
     xp = s_val / s_qty if s_qty > 0.0 else np.nan
     mfe, mae = _excursions(side, ep, c_max, c_min)
     bars = (exit_bar if exit_bar >= 0 else last_bar) - entry_bar
-    out_i[n, 0] = p
-    out_i[n, 1] = s
-    out_i[n, 2] = side
-    out_i[n, 3] = entry_bar
-    out_i[n, 4] = exit_bar
-    out_i[n, 5] = n_fills
-    out_i[n, 6] = bars
-    out_f[n, 0] = ep
-    out_f[n, 1] = xp
-    out_f[n, 2] = pnl
-    out_f[n, 3] = g_val
-    out_f[n, 4] = pnl / g_val
-    out_f[n, 5] = mfe
-    out_f[n, 6] = mae
+    out_i[TI_PORTFOLIO, n] = p
+    out_i[TI_SYMBOL, n] = s
+    out_i[TI_SIDE, n] = side
+    out_i[TI_ENTRY, n] = entry_bar
+    out_i[TI_EXIT, n] = exit_bar
+    out_i[TI_FILLS, n] = n_fills
+    out_i[TI_BARS, n] = bars
+    out_f[TFL_ENTRY_PRICE, n] = ep
+    out_f[TFL_EXIT_PRICE, n] = xp
+    out_f[TFL_PNL, n] = pnl
+    out_f[TFL_COST, n] = g_val
+    out_f[TFL_RETURN, n] = pnl / g_val
+    out_f[TFL_MFE, n] = mfe
+    out_f[TFL_MAE, n] = mae
     return bars
-
-
-N_OUT_I = 7  # portfolio, symbol, side, entry_bar, exit_bar, n_fills, bars
-N_OUT_F = 7  # entry_price, exit_price, pnl, cost, return, mfe, mae
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -313,10 +330,11 @@ def trades_chunk(
 
     Returns
     -------
-    ints : ndarray int64 (m, N_OUT_I)
-        portfolio, symbol, side, entry_bar, exit_bar, n_fills, bars of the closed trades.
-    floats : ndarray float64 (m, N_OUT_F)
-        entry_price, exit_price, pnl, cost, return, mfe, mae.
+    ints : ndarray int64 (N_TI, m)
+        Rows ``TI_*`` (portfolio, symbol, side, entry_bar, exit_bar, n_fills, bars) of the m
+        closed trades.
+    floats : ndarray float64 (N_TFL, m)
+        Rows ``TFL_*`` (entry_price, exit_price, pnl, cost, return, mfe, mae).
 
     Notes
     -----
@@ -326,8 +344,8 @@ def trades_chunk(
     T, S = close.shape
     hi, lo = range_tables(close)
     nrec = qty.shape[0]
-    out_i = np.empty((nrec, N_OUT_I), dtype=np.int64)  # a fill closes at most one trade
-    out_f = np.empty((nrec, N_OUT_F))
+    out_i = np.empty((N_TI, nrec), dtype=np.int64)  # a fill closes at most one trade
+    out_f = np.empty((N_TFL, nrec))
     m = 0
     for r in range(nrec):
         p = portfolio[r]
@@ -446,7 +464,7 @@ def trades_chunk(
                         c_max[p, s] = x
                     if y < c_min[p, s]:
                         c_min[p, s] = y
-    return out_i[:m], out_f[:m]
+    return out_i[:, :m], out_f[:, :m]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -477,8 +495,8 @@ def open_trades(
         for s in range(S):
             if side[p, s] != 0:
                 m += 1
-    out_i = np.empty((m, N_OUT_I), dtype=np.int64)
-    out_f = np.empty((m, N_OUT_F))
+    out_i = np.empty((N_TI, m), dtype=np.int64)
+    out_f = np.empty((N_TFL, m))
     k = 0
     for p in range(P):
         for s in range(S):
@@ -510,15 +528,46 @@ def open_trades(
     return out_i, out_f
 
 
-def as_records(ints: np.ndarray, floats: np.ndarray) -> np.ndarray:
-    """The two tables of `trades_chunk` / `open_trades` as one `TRADE_DTYPE` array."""
-    out = np.empty(ints.shape[0], dtype=TRADE_DTYPE)
-    for j, name in enumerate(("portfolio", "symbol", "side", "entry_bar", "exit_bar", "n_fills")):
-        out[name] = ints[:, j]
-    out["bars"] = ints[:, 6]
-    for j, name in enumerate(("entry_price", "exit_price", "pnl", "cost", "return", "mfe", "mae")):
-        out[name] = floats[:, j]
-    return out
+class TradeTable(NamedTuple):
+    """Trades as two column-major tables (each row of ``ints`` / ``floats`` one column,
+    contiguous: what a Parquet writer takes without a copy).
+
+    Attributes
+    ----------
+    ints : int64 (N_TI, m)
+        Rows ``TI_*``: portfolio (batch-local), symbol, side, entry_bar, exit_bar (-1: open),
+        n_fills, bars.
+    floats : float64 (N_TFL, m)
+        Rows ``TFL_*``: entry_price, exit_price, pnl, cost, return, mfe, mae.
+    """
+
+    ints: np.ndarray
+    floats: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ints.shape[1])
+
+    def column(self, name: str) -> np.ndarray:
+        """One column by its `TRADE_DTYPE` name."""
+        if name in INT_COLUMNS:
+            return self.ints[INT_COLUMNS.index(name)]
+        return self.floats[FLOAT_COLUMNS.index(name)]
+
+    def records(self) -> np.ndarray:
+        """The trades as one `TRADE_DTYPE` array."""
+        out = np.empty(len(self), dtype=TRADE_DTYPE)
+        for name in TRADE_DTYPE.names:
+            out[name] = self.column(name)
+        return out
+
+    @classmethod
+    def concat(cls, parts: list[TradeTable]) -> TradeTable:
+        if not parts:
+            return cls(np.empty((N_TI, 0), np.int64), np.empty((N_TFL, 0)))
+        return cls(
+            np.concatenate([t.ints for t in parts], axis=1),
+            np.concatenate([t.floats for t in parts], axis=1),
+        )
 
 
 def step_trades(
@@ -531,7 +580,7 @@ def step_trades(
     commission: np.ndarray,
     close: np.ndarray,
     t0: int,
-) -> np.ndarray:
+) -> TradeTable:
     """Fold one chunk's order records into ``state`` (in place); return the trades they close.
 
     Parameters
@@ -539,7 +588,8 @@ def step_trades(
     state : TradeState
         After the previous chunk.
     portfolio, bar, symbol, qty, price, commission : ndarray (n,)
-        The chunk's fills (see `trades_chunk` for the order they must be in).
+        The chunk's fills (see `trades_chunk` for the order they must be in); views such as the
+        fields of an order-record array are read in place.
     close : ndarray (T, S)
         The chunk's closes.
     t0 : int
@@ -547,27 +597,27 @@ def step_trades(
 
     Returns
     -------
-    ndarray of `TRADE_DTYPE`
+    TradeTable
         Closed trades, in the order of their closing fills.
     """
-    i8, f8 = np.int64, np.float64
+    f8 = np.float64
     ints, floats = trades_chunk(
-        np.ascontiguousarray(portfolio, i8),
-        np.ascontiguousarray(bar, i8),
-        np.ascontiguousarray(symbol, i8),
-        np.ascontiguousarray(qty, f8),
-        np.ascontiguousarray(price, f8),
-        np.ascontiguousarray(commission, f8),
+        np.asarray(portfolio),
+        np.asarray(bar),
+        np.asarray(symbol),
+        np.asarray(qty, f8),
+        np.asarray(price, f8),
+        np.asarray(commission, f8),
         np.ascontiguousarray(close, f8),
         int(t0),
         *state,
     )
-    return as_records(ints, floats)
+    return TradeTable(ints, floats)
 
 
 def finalize_trades(
     state: TradeState, last_close: np.ndarray, last_bar: int
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[TradeTable, dict[str, np.ndarray]]:
     """The open trades at the last bar, and the per-portfolio trade metrics.
 
     Parameters
@@ -581,12 +631,10 @@ def finalize_trades(
 
     Returns
     -------
-    open : ndarray of `TRADE_DTYPE`
+    open : TradeTable
         Trades still open (exit_bar -1), in (portfolio, symbol) order.
     metrics : dict of str to ndarray (P,)
-        ``n_trades`` (closed + open, int64); from the closed trades only: ``win_rate`` (share with
-        pnl > 0), ``profit_factor`` (Σ positive pnl / |Σ negative pnl|; inf without losses, 0
-        without wins), ``expectancy`` (mean pnl), ``avg_bars``; nan without a closed trade.
+        See `trade_metrics`.
     """
     ints, floats = open_trades(
         np.ascontiguousarray(last_close, np.float64),
@@ -603,11 +651,19 @@ def finalize_trades(
         state.c_max,
         state.c_min,
     )
-    return as_records(ints, floats), trade_metrics(state)
+    return TradeTable(ints, floats), trade_metrics(state)
 
 
 def trade_metrics(state: TradeState) -> dict[str, np.ndarray]:
-    """Per-portfolio trade metrics from the accumulators (see `finalize_trades`)."""
+    """Per-portfolio trade metrics (DESIGN §2c) from the accumulators.
+
+    Returns
+    -------
+    dict of str to ndarray (P,)
+        ``n_trades`` (closed + open, int64); from the closed trades only: ``win_rate`` (share with
+        pnl > 0), ``profit_factor`` (Σ positive pnl / |Σ negative pnl|; inf without losses, 0
+        without wins), ``expectancy`` (mean pnl), ``avg_bars``; nan without a closed trade.
+    """
     n = state.n_closed.astype(np.float64)
     none = state.n_closed == 0
     n_open = (state.side != 0).sum(axis=1)
@@ -619,7 +675,7 @@ def trade_metrics(state: TradeState) -> dict[str, np.ndarray]:
     for a in (win_rate, pf, expectancy, avg_bars):
         a[none] = np.nan
     return {
-        "n_trades": (state.n_closed + n_open).astype(np.int64),
+        "n_trades": state.n_closed + n_open,
         "win_rate": win_rate,
         "profit_factor": pf,
         "expectancy": expectancy,

@@ -47,7 +47,7 @@ def _kernel_trades(orders, close, P, chunks=None):
             if fin.size:
                 last_close[s] = close[a + fin[-1], s]
     opened, metrics = TR.finalize_trades(state, last_close, T - 1)
-    return np.concatenate([*parts, opened]), metrics, state
+    return TR.TradeTable.concat([*parts, opened]).records(), metrics, state
 
 
 def _as_frame(rec: np.ndarray) -> pd.DataFrame:
@@ -149,7 +149,7 @@ def test_trades_of_simulated_runs_equal_reference(case):
     if len(equity):
         pnl = np.bincount(trades["portfolio"], weights=trades["pnl"], minlength=P)
         np.testing.assert_allclose(pnl, equity[-1] - CAPITAL, rtol=RTOL, atol=RTOL * CAPITAL)
-    held = np.where(tstate.side != 0, tstate.q, 0.0)
+    held = tstate.q
     np.testing.assert_allclose(held, state.q, rtol=1e-9, atol=1e-12)
 
     kinds = {f"orders for reason {REASON_NAMES[r]}" for r in set(orders.reason.tolist())}
