@@ -1,0 +1,237 @@
+"""The trade ledger on disk: ``trades.parquet/`` of a run folder (DESIGN §2c, docs/TRADES.md).
+
+Each task of a batch's chain writes the trades closed in its time chunk(s) to
+``trades.parquet/part-b{b:05d}-c{c:05d}.parquet`` (the last task of a chain adds the trades still
+open at the last bar, ``exit_time`` null), next to its orders. Before any task runs, the client
+writes ``trades.parquet/_batches.json``: the portfolio range of each batch, so a reader asked for
+some portfolios opens only the files of their batches (Parquet readers skip ``_`` files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from admf_dask.portfolio._trades import (
+    TFL_COST,
+    TFL_ENTRY_PRICE,
+    TFL_EXIT_PRICE,
+    TFL_MAE,
+    TFL_MFE,
+    TFL_PNL,
+    TFL_RETURN,
+    TI_BARS,
+    TI_ENTRY,
+    TI_EXIT,
+    TI_FILLS,
+    TI_PORTFOLIO,
+    TI_SIDE,
+    TI_SYMBOL,
+    TradeTable,
+)
+
+#: the columns of trades.parquet, in order
+TRADE_COLUMNS: tuple[str, ...] = (
+    "portfolio",
+    "symbol",
+    "side",
+    "entry_time",
+    "exit_time",
+    "n_fills",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "cost",
+    "return",
+    "bars",
+    "mfe",
+    "mae",
+)
+BATCHES_FILE = "_batches.json"
+_PART = re.compile(r"part-b(\d+)-c(\d+)\.parquet$")
+
+# Every column but exit_time / exit_price is required (no definition levels to encode), floats
+# are not worth a dictionary, and large write batches and pages cut the per-page overhead: with
+# these the ledger costs about half of pyarrow's defaults to encode (benchmarks/portfolio_scaling.py).
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "lz4",
+    "use_dictionary": ["symbol"],
+    "write_statistics": ["portfolio"],
+    "write_batch_size": 1 << 16,
+    "data_page_size": 1 << 22,
+}
+
+
+def trades_schema():
+    """The Arrow schema of trades.parquet."""
+    import pyarrow as pa
+
+    f8 = pa.float64()
+    ts = pa.timestamp("ns")
+    return pa.schema(
+        [
+            pa.field("portfolio", pa.int64(), nullable=False),
+            pa.field("symbol", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+            pa.field("side", pa.int8(), nullable=False),
+            pa.field("entry_time", ts, nullable=False),
+            pa.field("exit_time", ts),
+            pa.field("n_fills", pa.int32(), nullable=False),
+            pa.field("entry_price", f8, nullable=False),
+            pa.field("exit_price", f8),
+            pa.field("pnl", f8, nullable=False),
+            pa.field("cost", f8, nullable=False),
+            pa.field("return", f8, nullable=False),
+            pa.field("bars", pa.int32(), nullable=False),
+            pa.field("mfe", f8, nullable=False),
+            pa.field("mae", f8, nullable=False),
+        ]
+    )
+
+
+def trades_arrow(table: TradeTable, p0: int, times: np.ndarray, symbols: Sequence[str]):
+    """A `TradeTable` of one batch as an Arrow table with the columns of trades.parquet.
+
+    Parameters
+    ----------
+    table : TradeTable
+        Trades with batch-local portfolios and global bar indices.
+    p0 : int
+        Global index of the batch's first portfolio.
+    times : ndarray datetime64[ns] (T,)
+        Bar times of the whole run (indexed by global bar).
+    symbols : sequence of str
+        The symbols (indexed by symbol index).
+    """
+    import pyarrow as pa
+
+    ints, floats = table.ints, table.floats
+    exit_bar = ints[TI_EXIT]
+    open_ = exit_bar < 0
+    exit_time = times[np.where(open_, 0, exit_bar)]
+    sym = pa.DictionaryArray.from_arrays(
+        pa.array(ints[TI_SYMBOL].astype(np.int32)), pa.array(list(symbols), type=pa.string())
+    )
+    cols = [
+        pa.array(ints[TI_PORTFOLIO] + int(p0)),
+        sym,
+        pa.array(ints[TI_SIDE].astype(np.int8)),
+        pa.array(times[ints[TI_ENTRY]]),
+        pa.array(exit_time, mask=open_) if open_.any() else pa.array(exit_time),
+        pa.array(ints[TI_FILLS].astype(np.int32)),
+        pa.array(floats[TFL_ENTRY_PRICE]),
+        pa.array(floats[TFL_EXIT_PRICE]),
+        pa.array(floats[TFL_PNL]),
+        pa.array(floats[TFL_COST]),
+        pa.array(floats[TFL_RETURN]),
+        pa.array(ints[TI_BARS].astype(np.int32)),
+        pa.array(floats[TFL_MFE]),
+        pa.array(floats[TFL_MAE]),
+    ]
+    return pa.Table.from_arrays(cols, schema=trades_schema())
+
+
+def part_name(batch: int, chunk: int) -> str:
+    """File name of the trades of batch ``batch`` from its time chunk ``chunk`` on."""
+    return f"part-b{batch:05d}-c{chunk:05d}.parquet"
+
+
+def write_trades(
+    table: TradeTable,
+    path: str | os.PathLike,
+    p0: int,
+    times: np.ndarray,
+    symbols: Sequence[str],
+) -> None:
+    """Write one batch × time chunk file of trades.parquet."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(trades_arrow(table, p0, times, symbols), os.fspath(path), **PARQUET_OPTIONS)
+
+
+def write_batches(trades_dir: str | os.PathLike, bounds: Iterable[tuple[int, int]]) -> None:
+    """Write ``_batches.json``: ``[p0, p1)`` of batch b at index b."""
+    path = Path(trades_dir) / BATCHES_FILE
+    path.write_text(json.dumps({"batches": [[int(a), int(b)] for a, b in bounds]}))
+
+
+def _wanted(values: Any) -> list | None:
+    if values is None:
+        return None
+    if isinstance(values, str | int | np.integer):
+        return [values]
+    return list(values)
+
+
+def part_files(
+    trades_dir: str | os.PathLike, portfolios: Iterable[int] | None = None
+) -> list[Path]:
+    """The files of trades.parquet that can hold trades of ``portfolios`` (None: all), in
+    (batch, chunk) order."""
+    d = Path(trades_dir)
+    parts = sorted(
+        (int(m.group(1)), int(m.group(2)), p)
+        for p in d.glob("part-*.parquet")
+        if (m := _PART.search(p.name))
+    )
+    if portfolios is None:
+        return [p for _, _, p in parts]
+    bounds = json.loads((d / BATCHES_FILE).read_text())["batches"]
+    wanted = np.asarray(sorted({int(p) for p in portfolios}), dtype=np.int64)
+    keep = set()
+    for b, (a, z) in enumerate(bounds):
+        i = np.searchsorted(wanted, a)
+        if i < wanted.size and wanted[i] < z:
+            keep.add(b)
+    return [p for b, _, p in parts if b in keep]
+
+
+def read_trades(
+    trades_dir: str | os.PathLike,
+    portfolio: int | Iterable[int] | None = None,
+    symbol: str | Iterable[str] | None = None,
+):
+    """The trades of a run as a pandas DataFrame, optionally for some portfolios / symbols.
+
+    Only the files of the batches that hold the requested portfolios are opened; the symbol
+    filter is applied while scanning them. Rows are sorted by (portfolio, symbol, entry_time).
+
+    Parameters
+    ----------
+    trades_dir : path
+        ``trades.parquet/`` of a run folder.
+    portfolio : int or iterable of int, optional
+    symbol : str or iterable of str, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of `TRADE_COLUMNS`; ``symbol`` categorical, ``exit_time`` NaT while open.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    ports = _wanted(portfolio)
+    syms = _wanted(symbol)
+    files = part_files(trades_dir, ports)
+    schema = trades_schema()
+    cond = None
+    if ports is not None:
+        cond = pc.field("portfolio").isin(pa.array([int(p) for p in ports], pa.int64()))
+    if syms is not None:
+        c = pc.field("symbol").isin(pa.array([str(s) for s in syms], pa.string()))
+        cond = c if cond is None else cond & c
+    if files:
+        ds = pads.dataset([os.fspath(f) for f in files], format="parquet", schema=schema)
+        tab = ds.to_table(filter=cond)
+    else:
+        tab = schema.empty_table()
+    df = tab.to_pandas()
+    df = df.sort_values(["portfolio", "symbol", "entry_time"], kind="stable")
+    return df.reset_index(drop=True)
