@@ -330,7 +330,7 @@ def trades_chunk(
 
     Returns
     -------
-    ints : ndarray int64 (N_TI, m)
+    ints : ndarray int32 (N_TI, m)
         Rows ``TI_*`` (portfolio, symbol, side, entry_bar, exit_bar, n_fills, bars) of the m
         closed trades.
     floats : ndarray float64 (N_TFL, m)
@@ -344,7 +344,7 @@ def trades_chunk(
     T, S = close.shape
     hi, lo = range_tables(close)
     nrec = qty.shape[0]
-    out_i = np.empty((N_TI, nrec), dtype=np.int64)  # a fill closes at most one trade
+    out_i = np.empty((N_TI, nrec), dtype=np.int32)  # a fill closes at most one trade
     out_f = np.empty((N_TFL, nrec))
     m = 0
     for r in range(nrec):
@@ -495,7 +495,7 @@ def open_trades(
         for s in range(S):
             if side[p, s] != 0:
                 m += 1
-    out_i = np.empty((N_TI, m), dtype=np.int64)
+    out_i = np.empty((N_TI, m), dtype=np.int32)
     out_f = np.empty((N_TFL, m))
     k = 0
     for p in range(P):
@@ -534,7 +534,7 @@ class TradeTable(NamedTuple):
 
     Attributes
     ----------
-    ints : int64 (N_TI, m)
+    ints : int32 (N_TI, m)
         Rows ``TI_*``: portfolio (batch-local), symbol, side, entry_bar, exit_bar (-1: open),
         n_fills, bars.
     floats : float64 (N_TFL, m)
@@ -563,7 +563,7 @@ class TradeTable(NamedTuple):
     @classmethod
     def concat(cls, parts: list[TradeTable]) -> TradeTable:
         if not parts:
-            return cls(np.empty((N_TI, 0), np.int64), np.empty((N_TFL, 0)))
+            return cls(np.empty((N_TI, 0), np.int32), np.empty((N_TFL, 0)))
         return cls(
             np.concatenate([t.ints for t in parts], axis=1),
             np.concatenate([t.floats for t in parts], axis=1),

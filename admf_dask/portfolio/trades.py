@@ -115,21 +115,22 @@ def trades_arrow(table: TradeTable, p0: int, times: np.ndarray, symbols: Sequenc
     open_ = exit_bar < 0
     exit_time = times[np.where(open_, 0, exit_bar)]
     sym = pa.DictionaryArray.from_arrays(
-        pa.array(ints[TI_SYMBOL].astype(np.int32)), pa.array(list(symbols), type=pa.string())
+        pa.array(ints[TI_SYMBOL].astype(np.int32, copy=False)),
+        pa.array(list(symbols), type=pa.string()),
     )
     cols = [
-        pa.array(ints[TI_PORTFOLIO] + int(p0)),
+        pa.array(ints[TI_PORTFOLIO].astype(np.int64) + int(p0)),
         sym,
         pa.array(ints[TI_SIDE].astype(np.int8)),
         pa.array(times[ints[TI_ENTRY]]),
         pa.array(exit_time, mask=open_) if open_.any() else pa.array(exit_time),
-        pa.array(ints[TI_FILLS].astype(np.int32)),
+        pa.array(ints[TI_FILLS].astype(np.int32, copy=False)),
         pa.array(floats[TFL_ENTRY_PRICE]),
         pa.array(floats[TFL_EXIT_PRICE]),
         pa.array(floats[TFL_PNL]),
         pa.array(floats[TFL_COST]),
         pa.array(floats[TFL_RETURN]),
-        pa.array(ints[TI_BARS].astype(np.int32)),
+        pa.array(ints[TI_BARS].astype(np.int32, copy=False)),
         pa.array(floats[TFL_MFE]),
         pa.array(floats[TFL_MAE]),
     ]
