@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from portfolio_cases import make_market, make_signals, make_vol, pack, params_strategy
+from portfolio_cases import (
+    exit_params_strategy,
+    make_high_low,
+    make_market,
+    make_signals,
+    make_vol,
+    pack,
+    params_strategy,
+)
 from trades_reference import COLUMNS, reference_trade_metrics, reference_trades
 
 from admf_dask.portfolio import _trades as TR
@@ -106,32 +114,46 @@ def _closes_frame(close: np.ndarray) -> pd.DataFrame:
 
 
 @st.composite
-def simulated(draw):
+def simulated(draw, exits=False):
     T = draw(st.one_of(st.integers(1, 40), st.integers(60, 130)))
     S = draw(st.integers(1, 6))
     K_ = draw(st.integers(1, 2))
     P = draw(st.integers(1, 4))
-    params = draw(st.lists(params_strategy(K_), min_size=P, max_size=P))
+    kind = exit_params_strategy if exits else params_strategy
+    params = draw(st.lists(kind(K_), min_size=P, max_size=P))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     open_, close = make_market(
         rng, T, S, sigma=draw(st.sampled_from([0.01, 0.05])), gap=draw(st.sampled_from([0.0, 0.2]))
     )
+    high, low = make_high_low(rng, open_, close)
     sig = make_signals(rng, T, S, K_, change=draw(st.sampled_from([0.1, 0.5, 0.9])))
     vol = make_vol(rng, T, S)
     cuts = draw(st.lists(st.integers(1, max(1, T // 2)), min_size=1, max_size=4))
     chunks = []
     while sum(chunks) < T:
         chunks.append(min(cuts[len(chunks) % len(cuts)], T - sum(chunks)))
-    return open_, close, sig, vol, params, tuple(chunks)
+    return open_, close, high, low, sig, vol, params, tuple(chunks)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(simulated())
 def test_trades_of_simulated_runs_equal_reference(case):
-    open_, close, sig, vol, params, chunks = case
+    _check_simulated(*case)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(simulated(exits=True))
+def test_trades_with_exit_rules_equal_reference(case):
+    # take-profit, trailing, time exits; intrabar: an exit in the bar of the opening fill
+    _check_simulated(*case)
+
+
+def _check_simulated(open_, close, high, low, sig, vol, params, chunks):
     P = len(params)
     mixes, fp, ip = pack(params)
-    equity, _, orders, state = simulate(open_, close, sig, vol[None], mixes, fp, ip, CAPITAL)
+    equity, _, orders, state = simulate(
+        open_, close, sig, vol[None], mixes, fp, ip, CAPITAL, high=high, low=low
+    )
     ledger = _ledger(orders)
     trades, metrics, tstate = _kernel_trades(ledger, close, P)
     chunked, metrics_c, _ = _kernel_trades(ledger, close, P, chunks=chunks)
@@ -162,6 +184,8 @@ def test_trades_of_simulated_runs_equal_reference(case):
     starts = zip(trades["portfolio"], trades["symbol"], trades["entry_bar"], strict=True)
     if any(k in ends for k in starts):
         kinds.add("flips")
+    if ((trades["bars"] == 0) & (trades["exit_bar"] >= 0)).any():
+        kinds.add("entry and exit in one bar")
     for k in sorted(kinds):
         event(k)  # --hypothesis-show-statistics
 
