@@ -1,4 +1,5 @@
-"""Pydantic models of the pipeline file (DESIGN §5). Unknown keys are errors everywhere.
+"""Pydantic models of the pipeline file (DESIGN §5). Unknown keys are errors everywhere; every
+field has a description (shown by the pipeline file's JSON schema, ``admf-dask schema``).
 
 Feature and strategy specs are kept as plain dicts (``{"kind": ..., **params}``): their parameters
 are declared by the registered indicator / strategy function, which validates them
@@ -72,35 +73,71 @@ class ChunksConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    # where the bars come from; synthetic is the embedded seeded market (no files, no network)
-    source: Literal["synthetic", "csv", "parquet", "zarr", "bokeh_stocks"] = "synthetic"
-    # file or folder for csv / parquet / zarr, resolved relative to the pipeline file
-    path: str | None = None
-    # synthetic: how many symbols (int); any source: a list selects these symbols
-    symbols: int | list[str] | None = None
-    # synthetic: number of daily bars
-    bars: int = Field(2520, ge=2)
-    # synthetic: random seed (same seed, same market)
-    seed: int = 7
-    # first and last date kept (inclusive; ISO dates or datetimes, quoted or not); null keeps all
-    start: IsoDate | None = None
-    end: IsoDate | None = None
-    # csv / parquet: strftime format of text dates, e.g. "%d/%m/%Y" (null: inferred from all
-    # values of the column, one format for the whole column; ambiguous throughout is an error)
-    date_format: str | None = None
-    # csv / parquet: the file's column names, {time: Date, symbol: Ticker, close: Last, ...}
-    # (columns left out are found by their usual names, case-insensitively)
-    columns: dict[str, str] | None = None
-    # dask chunking of the time axis (symbols are never split)
-    chunks: ChunksConfig = Field(default_factory=ChunksConfig)
-    # bokeh_stocks: split-adjust OHLC with adj_close (false keeps raw prices)
-    adjust: bool = True
-    # synthetic: fraction of bars randomly missing (NaN), to exercise gaps
-    missing: float = Field(0.0, ge=0.0, lt=1.0)
-    # synthetic: fraction of symbols that list late (history starts partway)
-    late_listed: float = Field(0.0, ge=0.0, le=1.0)
-    # synthetic: first date of the generated business-day calendar
-    calendar_start: IsoDate = "2010-01-04"
+    source: Literal["synthetic", "csv", "parquet", "zarr", "bokeh_stocks"] = Field(
+        "synthetic",
+        description=(
+            "where the bars come from; synthetic is the embedded seeded market (no files, no "
+            "network)"
+        ),
+    )
+    path: str | None = Field(
+        None,
+        description=(
+            "file or folder for csv / parquet / zarr, resolved relative to the pipeline file"
+        ),
+    )
+    symbols: int | list[str] | None = Field(
+        None,
+        description="synthetic: how many symbols (int); any source: a list selects these symbols",
+    )
+    bars: int = Field(2520, ge=2, description="synthetic: number of daily bars")
+    seed: int = Field(7, description="synthetic: random seed (same seed, same market)")
+    start: IsoDate | None = Field(
+        None,
+        description=(
+            "first date kept (inclusive; ISO dates or datetimes, quoted or not); null keeps all"
+        ),
+    )
+    end: IsoDate | None = Field(
+        None, description="last date kept (inclusive, as start); null keeps all"
+    )
+    date_format: str | None = Field(
+        None,
+        description=(
+            'csv / parquet: strftime format of text dates, e.g. "%d/%m/%Y" (null: inferred from '
+            "all values of the column, one format for the whole column; ambiguous throughout is "
+            "an error)"
+        ),
+    )
+    columns: dict[str, str] | None = Field(
+        None,
+        description=(
+            "csv / parquet: the file's column names, {time: Date, symbol: Ticker, close: Last, "
+            "...} (columns left out are found by their usual names, case-insensitively)"
+        ),
+    )
+    chunks: ChunksConfig = Field(
+        default_factory=ChunksConfig,
+        description="dask chunking of the time axis (symbols are never split)",
+    )
+    adjust: bool = Field(
+        True, description="bokeh_stocks: split-adjust OHLC with adj_close (false keeps raw prices)"
+    )
+    missing: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="synthetic: fraction of bars randomly missing (NaN), to exercise gaps",
+    )
+    late_listed: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="synthetic: fraction of symbols that list late (history starts partway)",
+    )
+    calendar_start: IsoDate = Field(
+        "2010-01-04", description="synthetic: first date of the generated business-day calendar"
+    )
 
     @field_validator("date_format")
     @classmethod
@@ -151,43 +188,91 @@ class DataConfig(_Strict):
 class PortfolioParams(_Strict):
     """Per-portfolio parameters: each may be a scalar here or a list under ``grid``."""
 
-    # fixed: w = u*position_weight; vol_target: w = u*target_vol/vol
-    sizing: Sizing = "fixed"
-    # weight per unit of signal for fixed sizing (null: 1/n_symbols)
-    position_weight: float | None = Field(None, gt=0)
-    # annualized volatility target per position for vol_target sizing
-    target_vol: float = Field(0.10, gt=0)
-    # feature holding the annualized volatility used by vol_target sizing
-    vol_feature: str | None = None
-    # cap on |weight| per position
-    max_position: float = Field(1.0, gt=0)
-    # cap on the sum of |weights| (scaled down proportionally above it)
-    max_gross: float = Field(1.0, gt=0)
-    # false: long-only (negative combined signals are flat)
-    allow_short: bool = False
-    # stop a position when it loses this fraction from its entry price (null: no stop)
-    stop_loss: float | None = Field(None, gt=0, lt=1)
-    # halt the portfolio when equity falls this fraction below its peak (null: never)
-    max_drawdown: float | None = Field(None, gt=0, lt=1)
-    # re-target a position only when its weight moves more than this
-    rebalance_band: float = Field(0.0, ge=0)
-    # proportional commission per fill (null: execution.commission)
-    commission: float | None = Field(None, ge=0)
-    # fixed commission per fill in cash (null: execution.commission_fixed)
-    commission_fixed: float | None = Field(None, ge=0)
-    # slippage in basis points against the fill (null: execution.slippage_bps)
-    slippage_bps: float | None = Field(None, ge=0)
-    # exit when the price gains this fraction from the entry price (null: off; DESIGN §2b)
-    take_profit: float | None = Field(None, gt=0)
-    # exit when the price falls this fraction from its best since entry (null: off)
-    trailing_stop: float | None = Field(None, gt=0, lt=1)
-    # exit a position after this many bars, the opening bar counted (null: off)
-    max_holding: int | None = Field(None, ge=1, strict=True)
-    # when exit levels are tested: at the close (fill at the next open) or intrabar (fill at the
-    # level, from the bar's open, high and low)
-    exit_on: Literal["close", "intrabar"] = "close"
-    # hold at most this many positions, the strongest |signal| first (null: no limit)
-    max_positions: int | None = Field(None, ge=1, strict=True)
+    sizing: Sizing = Field(
+        "fixed", description="fixed: w = u*position_weight; vol_target: w = u*target_vol/vol"
+    )
+    position_weight: float | None = Field(
+        None, gt=0, description="weight per unit of signal for fixed sizing (null: 1/n_symbols)"
+    )
+    target_vol: float = Field(
+        0.10, gt=0, description="annualized volatility target per position for vol_target sizing"
+    )
+    vol_feature: str | None = Field(
+        None, description="feature holding the annualized volatility used by vol_target sizing"
+    )
+    max_position: float = Field(1.0, gt=0, description="cap on |weight| per position")
+    max_gross: float = Field(
+        1.0, gt=0, description="cap on the sum of |weights| (scaled down proportionally above it)"
+    )
+    allow_short: bool = Field(
+        False, description="false: long-only (negative combined signals are flat)"
+    )
+    stop_loss: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description=(
+            "stop a position when it loses this fraction from its entry price (null: no stop)"
+        ),
+    )
+    max_drawdown: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description=(
+            "halt the portfolio when equity falls this fraction below its peak (null: never)"
+        ),
+    )
+    rebalance_band: float = Field(
+        0.0, ge=0, description="re-target a position only when its weight moves more than this"
+    )
+    commission: float | None = Field(
+        None, ge=0, description="proportional commission per fill (null: execution.commission)"
+    )
+    commission_fixed: float | None = Field(
+        None,
+        ge=0,
+        description="fixed commission per fill in cash (null: execution.commission_fixed)",
+    )
+    slippage_bps: float | None = Field(
+        None,
+        ge=0,
+        description="slippage in basis points against the fill (null: execution.slippage_bps)",
+    )
+    take_profit: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "exit when the price gains this fraction from the entry price (null: off; DESIGN §2b)"
+        ),
+    )
+    trailing_stop: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="exit when the price falls this fraction from its best since entry (null: off)",
+    )
+    max_holding: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="exit a position after this many bars, the opening bar counted (null: off)",
+    )
+    exit_on: Literal["close", "intrabar"] = Field(
+        "close",
+        description=(
+            "when exit levels are tested: at the close (fill at the next open) or intrabar (fill "
+            "at the level, from the bar's open, high and low)"
+        ),
+    )
+    max_positions: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description=(
+            "hold at most this many positions, the strongest |signal| first (null: no limit)"
+        ),
+    )
 
 
 PARAM_KEYS: tuple[str, ...] = tuple(PortfolioParams.model_fields)
@@ -195,16 +280,26 @@ GRID_KEYS: tuple[str, ...] = ("strategy", *PARAM_KEYS)
 
 
 class PortfoliosConfig(PortfolioParams):
-    # starting cash of every portfolio
-    capital: float = Field(1_000_000.0, gt=0)
-    # portfolios per batch (one chain of tasks per batch)
-    batch_size: int = Field(500, ge=1)
-    # strategy mix when grid has no 'strategy': a name or {name: weight} (null: equal mix of all)
-    strategy: Any = None  # validated against the strategies by the loader
-    # cartesian product of these lists, one portfolio per combination, in the order written
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    # bars per year for annualized metrics (252 for daily bars)
-    periods_per_year: float = Field(252.0, gt=0)
+    capital: float = Field(1_000_000.0, gt=0, description="starting cash of every portfolio")
+    batch_size: int = Field(
+        500, ge=1, description="portfolios per batch (one chain of tasks per batch)"
+    )
+    strategy: Any = Field(
+        None,
+        description=(
+            "strategy mix when grid has no 'strategy': a name or {name: weight} (null: equal mix "
+            "of all)"
+        ),
+    )  # validated against the strategies by the loader
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description=(
+            "cartesian product of these lists, one portfolio per combination, in the order written"
+        ),
+    )
+    periods_per_year: float = Field(
+        252.0, gt=0, description="bars per year for annualized metrics (252 for daily bars)"
+    )
 
     @field_validator("grid")
     @classmethod
@@ -226,29 +321,42 @@ class PortfoliosConfig(PortfolioParams):
 
 
 class ExecutionConfig(_Strict):
-    # proportional commission per fill (0.0005 = 5 bps of traded value)
-    commission: float = Field(0.0005, ge=0)
-    # fixed commission per fill, in cash
-    commission_fixed: float = Field(0.0, ge=0)
-    # slippage in basis points: buys fill above the open, sells below
-    slippage_bps: float = Field(2.0, ge=0)
+    commission: float = Field(
+        0.0005,
+        ge=0,
+        description="proportional commission per fill (0.0005 = 5 bps of traded value)",
+    )
+    commission_fixed: float = Field(0.0, ge=0, description="fixed commission per fill, in cash")
+    slippage_bps: float = Field(
+        2.0, ge=0, description="slippage in basis points: buys fill above the open, sells below"
+    )
 
 
 class ClusterConfig(_Strict):
-    # existing scheduler (tcp://host:port); null starts a LocalCluster sized to this machine
-    address: str | None = None
-    # LocalCluster workers ("auto": from cores and memory)
-    n_workers: int | Literal["auto"] = "auto"
-    # threads per worker ("auto": cores / workers)
-    threads_per_worker: int | Literal["auto"] = "auto"
-    # how many workers carry resource ML (and GPU when CUDA is present)
-    ml_workers: int = Field(1, ge=0)
-    # memory per worker ("auto": 90% of RAM shared out, or e.g. "4GiB")
-    memory_limit: str = "auto"
-    # interface the scheduler, workers and dashboard listen on
-    host: str = "127.0.0.1"
-    # dashboard address (":0" picks a free port; null disables it)
-    dashboard_address: str | None = ":0"
+    address: str | None = Field(
+        None,
+        description=(
+            "existing scheduler (tcp://host:port); null starts a LocalCluster sized to this machine"
+        ),
+    )
+    n_workers: int | Literal["auto"] = Field(
+        "auto", description='LocalCluster workers ("auto": from cores and memory)'
+    )
+    threads_per_worker: int | Literal["auto"] = Field(
+        "auto", description='threads per worker ("auto": cores / workers)'
+    )
+    ml_workers: int = Field(
+        1, ge=0, description="how many workers carry resource ML (and GPU when CUDA is present)"
+    )
+    memory_limit: str = Field(
+        "auto", description='memory per worker ("auto": 90% of RAM shared out, or e.g. "4GiB")'
+    )
+    host: str = Field(
+        "127.0.0.1", description="interface the scheduler, workers and dashboard listen on"
+    )
+    dashboard_address: str | None = Field(
+        ":0", description='dashboard address (":0" picks a free port; null disables it)'
+    )
 
     @field_validator("n_workers", "threads_per_worker")
     @classmethod
@@ -259,25 +367,39 @@ class ClusterConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    # run folder (relative paths are relative to the pipeline file's folder's working dir)
-    path: str = "runs/run"
-    # write signals.zarr
-    save_signals: bool = True
-    # write orders.parquet (10,000 portfolios of trend signals make ~1e8 orders)
-    orders: bool = True
-    # write report.html
-    report: bool = True
-    # an existing run folder is replaced only when true
-    overwrite: bool = False
+    path: str = Field(
+        "runs/run",
+        description=(
+            "run folder (relative paths are relative to the pipeline file's folder's working dir)"
+        ),
+    )
+    save_signals: bool = Field(True, description="write signals.zarr")
+    orders: bool = Field(
+        True,
+        description="write orders.parquet (10,000 portfolios of trend signals make ~1e8 orders)",
+    )
+    report: bool = Field(True, description="write report.html")
+    overwrite: bool = Field(False, description="an existing run folder is replaced only when true")
 
 
 class CacheConfig(_Strict):
-    # keep features, signals and fold models on disk between runs (keyed by their content)
-    enabled: bool = True
-    # cache folder (null: $ADMF_DASK_CACHE, else the user cache folder, e.g. ~/.cache/admf-dask)
-    dir: str | None = None
-    # size cap ("10GiB", "500MB"); least recently used entries are removed past it
-    max_size: str = "10GiB"
+    enabled: bool = Field(
+        True,
+        description=(
+            "keep features, signals and fold models on disk between runs (keyed by their content)"
+        ),
+    )
+    dir: str | None = Field(
+        None,
+        description=(
+            "cache folder (null: $ADMF_DASK_CACHE, else the user cache folder, e.g. "
+            "~/.cache/admf-dask)"
+        ),
+    )
+    max_size: str = Field(
+        "10GiB",
+        description='size cap ("10GiB", "500MB"); least recently used entries are removed past it',
+    )
 
     @field_validator("max_size", mode="before")
     @classmethod
@@ -289,25 +411,36 @@ class CacheConfig(_Strict):
 
 
 class PipelineConfig(_Strict):
-    # name of the pipeline, shown in outputs
-    name: str = "pipeline"
-    # market data section
-    data: DataConfig = Field(default_factory=DataConfig)
-    # feature name -> {kind, params}
-    features: dict[str, Any] = Field(default_factory=dict)
-    # strategy name -> {kind, params}
-    strategies: dict[str, Any] = Field(default_factory=dict)
-    # the portfolio grid and its default parameters
-    portfolios: PortfoliosConfig = Field(default_factory=PortfoliosConfig)
-    # default trading costs
-    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
-    # where it runs
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
-    # what it writes
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    # the on-disk cache of features, signals and fold models shared by runs
-    cache: CacheConfig = Field(default_factory=CacheConfig)
-    # psr/dsr, PBO by CSCV and walk-forward selection over the grid (DESIGN §2d)
-    research: ResearchConfig = Field(default_factory=ResearchConfig)
-    # folder the pipeline file was read from (relative paths resolve against it); not a user key
-    base_dir: str | None = Field(None, exclude=True)
+    name: str = Field("pipeline", description="name of the pipeline, shown in outputs")
+    data: DataConfig = Field(default_factory=DataConfig, description="market data section")
+    features: dict[str, Any] = Field(
+        default_factory=dict, description="feature name -> {kind, params}"
+    )
+    strategies: dict[str, Any] = Field(
+        default_factory=dict, description="strategy name -> {kind, params}"
+    )
+    portfolios: PortfoliosConfig = Field(
+        default_factory=PortfoliosConfig,
+        description="the portfolio grid and its default parameters",
+    )
+    execution: ExecutionConfig = Field(
+        default_factory=ExecutionConfig, description="default trading costs"
+    )
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="where it runs")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="what it writes")
+    cache: CacheConfig = Field(
+        default_factory=CacheConfig,
+        description="the on-disk cache of features, signals and fold models shared by runs",
+    )
+    research: ResearchConfig = Field(
+        default_factory=ResearchConfig,
+        description="psr/dsr, PBO by CSCV and walk-forward selection over the grid (DESIGN §2d)",
+    )
+    base_dir: str | None = Field(
+        None,
+        exclude=True,
+        description=(
+            "folder the pipeline file was read from (relative paths resolve against it); not a "
+            "user key"
+        ),
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, create_model
 
-from admf_dask.config import models as _models
 from admf_dask.config.models import PipelineConfig
 from admf_dask.errors import InputError
 
@@ -50,56 +48,6 @@ def _union(prefix: str, kinds: Mapping[str, Any]) -> Any:
     return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007
 
 
-_FIELD_LINE = re.compile(r"^    (\w+)\s*:")
-
-
-def _comment_docs(cls: type) -> dict[str, str]:
-    """Field -> the ``# ...`` comment lines right above it in the class source (and its bases').
-
-    The sections' fields are documented by comments (`admf_dask.config.models`); they become the
-    descriptions of fields declared without ``Field(description=...)``.
-    """
-    out: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not (isinstance(klass, type) and issubclass(klass, BaseModel)) or klass is BaseModel:
-            continue
-        try:
-            lines = inspect.getsource(klass).splitlines()
-        except (OSError, TypeError):
-            continue
-        pending: list[str] = []
-        last = ""  # a comment above two fields in a row (start, end) documents both
-        for line in lines:
-            text = line.strip()
-            if text.startswith("#") and line.startswith("    ") and not line.startswith("     "):
-                pending.append(text.lstrip("#").strip())
-                continue
-            m = _FIELD_LINE.match(line)
-            if m and (pending or last):
-                last = " ".join(pending) or last
-                out[m.group(1)] = last
-            elif not m:
-                last = ""
-            pending = []
-    return out
-
-
-def _describe_sections(schema: dict[str, Any]) -> None:
-    """Fill missing descriptions of the sections' keys from their comments (in place)."""
-    classes = {
-        name: obj
-        for name, obj in vars(_models).items()
-        if isinstance(obj, type) and issubclass(obj, BaseModel)
-    }
-    targets = [(schema, PipelineConfig)]
-    targets += [(d, classes[t]) for t, d in schema.get("$defs", {}).items() if t in classes]
-    for node, cls in targets:
-        docs = _comment_docs(cls)
-        for key, prop in node.get("properties", {}).items():
-            if key in docs and "description" not in prop:
-                prop["description"] = docs[key]
-
-
 def pipeline_schema() -> dict[str, Any]:
     """The JSON schema (draft 2020-12) of a pipeline file.
 
@@ -128,7 +76,6 @@ def pipeline_schema() -> dict[str, Any]:
     )
     schema = file_model.model_json_schema()
     schema["properties"].pop("base_dir", None)  # set by the loader, not a key of the file
-    _describe_sections(schema)
     return {"$schema": DIALECT, **schema}
 
 

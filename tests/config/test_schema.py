@@ -48,6 +48,18 @@ def test_schema_is_json_with_every_kind(validator):
     assert "base_dir" not in schema["properties"]
 
 
+def test_every_key_has_a_description():
+    schema = pipeline_schema()
+    models = [("pipeline", schema), *schema["$defs"].items()]
+    missing = [
+        f"{name}.{key}"
+        for name, model in models
+        for key, prop in model.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert not missing, missing
+
+
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
 def test_shipped_pipelines_are_valid(validator, path):
     raw = read_yaml(path)
