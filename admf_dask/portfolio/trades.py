@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.portfolio._trades import (
     TFL_COST,
     TFL_ENTRY_PRICE,
@@ -33,7 +34,10 @@ from admf_dask.portfolio._trades import (
     TI_PORTFOLIO,
     TI_SIDE,
     TI_SYMBOL,
+    TradeState,
     TradeTable,
+    finalize_trades,
+    step_trades,
 )
 
 #: the columns of trades.parquet, in order
@@ -53,6 +57,20 @@ TRADE_COLUMNS: tuple[str, ...] = (
     "mfe",
     "mae",
 )
+#: descriptions of the per-portfolio metrics of the trades and of the benchmark (results.zarr)
+TRADE_METRIC_DOC = {
+    "n_trades": "trades, closed and still open at the last bar",
+    "win_rate": "share of closed trades with pnl > 0 (nan: no closed trade)",
+    "profit_factor": "sum of positive / |sum of negative| closed-trade pnl (inf: no loss)",
+    "expectancy": "mean pnl of the closed trades",
+    "avg_bars": "mean bars from entry to exit of the closed trades",
+}
+RELATIVE_METRIC_DOC = {
+    "alpha": "annualized alpha against the benchmark (empyrical alpha_beta)",
+    "beta": "beta against the benchmark (empyrical alpha_beta)",
+    "information_ratio": "mean(r - b) / std(r - b, ddof=1) * sqrt(periods_per_year)",
+    "tracking_error": "std(r - b, ddof=1) * sqrt(periods_per_year)",
+}
 BATCHES_FILE = "_batches.json"
 _PART = re.compile(r"part-b(\d+)-c(\d+)\.parquet$")
 
@@ -236,3 +254,75 @@ def read_trades(
     df = tab.to_pandas()
     df = df.sort_values(["portfolio", "symbol", "entry_time"], kind="stable")
     return df.reset_index(drop=True)
+
+
+def ledger_step(
+    state: TradeState,
+    orders: Any,
+    close: np.ndarray,
+    t0: int,
+    n_bars: int,
+    last_close: np.ndarray,
+) -> TradeTable:
+    """The trades of one task: those its fills close, plus the open ones when it ends the run.
+
+    Parameters
+    ----------
+    state : TradeState
+        The batch's open trades after the previous task (updated in place).
+    orders : OrderRecords
+        The task's fills (`admf_dask.portfolio.batch.OrderRecords`).
+    close : ndarray (T, S)
+        The task's closes.
+    t0 : int
+        Global index of the task's first bar.
+    n_bars : int
+        Bars of the whole run.
+    last_close : ndarray (S,)
+        Last finite close per symbol after this task (the batch state's ``last_close``).
+    """
+    table = step_trades(
+        state,
+        orders.portfolio,
+        orders.time,
+        orders.symbol,
+        orders.qty,
+        orders.price,
+        orders.commission,
+        close,
+        t0,
+    )
+    if t0 + close.shape[0] >= n_bars:
+        opened, _ = finalize_trades(state, last_close, n_bars - 1)
+        table = TradeTable.concat([table, opened])
+    return table
+
+
+def benchmark_index(benchmark: str | None, symbols: Sequence[str]) -> int | None:
+    """Index of ``portfolios.benchmark`` among the data's symbols (None: no benchmark).
+
+    Raises
+    ------
+    ConfigError
+        The symbol is not in the data, or the data has a single symbol (a portfolio of it
+        measured against itself says nothing).
+    """
+    if benchmark is None:
+        return None
+    names = [str(s) for s in symbols]
+    where = "portfolios.benchmark"
+    if benchmark not in names:
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        raise ConfigError(
+            where,
+            f"'{benchmark}' is not a symbol of the data{did_you_mean(benchmark, names)} "
+            f"(symbols: {shown})",
+            "name one of the data's symbols, or remove the key",
+        )
+    if len(names) == 1:
+        raise ConfigError(
+            where,
+            f"the data has one symbol ({names[0]}): the portfolios trade the benchmark itself",
+            "add the symbols to trade (data.symbols), or remove portfolios.benchmark",
+        )
+    return names.index(benchmark)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from portfolio_cases import make_market, make_signals, pack, random_params
 
+from admf_dask.errors import ConfigError
 from admf_dask.portfolio import _trades as TR
 from admf_dask.portfolio.batch import simulate
 from admf_dask.portfolio.trades import (
     TRADE_COLUMNS,
+    benchmark_index,
     part_files,
     part_name,
     read_trades,
@@ -29,7 +32,9 @@ def _ledger(tmp_path, T=60, S=3, bounds=((0, 3), (3, 5)), cuts=(0, 25, 60)):
     write_batches(d, bounds)
     every = []
     for b, (p0, p1) in enumerate(bounds):
-        params = [random_params(rng, 1) | {"allow_short": True, "sizing": "fixed"} for _ in range(p1 - p0)]
+        params = [
+            random_params(rng, 1) | {"allow_short": True, "sizing": "fixed"} for _ in range(p1 - p0)
+        ]
         mixes, fp, ip = pack(params)
         _, _, orders, _ = simulate(open_, close, sig, None, mixes, fp, ip, 1e4)
         state = TR.TradeState.new(p1 - p0, S)
@@ -90,3 +95,15 @@ def test_filters_open_only_the_needed_files(tmp_path):
     assert len(pair) == len(want) and set(pair["symbol"].astype(str)) <= {"S2"}
     none = read_trades(d, portfolio=99)
     assert none.empty and tuple(none.columns) == TRADE_COLUMNS
+
+
+def test_benchmark_symbol_must_be_another_symbol_of_the_data():
+    assert benchmark_index(None, ["A"]) is None
+    assert benchmark_index("SPY", ["AAA", "SPY"]) == 1
+    with pytest.raises(
+        ConfigError, match=r"'SPX' is not a symbol of the data \(did you mean 'SPY'"
+    ) as e:
+        benchmark_index("SPX", ["AAA", "SPY"])
+    assert "symbols: AAA, SPY" in e.value.line and "\n" not in e.value.line
+    with pytest.raises(ConfigError, match="the data has one symbol"):
+        benchmark_index("SPY", ["SPY"])
