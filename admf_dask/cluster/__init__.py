@@ -138,9 +138,9 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     run `admf_dask.cluster.plugin.WorkerSetup` (warm before their first task, also after a
     restart).
     """
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
-    from admf_dask.cluster.plugin import WorkerSetup
+    from admf_dask.cluster.plugin import register
     from admf_dask.config.models import ClusterConfig
 
     cfg = cfg or ClusterConfig()
@@ -157,7 +157,6 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     )
     # LocalCluster gives every worker the same options; write one spec per worker instead
     # (SpecCluster's public worker_spec) so only the planned workers carry the ML/GPU tags.
-    # The plugin is a worker option: a nanny restarting its worker passes it again.
     for w in plan.workers:
         spec = copy.deepcopy(cluster.new_spec)
         spec["options"].update(
@@ -165,13 +164,15 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
             memory_limit=w.memory_limit,
             resources=dict(w.resources),
             name=w.name,
-            plugins={WorkerSetup()},
         )
         cluster.worker_spec[w.name] = spec
     cluster.scale(len(cluster.worker_spec))  # starts what the specs say
     try:
-        # workers register once warm; a cold numba cache compiles the kernels first (~30 s)
-        _wait_started(cluster, plan.n_workers, timeout=600)
+        _wait_started(cluster, plan.n_workers, timeout=120)
+        # registered with the scheduler, not in the worker options: a worker warming before it
+        # registers would look lost to the cluster when a restart takes long (lost-worker-timeout)
+        with Client(cluster, set_as_default=False) as client:
+            register(client)  # returns once every worker is warm (a cold numba cache: ~30 s)
     except BaseException:
         cluster.close()
         raise

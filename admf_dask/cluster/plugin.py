@@ -1,10 +1,11 @@
 """The worker plugin every admf-dask cluster runs: workers that come up (or back) ready.
 
-`WorkerSetup.setup` runs when a worker starts, before it takes any task: on the workers of
-`admf_dask.cluster.make_local_cluster` (it is in their worker specs) and, on an existing
-scheduler (``cluster.address``), on every worker that joins after `register` (the scheduler hands
-registered plugins to each worker that connects, so a worker restarted by its nanny or by
-``client.restart`` runs it again). It
+`register` hands `WorkerSetup` to the scheduler (`admf_dask.cluster.make_local_cluster` does,
+and `admf_dask.cluster.session_client` on an existing scheduler, ``cluster.address``): it runs
+on every worker there, and the scheduler gives it to each worker that connects later, so a
+worker restarted by its nanny or by ``client.restart`` runs it again, once registered and
+before it takes a task (a worker only reads the scheduler's messages after its plugins are set
+up). Its `setup`
 
 * imports what the first tasks use and loads the engine's numba kernels from numba's cache (a
   cold cache compiles them once, about 30 s), on a thread of its own while the worker's event

@@ -119,8 +119,18 @@ def test_run_on_existing_scheduler(tmp_path, small_pipeline, deployment):
     # the scheduler outlives the run: the CLI only disconnects from an existing cluster
     from distributed import Client
 
+    def _plugin_ready(dask_worker) -> bool:  # local: sent by value to the workers
+        from admf_dask.dasktools import WORKER_PLUGIN
+
+        return bool(getattr(dask_worker.plugins.get(WORKER_PLUGIN), "ready", False))
+
     with Client(deployment, timeout="10s") as c:
         assert len(c.scheduler_info()["workers"]) == 2
+        # the run registered the worker plugin there: every worker is set up, and stays so
+        # after a restart (the scheduler hands it to the workers that come back)
+        assert set(c.run(_plugin_ready).values()) == {True}
+        c.restart()
+        assert len(c.run(_plugin_ready)) == 2 and set(c.run(_plugin_ready).values()) == {True}
 
 
 def test_unreachable_address_is_a_clear_error(tmp_path, small_pipeline):

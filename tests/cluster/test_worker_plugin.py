@@ -1,0 +1,111 @@
+"""`WorkerSetup`: every worker of a `make_local_cluster` cluster is warm before its first task,
+also after ``client.restart`` and after the nanny replaces a killed worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from admf_dask.dasktools import WORKER_PLUGIN
+
+
+def _state(dask_worker) -> dict:
+    import sys
+
+    plugin = dask_worker.plugins.get(WORKER_PLUGIN)
+    kernels = sys.modules.get("admf_dask.portfolio._kernels")
+    loaded = [
+        name
+        for name, obj in vars(kernels or object()).items()
+        if getattr(obj, "signatures", None)  # numba dispatchers compiled or loaded from cache
+    ]
+    return {
+        "plugin": type(plugin).__name__,
+        "ready": getattr(plugin, "ready", False),
+        "pid": os.getpid(),
+        "zarr": "zarr" in sys.modules,
+        "kernels": loaded,
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+def _owns_models() -> bool:
+    """In a task: the fold-model cache `admf_dask.ml.tasks` uses is the worker plugin's."""
+    from distributed import get_worker
+
+    from admf_dask.ml.tasks import fold_models
+
+    return fold_models() is get_worker().plugins[WORKER_PLUGIN].models
+
+
+def _by_name(client) -> dict:
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    names = {addr: w["name"] for addr, w in info.items()}
+    out = {names[a]: s for a, s in client.run(_state).items()}
+    for addr, name in names.items():
+        fut = client.submit(_owns_models, pure=False, workers=[addr], allow_other_workers=False)
+        out[name]["owns_models"] = fut.result(timeout=60)
+    return out
+
+
+def _check_ready(states: dict) -> None:
+    assert set(states) == {"ml-0", "cpu-1"}
+    for name, s in states.items():
+        assert s["plugin"] == "WorkerSetup" and s["ready"], (name, s)
+        assert s["zarr"] and s["kernels"], (name, s)  # warmed, before any task of ours
+        assert s["owns_models"], (name, s)
+    assert states["ml-0"]["omp"] == "2"  # torch threads = the ML worker's threads
+
+
+@pytest.fixture(scope="module")
+def plugin_client():
+    from distributed import Client
+
+    from admf_dask.cluster import make_local_cluster
+    from admf_dask.config.models import ClusterConfig
+
+    cluster = make_local_cluster(
+        ClusterConfig(
+            n_workers=2,
+            threads_per_worker=2,
+            ml_workers=1,
+            memory_limit="2GiB",
+            dashboard_address=None,
+        )
+    )
+    client = Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_workers_start_warm_and_own_the_fold_model_cache(plugin_client):
+    _check_ready(_by_name(plugin_client))
+
+
+def test_restarted_workers_come_back_warm(plugin_client):
+    before = {n: s["pid"] for n, s in _by_name(plugin_client).items()}
+    plugin_client.restart()
+    after = _by_name(plugin_client)
+    assert all(after[n]["pid"] != before[n] for n in before)
+    _check_ready(after)
+
+
+def test_a_killed_worker_is_replaced_warm(plugin_client):
+    states = _by_name(plugin_client)
+    old = states["cpu-1"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            states = _by_name(plugin_client)
+        except (KeyError, OSError):  # the dead worker is still being removed
+            continue
+        if set(states) == {"ml-0", "cpu-1"} and states["cpu-1"]["pid"] != old:
+            break
+    assert states["cpu-1"]["pid"] != old, "the nanny did not replace the killed worker"
+    _check_ready(states)
