@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import research_reference as ref
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from admf_dask.errors import ConfigError
 from admf_dask.metrics import compute_metrics
@@ -223,3 +225,30 @@ def test_a_failed_write_leaves_the_old_state(tmp_path):
         replace_variables(store, {"psr": (("portfolio",), np.array(["x"] * 5, dtype=object))})
     np.testing.assert_array_equal(xr.open_zarr(store)["psr"].values, before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["research.json", "results.zarr"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n_portfolios=st.integers(1, 9),
+    blocks=st.sampled_from([4, 6]),
+    chunk=st.integers(1, 5),
+    copies=st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8)), max_size=3),
+    flat=st.lists(st.integers(0, 8), max_size=2),
+)
+def test_cscv_property_any_grid_with_ties(
+    tmp_path_factory, seed, n_portfolios, blocks, chunk, copies, flat
+):
+    """Any grid (duplicates, flat curves, any chunking): the literal loop's selections and
+    logits."""
+    rng = np.random.default_rng(seed)
+    eq = ref.noise_equity(rng, int(rng.integers(blocks, 40)), n_portfolios)
+    for a, b in copies:
+        eq[:, b % n_portfolios] = eq[:, a % n_portfolios]
+    for f in flat:
+        eq[:, f % n_portfolios] = 100.0
+    store = ref.write_results(tmp_path_factory.mktemp("p") / "r.zarr", eq, chunk=chunk)
+    got = research_stage(store, ResearchConfig(cscv_blocks=blocks), chunk=chunk).summary["pbo"]
+    want = ref.cscv(eq, 100.0, blocks)
+    assert got["selected"] == want["selected"]
+    np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-12, atol=1e-12)
