@@ -213,3 +213,38 @@ def test_long_run_report_is_bounded_by_the_budget(tmp_path: Path) -> None:
     assert sizes[50_000] < 1.05 * sizes[_load.DISPLAY_POINTS], sizes
     k = _load.bars_per_point(50_000)
     assert f"min/max of up to {k} bars" in html and "ad.open_run(run_dir).equity" in html
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_t=st.integers(2, 600),
+    n_sym=st.integers(1, 4),
+    n_orders=st.integers(0, 80),
+    block=st.integers(1, 200),
+    seed=st.integers(0, 2**16),
+    with_close=st.booleans(),
+)
+def test_exposure_in_blocks_is_the_whole_series_exposure(
+    n_t: int, n_sym: int, n_orders: int, block: int, seed: int, with_close: bool
+) -> None:
+    """Blocks of bars (bounded memory) give the bits of positions + marks + exposure at once."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, n_t, n_orders))
+    s = rng.integers(0, n_sym, n_orders)
+    qty, fill = rng.normal(0, 300, n_orders).round(2), rng.uniform(50, 150, n_orders)
+    eq = 1e6 * np.exp(rng.normal(0, 1e-3, n_t).cumsum())
+    close = None
+    if with_close:
+        close = 100 * np.exp(rng.normal(0, 0.01, (n_t, n_sym)).cumsum(axis=0))
+        close[rng.random(close.shape) < 0.2] = np.nan
+        close[:, 0] = np.nan  # a symbol without closes: marked at its fills
+    shares = agg.positions_from_orders(t, s, qty, n_t, n_sym)
+    marks = np.full((n_t, n_sym), np.nan)
+    marks[t, s] = fill
+    if close is not None:
+        has = np.isfinite(close).any(axis=0)
+        marks[:, has] = close[:, has]
+    want = agg.exposure(shares, marks, eq)
+    got = agg.exposure_from_orders(t, s, qty, fill, n_sym, eq, close, block=block)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g, w)

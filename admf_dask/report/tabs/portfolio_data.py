@@ -94,14 +94,12 @@ def portfolio_data(
             when = sub["time"].values.astype("datetime64[ns]")
             t_idx = np.clip(np.searchsorted(times, when, side="right") - 1, 0, n_t - 1)
             s_idx = sub["symbol"].map(sym_pos).to_numpy()
-            shares = agg.positions_from_orders(t_idx, s_idx, sub["qty"].values, n_t, len(symbols))
-            # mark at the close; a symbol without close prices at its last fill price
-            marks = np.full((n_t, len(symbols)), np.nan)
-            marks[t_idx, s_idx] = sub["price"].values
-            if price_mat is not None:
-                has_close = np.isfinite(price_mat).any(axis=0)
-                marks[:, has_close] = price_mat[:, has_close]
-            gross, net = agg.exposure(shares, marks, eq[:, k])
+            # mark at the close; a symbol without close prices at its last fill price (in blocks
+            # of bars: a long run never holds shares and marks of every bar × symbol)
+            qty, fill = sub["qty"].values, sub["price"].values
+            gross, net = agg.exposure_from_orders(
+                t_idx, s_idx, qty, fill, len(symbols), eq[:, k], price_mat
+            )
             pdata[f"gross_{k}"] = gross.astype(np.float32)
             pdata[f"net_{k}"] = net.astype(np.float32)
             counts = sub["symbol"].value_counts(sort=True)
