@@ -117,7 +117,7 @@ def research(
     """
     import contextlib
 
-    from admf_dask.pipeline import rundir
+    from admf_dask.pipeline import interrupt, rundir
     from admf_dask.pipeline.manifest import read_manifest, write_manifest
     from admf_dask.research.stage import research_stage
     from admf_dask.research.write import write_research
@@ -126,6 +126,8 @@ def research(
     if not folder.exists():
         raise InputError(str(folder), "no such folder", "pass the folder an admf-dask run wrote")
     problem = rundir.run_folder_problem(folder)
+    if problem is not None and problem.startswith("it holds files") and _remove_leftovers(folder):
+        problem = rundir.run_folder_problem(folder)  # a run folder of ours, with leftovers
     if problem is not None:
         raise InputError(
             str(folder), f"not a run folder ({problem})", "pass the folder an admf-dask run wrote"
@@ -141,19 +143,22 @@ def research(
     t0 = time.perf_counter()
     with client.as_current() if client is not None else contextlib.nullcontext():
         res = research_stage(folder / "results.zarr", cfg)  # checks cfg against the bars first
-    written = write_research(folder, res)
-    manifest.setdefault("config", {})["research"] = cfg.model_dump(mode="json")
-    manifest.setdefault("timings", {})["research"] = round(time.perf_counter() - t0, 4)
-    listed = manifest.get("outputs")
-    present = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-    base = set(listed) if isinstance(listed, list) else present
-    manifest["outputs"] = sorted(base | set(written) | {"run.json"})
-    tmp = folder / f".run.json.tmp-{secrets.token_hex(4)}"
-    try:
-        write_manifest(tmp, manifest)
-        os.replace(tmp, folder / "run.json")
-    finally:
-        tmp.unlink(missing_ok=True)
+    # an interrupt (the CLI's Ctrl-C) before this point leaves the folder as it was, and one
+    # during the writes waits for them
+    with interrupt.commit_guard():
+        written = write_research(folder, res)
+        manifest.setdefault("config", {})["research"] = cfg.model_dump(mode="json")
+        manifest.setdefault("timings", {})["research"] = round(time.perf_counter() - t0, 4)
+        listed = manifest.get("outputs")
+        present = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        base = set(listed) if isinstance(listed, list) else present
+        manifest["outputs"] = sorted(base | set(written) | {"run.json"})
+        tmp = folder / f".run.json.tmp-{secrets.token_hex(4)}"
+        try:
+            write_manifest(tmp, manifest)
+            os.replace(tmp, folder / "run.json")
+        finally:
+            tmp.unlink(missing_ok=True)
     if report is None:
         out_cfg = manifest.get("config", {}).get("output", {})
         report = (folder / "report.html").exists() or bool(out_cfg.get("report", False))
@@ -162,6 +167,22 @@ def research(
 
         build_report(folder)
     return res
+
+
+def _remove_leftovers(folder: Path) -> bool:
+    """Remove the temporary files of an earlier research write that was killed (they make the
+    folder look like one holding files the run did not write); True if there were any."""
+    import shutil
+
+    found = False
+    for pattern in (".results.zarr.research-*", ".research.json.tmp-*", ".run.json.tmp-*"):
+        for p in folder.glob(pattern):
+            found = True
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    return found
 
 
 def _research_config(manifest: dict[str, Any], overrides: Iterable[str]):

@@ -14,6 +14,7 @@ import research_reference as ref
 import xarray as xr
 import yaml
 
+from admf_dask.pipeline.research import research
 from admf_dask.pipeline.rundir import run_folder_problem
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +102,12 @@ def test_run_then_research(tmp_path, small_pipeline):
     )
     one_line_error(cli("research", str(run), "--set", "data.bars=10"), "only research.*")
     assert _snapshot(run) == before
+
+    # a research write killed half-way leaves its temporary store: the next one clears it
+    (run / ".results.zarr.research-0dead0").mkdir()
+    assert run_folder_problem(run) is not None
+    res = research(run, ["research.cscv_blocks=4"])
+    assert res.summary["pbo"]["combinations"] == 6 and run_folder_problem(run) is None
 
 
 def test_research_refuses_what_is_not_a_run(tmp_path):
