@@ -138,3 +138,8 @@ def test_bad_research_settings_stop_the_run_before_anything_is_written(tmp_path,
         "only 12 bars",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+    one_line_error(
+        cli("validate", str(pipe), "--set", "research.walk_forward={train: 300, test: 10}"),
+        "research.walk_forward.train",
+        "300 bars",
+    )
