@@ -3,6 +3,11 @@
 Every panel embeds aggregates only: quantile bands instead of 10,000 curves, one metrics row per
 portfolio, and orders/prices for the handful of portfolios the Portfolio tab can show. The tabs
 are built by the modules listed in `admf_dask.report.tabs.TABS` from one `ReportContext`.
+
+The page stays bounded whatever the run's size: a line has at most `_load.DISPLAY_POINTS` points
+(longer series are drawn as the min/max of buckets of bars, `_aggregate`'s module docstring), the
+Portfolio tab embeds a capped number of orders and close-price columns, and the ML timeline a
+capped number of tasks; each plot or note says so and where the full data is.
 """
 
 from __future__ import annotations

@@ -248,3 +248,26 @@ def test_exposure_in_blocks_is_the_whole_series_exposure(
     got = agg.exposure_from_orders(t, s, qty, fill, n_sym, eq, close, block=block)
     for w, g in zip(want, got, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_ml_timeline_draws_at_most_max_tasks() -> None:
+    from bokeh.models import ColumnDataSource
+
+    from admf_dask.report.tabs import ml
+
+    n = ml.MAX_TASKS + 700
+    trace = [
+        {"stage": "train" if i % 2 else "inference", "worker": f"w{i % 3}", "start": float(i)}
+        | {"stop": float(i) + 1 + (i % 11), "key": f"k{i}"}
+        for i in range(n)
+    ]
+    note, fig = ml._trace({"trace": trace})
+    drawn = [len(s.data["left"]) for s in fig.select({"type": ColumnDataSource})]
+    assert sum(drawn) == ml.MAX_TASKS
+    assert f"{n:,} tasks (the {ml.MAX_TASKS:,} longest drawn" in note.text
+    # durations are 1…11 s: the 700 left out are among the shortest
+    durations = np.concatenate([s.data["duration"] for s in fig.select({"type": ColumnDataSource})])
+    assert durations.min() >= np.sort([t["stop"] - t["start"] for t in trace])[700]
+    assert "busy time per worker: w0:" in note.text
+    full, _ = ml._trace({"trace": trace[:50]})
+    assert "50 tasks; busy" in full.text  # within the cap: as before

@@ -29,6 +29,8 @@ from admf_dask.report.figures import COLORS, WIDTH, style, style_legend
 from admf_dask.report.render import template_div
 
 TITLE = "ML"
+#: most ML tasks drawn on the timeline (the longest; run.json's trace has them all)
+MAX_TASKS = 5_000
 
 
 def build(ctx: ReportContext) -> TabPanel | None:
@@ -205,6 +207,10 @@ def _trace(m: dict[str, Any]) -> list[Any]:
     for c in ("key", "model_id", "fold", "strategy"):
         tr[c] = tr[c].astype(str) if c in tr else ""
     tr = tr[np.isfinite(tr["left"]) & np.isfinite(tr["right"])]
+    busy = tr.groupby("worker")["duration"].sum()  # of every task, drawn or not
+    n_tasks = len(tr)
+    if n_tasks > MAX_TASKS:  # a bounded page: the longest tasks are the ones worth seeing
+        tr = tr.nlargest(MAX_TASKS, "duration", keep="first").sort_index()
     workers = sorted(tr["worker"].unique())
     f = figure(
         title="Where and how long models ran (one bar per ML task)",
@@ -262,11 +268,11 @@ def _trace(m: dict[str, Any]) -> list[Any]:
     lg = Legend(items=items, orientation="horizontal")
     style_legend(lg)
     f.add_layout(lg, "above")
-    busy = tr.groupby("worker")["duration"].sum()
     return [
         template_div(
             "ml_workers.html",
-            n_tasks=len(tr),
+            n_tasks=n_tasks,
+            shown=len(tr),
             busy=[(str(w), float(v)) for w, v in busy.items()],
         ),
         f,
