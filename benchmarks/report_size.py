@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--cases", default="long,wide", help="comma-separated: long, wide")
     ap.add_argument("--quick", action="store_true", help="100,000 bars; 1,000 portfolios")
     ap.add_argument("--symbols", type=int, help="symbols of every case (default 10 / 20)")
+    ap.add_argument("--orders", type=int, help="orders per portfolio (default 20,000 / 40)")
+    ap.add_argument("--portfolios", type=int, help="portfolios of every case (default 20 / 10,000)")
     ap.add_argument("--build", nargs=2, metavar=("RUN", "MARKET"), help=argparse.SUPPRESS)
     ap.add_argument("--measure", nargs=2, metavar=("RUN", "MARKET"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -237,6 +239,10 @@ def main(argv: list[str] | None = None) -> str:
             spec = dict(CASES[name], **(QUICK.get(name, {}) if args.quick else {}))
             if args.symbols:
                 spec["symbols"] = args.symbols
+            if args.portfolios:
+                spec["portfolios"] = args.portfolios
+            if args.orders:
+                spec["orders_per_portfolio"] = args.orders
             log(f"{name}: writing a synthetic run folder {spec}")
             t0 = time.perf_counter()
             run, market, n_orders = write_run(tmp / name, **spec)

@@ -385,7 +385,9 @@ def equity_band_figure(
     Returns
     -------
     bokeh.plotting.figure
-        The equity is read in blocks (`equity_band`), never all curves at once.
+        The equity is read in blocks (`equity_band`), never all curves at once. A run longer
+        than ``_load.DISPLAY_POINTS`` bars is drawn as the min/max of buckets of bars (the
+        figure says so); plot ``ad.open_run(dir).equity`` for every bar.
     """
     ds = _results_from(source)
     eq = ds["equity"]
@@ -424,6 +426,7 @@ def drawdown_figure(
     Returns
     -------
     bokeh.plotting.figure
+        Long runs drawn as the min/max of buckets of bars, as `equity_band_figure`.
     """
     ds = _results_from(source)
     eq = ds["equity"]
