@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "feature_sharing": ("feature_sharing.py", []),
     "full_pipeline": ("full_pipeline.py", ["--second-run"]),
     "load_and_report": ("load_and_report.py", []),
+    "report_size": ("report_size.py", []),
     "research": ("research.py", []),
 }
 
