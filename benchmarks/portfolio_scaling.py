@@ -9,8 +9,13 @@ on the same data, and the engine is reported as engine / (roofline × workers).
     python benchmarks/portfolio_scaling.py                  # all sizes, with and without orders
     python benchmarks/portfolio_scaling.py --sizes 10 1000  # some
     python benchmarks/portfolio_scaling.py --orders no      # skip the order ledger
+    python benchmarks/portfolio_scaling.py --exits both     # also with the exit rules on
 
-Targets: engine ≥ 50% of roofline × cores; 10k peak ≤ 6 GB; 10k time ≤ 11 × 1k.
+``--exits on`` runs the same grids with every rule of DESIGN §2b on (`EXITS`: exit_on
+intrabar, take-profit, trailing stop, max_positions; the grid's stop_loss is tested intrabar too).
+
+Targets: engine ≥ 50% of roofline × cores; 10k peak ≤ 6 GB; 10k time ≤ 11 × 1k; at 10k, the
+grid with exits on ≤ 1.5 × the same grid with exits off.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ GRID_STEPS = [
 ]
 
 
+#: the exit rules of DESIGN §2b, all on (scalars added to every grid point)
+EXITS = {"exit_on": "intrabar", "take_profit": 0.15, "trailing_stop": 0.08, "max_positions": 20}
+
+
 def grid_for(n: int) -> dict:
     grid, size = {}, 1
     for key, values in GRID_STEPS:
@@ -72,6 +81,14 @@ def make_market(seed: int = 7):
     gaps = rng.random((BARS, SYMBOLS)) < 0.002
     open_[gaps] = close[gaps] = np.nan
     return open_, close
+
+
+def make_high_low(open_: np.ndarray, close: np.ndarray, seed: int = 8):
+    """High and low around each bar's open and close (their own RNG: open/close stay as they are)."""
+    rng = np.random.default_rng(seed)
+    high = np.fmax(open_, close) * np.exp(np.abs(rng.normal(0, 0.006, open_.shape)))
+    low = np.fmin(open_, close) * np.exp(-np.abs(rng.normal(0, 0.006, open_.shape)))
+    return high, low
 
 
 def _sma(x: np.ndarray, w: int) -> np.ndarray:
@@ -221,12 +238,15 @@ class TreeSampler:
 # -- one size ----------------------------------------------------------------------------------------
 
 
-def run_size(n, client, data, signals, out_root: Path, write_orders: bool, n_cores: int) -> dict:
+def run_size(
+    n, client, data, signals, out_root: Path, write_orders: bool, n_cores: int, exits: bool = False
+) -> dict:
     from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
     from admf_dask.portfolio import expand_grid, run_portfolios
 
     tic = time.perf_counter()
-    cfg = PortfoliosConfig(capital=CAPITAL, batch_size=500, grid=grid_for(n))
+    extra = EXITS if exits else {}
+    cfg = PortfoliosConfig(capital=CAPITAL, batch_size=500, grid=grid_for(n), **extra)
     book = expand_grid(cfg, ExecutionConfig(), ["trend", "slow"], SYMBOLS)
     t_grid = time.perf_counter() - tic
     out = out_root / f"n{n}"
@@ -251,6 +271,7 @@ def run_size(n, client, data, signals, out_root: Path, write_orders: bool, n_cor
     shutil.rmtree(out, ignore_errors=True)
     return {
         "n": n,
+        "exits": exits,
         "orders": write_orders,
         "grid_s": t_grid,
         "wall_s": wall,
@@ -274,6 +295,12 @@ def main(argv: list[str] | None = None) -> None:
         default="both",
         help="write orders.parquet (both: run each size twice)",
     )
+    parser.add_argument(
+        "--exits",
+        choices=["off", "on", "both"],
+        default="off",
+        help="the exit rules of DESIGN §2b (EXITS) on the same grids (both: run each size twice)",
+    )
     parser.add_argument("--out", default=None, help="scratch folder (default: a temp folder)")
     args = parser.parse_args(argv)
 
@@ -287,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
     n_cores = os.cpu_count() or 1
     tic = time.perf_counter()
     open_, close = make_market()
+    high, low = make_high_low(open_, close)
     sig = make_signals(close)
     t_inputs = time.perf_counter() - tic
 
@@ -306,7 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     syms = [f"S{i:03d}" for i in range(SYMBOLS)]
     tic = time.perf_counter()
     data = xr.Dataset(
-        {"open": (("time", "symbol"), open_), "close": (("time", "symbol"), close)},
+        {
+            "open": (("time", "symbol"), open_),
+            "high": (("time", "symbol"), high),
+            "low": (("time", "symbol"), low),
+            "close": (("time", "symbol"), close),
+        },
         coords={"time": times, "symbol": syms},
     ).chunk({"time": TIME_CHUNK, "symbol": -1})
     signals = xr.DataArray(
@@ -320,19 +353,21 @@ def main(argv: list[str] | None = None) -> None:
 
     out_root = Path(args.out or tempfile.mkdtemp(prefix="admf-bench-"))
     modes = {"yes": [True], "no": [False], "both": [True, False]}[args.orders]
+    exit_modes = {"off": [False], "on": [True], "both": [False, True]}[args.exits]
     rows = []
     try:
         # warm-up: workers import zarr/pyarrow and load the numba cache before any timing
         run_size(10, client, data, signals, out_root, True, n_cores)
         for n in args.sizes:
             for write_orders in modes:
-                row = run_size(n, client, data, signals, out_root, write_orders, n_cores)
-                rows.append(row)
-                print(
-                    f"  {n:>6} portfolios, orders {write_orders}: {row['wall_s']:.2f} s, "
-                    f"{row['timings']}",
-                    flush=True,
-                )
+                for exits in exit_modes:
+                    row = run_size(n, client, data, signals, out_root, write_orders, n_cores, exits)
+                    rows.append(row)
+                    print(
+                        f"  {n:>6} portfolios, orders {write_orders}, exits {exits}: "
+                        f"{row['wall_s']:.2f} s, {row['timings']}",
+                        flush=True,
+                    )
     finally:
         client.close()
         cluster.close()
@@ -355,7 +390,7 @@ def main(argv: list[str] | None = None) -> None:
         "task threads"
     )
     hdr = (
-        "| portfolios | orders | wall s | compute s | tasks: kernel s | zarr s | parquet s | "
+        "| portfolios | exits | orders | wall s | compute s | tasks: kernel s | zarr s | parquet s | "
         "metrics s | task CPU s | tree CPU s | steps/s | vs roofline×cores | per CPU-s | "
         "peak GB | CPU busy | n orders | output MB |"
     )
@@ -364,7 +399,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         t = r["timings"]
         print(
-            f"| {r['n']:,} | {'yes' if r['orders'] else 'no'} | {r['wall_s']:.2f} | "
+            f"| {r['n']:,} | {'on' if r['exits'] else 'off'} | {'yes' if r['orders'] else 'no'} | "
+            f"{r['wall_s']:.2f} | "
             f"{t['compute']:.2f} | {t['task_kernel']:.2f} | {t['task_zarr']:.2f} | "
             f"{t['task_orders']:.2f} | {t['task_metrics']:.2f} | {t['task_cpu']:.2f} | "
             f"{r['cpu_s']:.2f} | {r['steps_per_s']:.3g} | "
@@ -373,10 +409,17 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['peak_gb']:.2f} | {r['cpu_busy']:.0%} | {r['n_orders']:,} | {r['out_mb']:.0f} |"
         )
     for mode in modes:
-        by_n = {r["n"]: r for r in rows if r["orders"] == mode}
+        by_n = {r["n"]: r for r in rows if r["orders"] == mode and not r["exits"]}
         if 1000 in by_n and 10000 in by_n:
             ratio = by_n[10000]["wall_s"] / by_n[1000]["wall_s"]
             print(f"10k / 1k wall time (orders {'yes' if mode else 'no'}): {ratio:.1f}x")
+        on = {r["n"]: r for r in rows if r["orders"] == mode and r["exits"]}
+        for n in sorted(set(on) & set(by_n)):
+            ratio = on[n]["wall_s"] / by_n[n]["wall_s"]
+            print(
+                f"{n:,} portfolios, exits on / off wall time (orders {'yes' if mode else 'no'}): "
+                f"{ratio:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -160,64 +160,165 @@ def _pend_remove(pend, npend, s):
     return npend - 1
 
 
-@njit(cache=True, nogil=True)
-def _kth_largest(buf, n, k):
-    # the k-th largest of buf[:n] (1 <= k <= n), by in-place selection (Hoare partition)
-    lo_ = 0
-    hi_ = n - 1
-    target = k - 1
-    while lo_ < hi_:
-        pivot = buf[(lo_ + hi_) // 2]
-        i = lo_
-        j = hi_
-        while i <= j:
-            while buf[i] > pivot:
-                i += 1
-            while buf[j] < pivot:
-                j -= 1
-            if i <= j:
-                tmp = buf[i]
-                buf[i] = buf[j]
-                buf[j] = tmp
-                i += 1
-                j -= 1
-        if target <= j:
-            hi_ = j
-        elif target >= i:
-            lo_ = i
-        else:
-            break
-    return buf[target]
+@njit(cache=True, nogil=True, inline="always")
+def _levels(
+    qs, e, x, use_sl, sl_long, sl_short, use_ts, ts_long, ts_short, use_tp, tp_long, tp_short
+):
+    """(below, above): the exit levels under and over the price of a position (DESIGN §2b).
+
+    Long: (stop level, take-profit); short: (take-profit, stop level); the stop level is the
+    tighter of the set stop-loss and trailing levels; a level that is off is -inf / +inf, and a
+    flat symbol gets (-inf, +inf). A price outside [below, above] hits some rule.
+    """
+    inf = math.inf
+    if qs > 0.0:
+        lvl = -inf
+        if use_sl:
+            lvl = e * sl_long
+        if use_ts:
+            lt = x * ts_long
+            if not use_sl or lt > lvl:  # equal levels: stop
+                lvl = lt
+        return lvl, (e * tp_long if use_tp else inf)
+    if qs < 0.0:
+        lvl = inf
+        if use_sl:
+            lvl = e * sl_short
+        if use_ts:
+            lt = x * ts_short
+            if not use_sl or lt < lvl:
+                lvl = lt
+        return (e * tp_short if use_tp else -inf), lvl
+    return -inf, inf
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _update_extreme(
+    qp,
+    ep,
+    xp,
+    hi,
+    lo,
+    dn,
+    up_,
+    use_sl,
+    sl_long,
+    sl_short,
+    use_ts,
+    ts_long,
+    ts_short,
+    use_tp,
+    tp_long,
+    tp_short,
+):
+    """x = max(x, hi) for longs, min(x, lo) for shorts (nan: unchanged), and their levels
+    (`_levels`, the same floats). Branch-free over all symbols, so it vectorizes; a flat
+    symbol keeps its x and gets (-inf, +inf)."""
+    inf = math.inf
+    for s in range(qp.shape[0]):
+        qs = qp[s]
+        x = xp[s]
+        h = hi[s]
+        lw = lo[s]
+        xl = h if h > x else x
+        xs = lw if lw < x else x
+        xn = xl if qs > 0.0 else (xs if qs < 0.0 else x)
+        xp[s] = xn
+        e = ep[s]
+        sl_l = e * sl_long if use_sl else -inf
+        ts_l = xn * ts_long if use_ts else -inf
+        stop_l = ts_l if ts_l > sl_l else sl_l  # equal levels: stop (the same float)
+        sl_s = e * sl_short if use_sl else inf
+        ts_s = xn * ts_short if use_ts else inf
+        stop_s = ts_s if ts_s < sl_s else sl_s
+        tp_l = e * tp_long if use_tp else inf
+        tp_s = e * tp_short if use_tp else -inf
+        dn[s] = stop_l if qs > 0.0 else (tp_s if qs < 0.0 else -inf)
+        up_[s] = tp_l if qs > 0.0 else (stop_s if qs < 0.0 else inf)
 
 
 @njit(cache=True, nogil=True)
-def _keep_top(w, um_t, lo, qp, stp, mpos, buf):
-    """max_positions (DESIGN §2b): among symbols with w != 0 that are not stopped, keep the
-    ``mpos`` with the largest |u| (ties: held now first, then lower symbol index); zero the rest."""
-    S = w.shape[0]
-    nc = 0
-    for s in range(S):
-        if w[s] != 0.0 and stp[s] == STOP_NONE:
-            buf[nc] = abs(max(um_t[s], lo))
-            nc += 1
-    if nc <= mpos:
+def _rank_rows(um, n, rank):
+    """rank[tt] = the symbols by |u| descending, then by index (for max_positions), tt < n.
+
+    Row 0 by a stable argsort, each next row by insertion sort from the row before: from bar to
+    bar only the few symbols whose u changed move, so that costs ~S comparisons a row.
+    """
+    S = um.shape[1]
+    if n == 0:
         return
-    thr = _kth_largest(buf, nc, mpos)
-    left = mpos  # slots left for |u| == thr once every |u| > thr is kept
+    rank[0, :] = np.argsort(-np.abs(um[0]), kind="mergesort")
+    for tt in range(1, n):
+        r = rank[tt]
+        r[:] = rank[tt - 1]
+        for i in range(1, S):
+            s = r[i]
+            a = abs(um[tt, s])
+            j = i - 1
+            while j >= 0:
+                sj = r[j]
+                aj = abs(um[tt, sj])
+                if aj > a or (aj == a and sj < s):
+                    break
+                r[j + 1] = sj
+                j -= 1
+            r[j + 1] = s
+
+
+@njit(cache=True, nogil=True)
+def _keep_top(w, um_t, qp, stp, mpos, rank_t):
+    """max_positions (DESIGN §2b): among symbols with w != 0 that are not stopped, keep the
+    ``mpos`` with the largest |u| (ties: held now first, then lower symbol index); zero the rest.
+
+    Walks the bar's ranking (`_rank_rows`) group of equal |u| by group until the groups kept
+    would pass ``mpos``; that group's |u| is the threshold. Then one branch-free pass zeroes the
+    candidates below it and the ties beyond their share. A candidate has w != 0, hence u != 0,
+    and |u| equals |max(u, 0)| when long-only.
+    """
+    S = w.shape[0]
+    kept = 0
+    i = 0
+    thr = -1.0
+    keep_held = 0
+    keep_other = 0
+    while i < S:
+        a = abs(um_t[rank_t[i]])
+        if a == 0.0:
+            break  # the rest have u = 0: no candidates
+        j = i
+        cnt = 0
+        held = 0
+        while j < S:
+            s = rank_t[j]
+            if abs(um_t[s]) != a:
+                break
+            cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)  # branch-free: coin flips
+            cnt += cand
+            held += cand & (qp[s] != 0.0)
+            j += 1
+        if kept + cnt > mpos:
+            thr = a
+            room = mpos - kept
+            keep_held = min(room, held)
+            keep_other = room - keep_held
+            break
+        kept += cnt
+        i = j
+    if thr < 0.0:
+        return  # at most mpos candidates
+    used_held = 0
+    used_other = 0
     for s in range(S):
-        if w[s] != 0.0 and stp[s] == STOP_NONE and abs(max(um_t[s], lo)) > thr:
-            left -= 1
-    for held in (True, False):
-        for s in range(S):
-            if w[s] != 0.0 and stp[s] == STOP_NONE and (qp[s] != 0.0) == held:
-                a = abs(max(um_t[s], lo))
-                if a < thr:
-                    w[s] = 0.0
-                elif a == thr:
-                    if left > 0:
-                        left -= 1
-                    else:
-                        w[s] = 0.0
+        cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)
+        a = abs(um_t[s])
+        held = qp[s] != 0.0
+        tie_held = cand & (a == thr) & held
+        tie_other = cand & (a == thr) & (not held)
+        drop = (cand & (a < thr)) | (tie_held & (used_held >= keep_held))
+        drop = drop | (tie_other & (used_other >= keep_other))
+        used_held += tie_held
+        used_other += tie_other
+        w[s] = 0.0 if drop else w[s]
 
 
 @njit(cache=True, nogil=True)
@@ -292,9 +393,16 @@ def step_chunk(
     n = 0
 
     order = np.argsort(iparams[:, I_MIX], kind="mergesort")  # one signal mix per group
+    ranked = False  # rank the symbols by |u| only for a batch with max_positions
+    for p in range(P):
+        if iparams[p, I_MAX_POSITIONS] > 0:
+            ranked = True
+    rank = np.empty((TB if ranked else 0, S), dtype=np.int64)
     um = np.empty((TB, S))
     w = np.empty(S)
-    buf = np.empty(S)
+    dn = np.empty(S)
+    up_ = np.empty(S)
+    tidx = np.empty(S, dtype=np.int64)
     pend = np.empty(S, dtype=np.int64)
 
     for b0 in range(0, T, TB):
@@ -305,6 +413,8 @@ def step_chunk(
             m = iparams[p, I_MIX]
             if m != cur_mix:
                 _mix_signals(signals, b0, b1, mixes[m], um)
+                if ranked:
+                    _rank_rows(um, b1 - b0, rank)
                 cur_mix = m
             vi = iparams[p, I_VOL]
             lo = -1.0 if iparams[p, I_SHORT] != 0 else 0.0  # long-only: u = max(u, 0)
@@ -334,8 +444,12 @@ def step_chunk(
             use_ts = ts == ts
             # which loops over symbols this portfolio needs (rules that are off cost nothing)
             ib_exits = ib and (use_sl or use_tp or use_ts)
-            close_rules = use_ts or mh > 0 or (not ib and use_tp)
-            fast_stop = use_sl and not ib and not close_rules
+            # close mode with only a stop-loss: the branch-free loop of DESIGN §2
+            fast_stop = use_sl and not ib and not use_ts and not use_tp and mh == 0
+            close_levels = not ib and (use_sl or use_ts or use_tp) and not fast_stop
+            close_rules = close_levels or mh > 0
+            # exit levels per symbol (below, above), kept up to date where the levels are used
+            track = ib_exits or close_levels
             c_ = state.cash[p]
             pk = state.peak[p]
             hl = state.halted[p]
@@ -355,6 +469,22 @@ def step_chunk(
             if record and n + room > cap:
                 cap = max(2 * cap, n + room)
                 rec = _grow(rec, cap)
+            if track:
+                for s in range(S):
+                    dn[s], up_[s] = _levels(
+                        qp[s],
+                        ep[s],
+                        xp[s],
+                        use_sl,
+                        sl_long,
+                        sl_short,
+                        use_ts,
+                        ts_long,
+                        ts_short,
+                        use_tp,
+                        tp_long,
+                        tp_short,
+                    )
             npend = 0
             nst = 0
             nopen = 0
@@ -406,6 +536,21 @@ def step_chunk(
                         elif abs(Qs) > abs(qs):
                             ep[s] = (qs * ep[s] + qty * px) / Qs  # grows: weighted average
                         qp[s] = Qs
+                        if track:
+                            dn[s], up_[s] = _levels(
+                                Qs,
+                                ep[s],
+                                xp[s],
+                                use_sl,
+                                sl_long,
+                                sl_short,
+                                use_ts,
+                                ts_long,
+                                ts_short,
+                                use_tp,
+                                tp_long,
+                                tp_short,
+                            )
                         tr += abs(qty * px)
                         no += 1
                         if record:
@@ -421,91 +566,118 @@ def step_chunk(
                     npend = keep
 
                 # 1b. intrabar exits (DESIGN §2b): gap through a level at the open fills there,
-                # else a touched level fills at the level; the stop before the take-profit
+                # else a touched level fills at the level; the stop before the take-profit. The
+                # extreme x moves to this bar's high (low) here, not at the close: nothing in
+                # between reads it.
                 if ib_exits and nopen > 0:
+                    # flat symbols have levels (-inf, +inf): one branch-free pass lists the
+                    # symbols whose levels were touched (a coin flip per symbol for a branch)
+                    nt = 0
                     for s in range(S):
+                        o = open_[t, s]
+                        below = dn[s]
+                        above = up_[s]
+                        hit_ = (o <= below) | (low[t, s] <= below)
+                        hit_ |= (o >= above) | (high[t, s] >= above)
+                        tidx[nt] = s
+                        nt += hit_
+                    for k in range(nt):
+                        s = tidx[k]
                         qs = qp[s]
-                        if qs == 0.0:
-                            continue
                         o = open_[t, s]
                         h = high[t, s]
                         lw = low[t, s]
-                        if not (math.isfinite(o) and math.isfinite(h) and math.isfinite(lw)):
-                            continue
-                        e = ep[s]
-                        x = xp[s]
-                        lvl = math.nan
-                        lwhy = REASON_STOP
-                        hit = -1.0
-                        why = REASON_SIGNAL
-                        if qs > 0.0:
-                            if use_sl:
-                                lvl = e * sl_long
-                            if use_ts:
-                                lt = x * ts_long
-                                if not use_sl or lt > lvl:  # equal levels: stop
-                                    lvl = lt
-                                    lwhy = REASON_TRAILING
-                            ltp = e * tp_long
-                            if o <= lvl:
-                                hit = o
-                                why = lwhy
-                            elif o >= ltp:
-                                hit = o
-                                why = REASON_TAKE_PROFIT
-                            elif lw <= lvl:
-                                hit = lvl
-                                why = lwhy
-                            elif h >= ltp:
-                                hit = ltp
-                                why = REASON_TAKE_PROFIT
-                        else:
-                            if use_sl:
-                                lvl = e * sl_short
-                            if use_ts:
-                                lt = x * ts_short
-                                if not use_sl or lt < lvl:
-                                    lvl = lt
-                                    lwhy = REASON_TRAILING
-                            ltp = e * tp_short
-                            if o >= lvl:
-                                hit = o
-                                why = lwhy
-                            elif o <= ltp:
-                                hit = o
-                                why = REASON_TAKE_PROFIT
-                            elif h >= lvl:
-                                hit = lvl
-                                why = lwhy
-                            elif lw <= ltp:
-                                hit = ltp
-                                why = REASON_TAKE_PROFIT
-                        if hit < 0.0:
-                            continue
-                        qty = -qs
-                        px = hit * (1.0 + slip) if qty > 0.0 else hit * (1.0 - slip)
-                        fee = comm * abs(qty) * px + fixed
-                        c_ -= qty * px + fee
-                        qp[s] = 0.0
-                        Qp[s] = 0.0
-                        wsp[s] = 0.0
-                        nopen -= 1
-                        if stp[s] == STOP_NONE:
-                            nst += 1
-                        stp[s] = STOP_HELD  # released when u changes from the last close's
-                        whyp[s] = why
-                        tr += abs(qty * px)
-                        no += 1
-                        if record:
-                            r = rec[n]
-                            r.portfolio = p
-                            r.time = bar0 + t
-                            r.symbol = s
-                            r.reason = why
-                            r.qty = qty
-                            r.price = px
-                            r.commission = fee
-                            n += 1
+                        below = dn[s]
+                        above = up_[s]
+                        if ((o <= below) | (lw <= below) | (o >= above) | (h >= above)) and (
+                            math.isfinite(o) and math.isfinite(h) and math.isfinite(lw)
+                        ):
+                            e = ep[s]
+                            if qs > 0.0:
+                                lvl = below
+                                ltp = above
+                                lwhy = (
+                                    REASON_STOP
+                                    if use_sl and lvl == e * sl_long
+                                    else REASON_TRAILING
+                                )
+                                if o <= lvl:
+                                    hit = o
+                                    why = lwhy
+                                elif o >= ltp:
+                                    hit = o
+                                    why = REASON_TAKE_PROFIT
+                                elif lw <= lvl:
+                                    hit = lvl
+                                    why = lwhy
+                                else:
+                                    hit = ltp
+                                    why = REASON_TAKE_PROFIT
+                            else:
+                                lvl = above
+                                ltp = below
+                                lwhy = (
+                                    REASON_STOP
+                                    if use_sl and lvl == e * sl_short
+                                    else REASON_TRAILING
+                                )
+                                if o >= lvl:
+                                    hit = o
+                                    why = lwhy
+                                elif o <= ltp:
+                                    hit = o
+                                    why = REASON_TAKE_PROFIT
+                                elif h >= lvl:
+                                    hit = lvl
+                                    why = lwhy
+                                else:
+                                    hit = ltp
+                                    why = REASON_TAKE_PROFIT
+                            qty = -qs
+                            px = hit * (1.0 + slip) if qty > 0.0 else hit * (1.0 - slip)
+                            fee = comm * abs(qty) * px + fixed
+                            c_ -= qty * px + fee
+                            qp[s] = 0.0
+                            Qp[s] = 0.0
+                            wsp[s] = 0.0
+                            dn[s] = -math.inf
+                            up_[s] = math.inf
+                            nopen -= 1
+                            if stp[s] == STOP_NONE:
+                                nst += 1
+                            stp[s] = STOP_HELD  # released when u changes from the last close's
+                            whyp[s] = why
+                            tr += abs(qty * px)
+                            no += 1
+                            if record:
+                                r = rec[n]
+                                r.portfolio = p
+                                r.time = bar0 + t
+                                r.symbol = s
+                                r.reason = why
+                                r.qty = qty
+                                r.price = px
+                                r.commission = fee
+                                n += 1
+                    if use_ts:  # the extreme since the position opened, this bar included
+                        _update_extreme(
+                            qp,
+                            ep,
+                            xp,
+                            high[t],
+                            low[t],
+                            dn,
+                            up_,
+                            use_sl,
+                            sl_long,
+                            sl_short,
+                            use_ts,
+                            ts_long,
+                            ts_short,
+                            use_tp,
+                            tp_long,
+                            tp_short,
+                        )
 
                 # 2. mark at the last finite close
                 a0 = 0.0
@@ -555,66 +727,79 @@ def step_chunk(
                             stp[s] = STOP_NEW
                             whyp[s] = REASON_STOP
                 elif close_rules and nopen > 0:
-                    age0 = bar0 + t + 1 - mh  # age t - t0 + 1 >= mh  <=>  t0 <= age0
-                    for s in range(S):
-                        qs = qp[s]
-                        if qs == 0.0:
-                            continue
-                        why = -1
-                        c = close[t, s]
-                        x = xp[s]
-                        if not ib:  # the first rule that hits, in the contract's order
+                    if close_levels:
+                        nt = 0  # branch-free pass listing the hits; flat symbols never hit
+                        for s in range(S):
+                            c = close[t, s]
+                            tidx[nt] = s
+                            nt += (c <= dn[s]) | (c >= up_[s])
+                        for k in range(nt):
+                            s = tidx[k]
+                            c = close[t, s]
+                            # the first rule that hits
                             e = ep[s]
-                            if qs > 0.0:
+                            x = xp[s]
+                            if qp[s] > 0.0:
                                 if c <= e * sl_long:
                                     why = REASON_STOP
                                 elif c <= x * ts_long:
                                     why = REASON_TRAILING
-                                elif c >= e * tp_long:
+                                else:
                                     why = REASON_TAKE_PROFIT
+                            elif c >= e * sl_short:
+                                why = REASON_STOP
+                            elif c >= x * ts_short:
+                                why = REASON_TRAILING
                             else:
-                                if c >= e * sl_short:
-                                    why = REASON_STOP
-                                elif c >= x * ts_short:
-                                    why = REASON_TRAILING
-                                elif c <= e * tp_short:
-                                    why = REASON_TAKE_PROFIT
-                        if why < 0 and mh > 0 and opp[s] <= age0:
-                            why = REASON_TIME
-                        if why >= 0:
+                                why = REASON_TAKE_PROFIT
                             if stp[s] == STOP_NONE:
                                 nst += 1
                             stp[s] = STOP_NEW
                             whyp[s] = why
-                        if use_ts:  # the extreme since the position opened, this bar included
-                            if ib:
-                                if qs > 0.0:
-                                    hx = high[t, s]
-                                    if hx > x:
-                                        xp[s] = hx
-                                else:
-                                    lx = low[t, s]
-                                    if lx < x:
-                                        xp[s] = lx
-                            elif qs > 0.0:
-                                if c > x:
-                                    xp[s] = c
-                            elif c < x:
-                                xp[s] = c
+                        if use_ts:  # after the tests: the extreme, this close included
+                            _update_extreme(
+                                qp,
+                                ep,
+                                xp,
+                                close[t],
+                                close[t],
+                                dn,
+                                up_,
+                                use_sl,
+                                sl_long,
+                                sl_short,
+                                use_ts,
+                                ts_long,
+                                ts_short,
+                                use_tp,
+                                tp_long,
+                                tp_short,
+                            )
+                    if mh > 0:  # then the age, where no level hit at this close
+                        age0 = bar0 + t + 1 - mh  # age t - t0 + 1 >= mh  <=>  t0 <= age0
+                        old = False
+                        for s in range(S):
+                            old |= (qp[s] != 0.0) & (opp[s] <= age0) & (stp[s] != STOP_NEW)
+                        for s in range(S if old else 0):
+                            if (qp[s] != 0.0) & (opp[s] <= age0) & (stp[s] != STOP_NEW):
+                                if stp[s] == STOP_NONE:
+                                    nst += 1
+                                stp[s] = STOP_NEW
+                                whyp[s] = REASON_TIME
                 if eq > pk:
                     pk = eq
                 if eq < md_floor * pk:  # nan max_drawdown: never
                     hl = True
 
                 # 4. target at the close: a held stop is released when u changes
-                if nst > 0:
+                if nst > 0:  # branch-free: which symbols are stopped is a coin flip
+                    prev_u = um[tt - 1] if tt > 0 else up
                     for s in range(S):
-                        if stp[s] == STOP_HELD:
-                            u = max(um[tt, s], lo)
-                            prev = max(um[tt - 1, s], lo) if tt > 0 else up[s]
-                            if u != prev:
-                                stp[s] = STOP_NONE
-                                nst -= 1
+                        u = max(um[tt, s], lo)
+                        prev = max(prev_u[s], lo) if tt > 0 else prev_u[s]
+                        release = (stp[s] == STOP_HELD) & (u != prev)
+                        stp[s] = STOP_NONE if release else stp[s]
+                        nst -= release
                 if vi < 0:
                     for s in range(S):
                         ws = max(um[tt, s], lo) * pw
@@ -628,7 +813,7 @@ def step_chunk(
                             ws = 0.0
                         w[s] = min(max(ws, -mp), mp)
                 if mpos > 0:
-                    _keep_top(w, um[tt], lo, qp, stp, mpos, buf)
+                    _keep_top(w, um[tt], qp, stp, mpos, rank[tt])
                 a0 = 0.0
                 a1 = 0.0
                 a2 = 0.0
@@ -650,8 +835,7 @@ def step_chunk(
                         w[s] = 0.0
                 elif nst > 0:
                     for s in range(S):
-                        if stp[s] != STOP_NONE:
-                            w[s] = 0.0
+                        w[s] = 0.0 if stp[s] != STOP_NONE else w[s]
                 for s in range(S):
                     ws = w[s]
                     if abs(ws - wsp[s]) > band:
@@ -673,8 +857,7 @@ def step_chunk(
                             rp[s] = REASON_SIGNAL
                 if nst > 0:
                     for s in range(S):
-                        if stp[s] == STOP_NEW:
-                            stp[s] = STOP_HELD
+                        stp[s] = STOP_HELD if stp[s] == STOP_NEW else stp[s]
 
             # end of the block for this portfolio: raw weights of its last bar, scalars
             for s in range(S):
