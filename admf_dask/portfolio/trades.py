@@ -326,3 +326,25 @@ def benchmark_index(benchmark: str | None, symbols: Sequence[str]) -> int | None
             "add the symbols to trade (data.symbols), or remove portfolios.benchmark",
         )
     return names.index(benchmark)
+
+
+def warm_trades() -> None:
+    """Compile (or load from numba's cache) the trade kernels for the engine's argument types:
+    order-record fields are strided views of an `ORDER_DTYPE` array (numba's 'A' layout, which
+    a record array of fewer than 2 rows does not give)."""
+    from admf_dask.metrics.relative import finalize_relative, init_relative, update_relative
+    from admf_dask.portfolio._trades import trade_metrics
+    from admf_dask.portfolio.batch import OrderRecords
+    from admf_dask.portfolio.enums import ORDER_DTYPE
+
+    rec = np.zeros(4, dtype=ORDER_DTYPE)
+    rec["time"] = [0, 1, 2, 2]
+    rec["qty"] = [1.0, 1.0, -3.0, 1.0]
+    rec["price"] = 10.0
+    close = np.full((3, 1), 10.0)
+    state = TradeState.new(1, 1)
+    ledger_step(state, OrderRecords(rec), close, 0, 3, close[-1])
+    trade_metrics(state)
+    acc = init_relative(100.0, 1)
+    update_relative(acc, np.ones((3, 1)), close[:, 0])
+    finalize_relative(acc)
