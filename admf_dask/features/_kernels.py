@@ -615,3 +615,101 @@ def macd(
     x = _as2d(x)
     st = new_state(MACD_STATE, x.shape[1]) if state is None else state
     return _macd_kernel(x, int(fast), int(slow), int(signal), st), st
+
+
+# --------------------------------------------------------------------------------------------
+# cross-sectional kernels (across symbols at each bar; need whole symbol rows, no history)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _cs_rank_kernel(x, mask, sign):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.full((n_t, n_s), np.nan)
+    idx = np.empty(n_s, dtype=np.int64)
+    vals = np.empty(n_s)
+    for t in range(n_t):
+        n = 0
+        for s in range(n_s):
+            v = x[t, s]
+            if mask[t, s] and np.isfinite(v):
+                idx[n] = s
+                vals[n] = sign * v
+                n += 1
+        if n == 0:
+            continue
+        if n == 1:
+            out[t, idx[0]] = 0.5
+            continue
+        order = np.argsort(vals[:n])
+        denom = n - 1.0
+        i = 0
+        while i < n:
+            j = i
+            v = vals[order[i]]
+            while j + 1 < n and vals[order[j + 1]] == v:
+                j += 1
+            # 1-based average rank of the tie group i..j, as pandas rank(method="average")
+            r = (i + 1 + j + 1) / 2.0
+            q = (r - 1.0) / denom
+            for m in range(i, j + 1):
+                out[t, idx[order[m]]] = q
+            i = j + 1
+    return out
+
+
+@njit(**_JIT)
+def _cs_zscore_kernel(x, mask):  # pragma: no cover - numba
+    n_t, n_s = x.shape
+    out = np.full((n_t, n_s), np.nan)
+    for t in range(n_t):
+        n = 0
+        total = 0.0
+        for s in range(n_s):
+            v = x[t, s]
+            if mask[t, s] and np.isfinite(v):
+                n += 1
+                total += v
+        if n < 2:
+            continue
+        mean = total / n
+        ss = 0.0
+        for s in range(n_s):
+            v = x[t, s]
+            if mask[t, s] and np.isfinite(v):
+                ss += (v - mean) * (v - mean)
+        std = math.sqrt(ss / n)
+        if std == 0.0:
+            continue
+        for s in range(n_s):
+            v = x[t, s]
+            if mask[t, s] and np.isfinite(v):
+                out[t, s] = (v - mean) / std
+    return out
+
+
+def _mask(x: np.ndarray, universe: np.ndarray | None) -> np.ndarray:
+    if universe is None:
+        return np.ones(x.shape, dtype=np.bool_)
+    return np.ascontiguousarray(_as2d(universe) > 0.5)
+
+
+def cs_rank(
+    x: np.ndarray, universe: np.ndarray | None = None, ascending: bool = True
+) -> np.ndarray:
+    """Cross-sectional rank scaled to [0, 1]: ``(r - 1) / (n - 1)``, r the 1-based average rank
+    among the n symbols with a finite value (and in the universe) at that bar; n = 1 gives 0.5,
+    other symbols NaN. ``ascending=False`` ranks the largest first.
+    Twin (pandas): ``(df.rank(axis=1, ascending=...) - 1) / (df.count(axis=1) - 1)``.
+    """
+    a = _as2d(x)
+    return _cs_rank_kernel(a, _mask(a, universe), 1.0 if ascending else -1.0)
+
+
+def cs_zscore(x: np.ndarray, universe: np.ndarray | None = None) -> np.ndarray:
+    """Cross-sectional z-score ``(x - mean) / std`` (ddof 0) over the symbols with a finite value
+    (and in the universe) at that bar; NaN when fewer than 2 or std = 0.
+    Twin (pandas): ``df.sub(df.mean(axis=1), axis=0).div(df.std(axis=1, ddof=0), axis=0)``.
+    """
+    a = _as2d(x)
+    return _cs_zscore_kernel(a, _mask(a, universe))

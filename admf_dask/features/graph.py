@@ -25,7 +25,7 @@ from admf_dask.dasktools.maps import KERNEL_CALLS, chain_map, halo_map
 from admf_dask.dasktools.session import CacheStatus, SessionCache, client_key, persist
 from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.features import indicators as _indicators  # noqa: F401  (registers the kinds)
-from admf_dask.features.registry import INDICATORS, validate_feature_specs
+from admf_dask.features.registry import INDICATORS, feature_order, validate_feature_specs
 
 # re-exported: strategies/ and portfolio/ import these from here
 __all__ = [
@@ -63,6 +63,15 @@ def _fields_array(data: xr.Dataset, field: str, name: str) -> da.Array:
         )
     arr = data[field].transpose("time", "symbol").data
     return arr if arr.dtype == np.float64 else arr.astype(np.float64)
+
+
+def _cross_section_inputs(data: xr.Dataset, x: da.Array) -> list[da.Array]:
+    """Whole symbol rows of ``x`` and, when the data has one, of its universe mask (as 0/1)."""
+    arrays = [x.rechunk({1: -1})]
+    if "universe" in data.data_vars:
+        u = data["universe"].transpose("time", "symbol").data.astype(np.float64)
+        arrays.append(u.rechunk(arrays[0].chunks))
+    return arrays
 
 
 def _data_identity(data: xr.Dataset) -> str:
@@ -125,10 +134,15 @@ def compute_features(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -
     data = _dask_data(data)
     coords = {"time": data["time"], "symbol": data["symbol"]}
     out: dict[str, xr.DataArray] = {}
-    for name, spec in norm.items():
+    for name in feature_order(norm):  # a feature after the feature it reads (`input`)
+        spec = norm[name]
         ind = INDICATORS[spec["kind"]]
-        arrays = [_fields_array(data, f, name) for f in ind.fields(spec)]
+        arrays = [
+            out[f].data if f in out else _fields_array(data, f, name) for f in ind.fields(spec)
+        ]
         kparams = ind.kernel_params(spec)
+        if ind.cross_sectional:
+            arrays = _cross_section_inputs(data, arrays[0])
         token = tokenize(ind.kind, sorted(kparams.items()), [a.name for a in arrays])
         labels = ind.outputs or ("",)
         dnames = [f"{ind.kind}{'_' + o if o else ''}-{token}" for o in labels]
@@ -139,6 +153,9 @@ def compute_features(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -
             arrs = halo_map(
                 func, arrays, halo=int(ind.lookback(spec)), names=dnames, label=ind.kind
             )
+        if ind.cross_sectional:
+            chunks = _fields_array(data, "close", name).chunks if "close" in data else None
+            arrs = [a.rechunk(chunks) if chunks else a for a in arrs]
         for var, o, arr in zip(ind.variable_names(name), labels, arrs, strict=True):
             attrs = {
                 "feature": name,
@@ -147,7 +164,8 @@ def compute_features(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -
                 "params": json.dumps(kparams, sort_keys=True),
             }
             out[var] = xr.DataArray(arr, dims=("time", "symbol"), coords=coords, attrs=attrs)
-    ds = xr.Dataset(out, coords=coords)
+    order = [v for n in norm for v in INDICATORS[norm[n]["kind"]].variable_names(n)]
+    ds = xr.Dataset({v: out[v] for v in order}, coords=coords)
     ds.attrs["feature_token"] = feature_token(data, norm)
     ds.attrs["feature_specs"] = json.dumps(norm, sort_keys=True)
     if "fingerprint" in data.attrs:

@@ -218,3 +218,33 @@ def returns(x: np.ndarray, *, window: int = 1, offset: int = 0) -> np.ndarray:
     Twin (pandas): ``s.pct_change(window)`` (no fill of missing bars).
     """
     return K.returns(x, window)
+
+
+class RankParams(Params):
+    """A cross-sectional rank of ``input`` (a feature or data field, required)."""
+
+    ascending: bool = Field(True, description="true: the smallest value ranks 0; false: 1")
+
+
+@register_indicator("rank", params=RankParams, inputs=("close",), cross_sectional=True)
+def rank(
+    x: np.ndarray, universe: np.ndarray | None = None, *, ascending: bool = True, offset: int = 0
+) -> np.ndarray:
+    """Rank across the symbols in the universe at each bar, ``(r - 1) / (n - 1)`` with r the
+    1-based average rank among the n symbols with a finite input (n = 1 gives 0.5).
+    Twin (pandas): ``(df.rank(axis=1, ascending=ascending) - 1) / (df.count(axis=1) - 1)``.
+    """
+    return K.cs_rank(x, universe, ascending)
+
+
+class CSZScoreParams(Params):
+    """A cross-sectional z-score of ``input`` (a feature or data field, required)."""
+
+
+@register_indicator("cs_zscore", params=CSZScoreParams, inputs=("close",), cross_sectional=True)
+def cs_zscore(x: np.ndarray, universe: np.ndarray | None = None, *, offset: int = 0) -> np.ndarray:
+    """(x - mean) / std (ddof 0) across the symbols in the universe with a finite input at each
+    bar; NaN when fewer than 2 or std = 0.
+    Twin (pandas): ``df.sub(df.mean(axis=1), axis=0).div(df.std(axis=1, ddof=0), axis=0)``.
+    """
+    return K.cs_zscore(x, universe)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from admf_dask.errors import ConfigError
+from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.params import REQUIRED, Param, as_model, check_kind, validate_params
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ __all__ = [
     "Indicator",
     "Param",
     "check_kind",
+    "feature_order",
     "feature_variables",
     "register_indicator",
     "validate_feature_spec",
@@ -63,14 +64,30 @@ class Indicator:
     # state carried chunk to chunk instead of a halo
     recursive: bool
     doc: str
+    # across symbols at each bar: whole symbol rows, the universe mask as a second input
+    cross_sectional: bool = False
 
     def fields(self, params: Mapping[str, Any]) -> tuple[str, ...]:
-        """Data variables read for these (normalized) parameters."""
-        return tuple(params[f[1:]] if f.startswith("@") else f for f in self.inputs)
+        """Data variables (or, with ``input``, the feature variable) read for these
+        (normalized) parameters.
+
+        ``input`` takes the place of the close the indicator reads: its ``@field`` input, else
+        ``close``; an indicator reading neither (``donchian``) reads ``input`` for every input.
+        """
+        src = params.get("input")
+        if src is None:
+            return tuple(params[f[1:]] if f.startswith("@") else f for f in self.inputs)
+        names = tuple(params.get(f[1:], "") if f.startswith("@") else f for f in self.inputs)
+        slots = [i for i, f in enumerate(self.inputs) if f.startswith("@")]
+        if not slots:
+            slots = [i for i, f in enumerate(self.inputs) if f == "close"]
+        if not slots:
+            return tuple(src for _ in names)
+        return tuple(src if i in slots else f for i, f in enumerate(names))
 
     def kernel_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Parameters passed to ``func`` (those naming input fields removed)."""
-        skip = {f[1:] for f in self.inputs if f.startswith("@")}
+        skip = {f[1:] for f in self.inputs if f.startswith("@")} | {"input"}
         return {k: v for k, v in params.items() if k != "kind" and k not in skip}
 
     def variable_names(self, name: str) -> tuple[str, ...]:
@@ -90,6 +107,7 @@ def register_indicator(
     outputs: tuple[str, ...] = (),
     lookback: Callable[[Mapping[str, Any]], int] | None = None,
     recursive: bool = False,
+    cross_sectional: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register an indicator function under ``kind`` (decorator).
 
@@ -109,7 +127,12 @@ def register_indicator(
         ``params -> rows`` of history needed before a bar (window indicators; the halo depth).
     recursive : bool
         State carried across time chunks instead of a halo.
+    cross_sectional : bool
+        Looks across symbols at each bar (no history): ``func(x, universe, *, offset, ...)``
+        gets whole symbol rows and the universe mask (float, 1 = listed; None = all listed).
     """
+    if cross_sectional:
+        lookback = lookback or (lambda p: 0)
     if not recursive and lookback is None:
         raise ValueError(f"window indicator {kind} needs a lookback")
     model = as_model(f"{kind}_params", params)
@@ -125,6 +148,7 @@ def register_indicator(
             outputs=tuple(outputs),
             lookback=lookback or (lambda p: 0),
             recursive=recursive,
+            cross_sectional=cross_sectional,
             doc=(func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "",
         )
         return func
@@ -156,8 +180,34 @@ def validate_feature_spec(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     where = f"features.{name}"
     kind = check_kind(where, spec, INDICATORS, "indicator", "{kind: sma, window: 10}")
     ind = INDICATORS[kind]
-    rest = {k: v for k, v in spec.items() if k != "kind"}
-    return {"kind": kind, **validate_params(ind.params, where, kind, rest)}
+    rest = {k: v for k, v in spec.items() if k not in ("kind", "input")}
+    src = spec.get("input")
+    if "input" in spec:
+        if not isinstance(src, str) or not src:
+            raise ConfigError(
+                f"{where}.input",
+                f"must name a feature or one of {', '.join(FIELDS)}, got {src!r}",
+                "e.g. input: close or input: rets (a feature defined under features:)",
+            )
+        if "field" in spec:
+            raise ConfigError(
+                f"{where}.input",
+                "input and field both name what the indicator reads",
+                "keep one of the two",
+            )
+    elif ind.cross_sectional:
+        raise ConfigError(
+            f"{where}.input",
+            f"{kind} needs an input",
+            f"e.g. {{kind: {kind}, input: mom}} (a feature or one of {', '.join(FIELDS)})",
+        )
+    out = {"kind": kind, **validate_params(ind.params, where, kind, rest)}
+    if src is not None:  # only when given: specs without input keep their tokens
+        for f in ind.inputs:  # input replaces the field parameter (normalized specs re-validate)
+            if f.startswith("@"):
+                out.pop(f[1:], None)
+        out["input"] = src
+    return out
 
 
 def validate_feature_specs(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -183,7 +233,50 @@ def validate_feature_specs(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, 
                 )
             seen[var] = name
         out[name] = norm
+    feature_order(out)
     return out
+
+
+def feature_order(specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Feature names in an order where every feature comes after the feature it reads.
+
+    Raises
+    ------
+    ConfigError
+        An ``input`` naming neither a feature variable nor a data field, or a cycle (the
+        error names the chain).
+    """
+    variables = feature_variables(specs)
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            chain = " -> ".join(path[path.index(name) :] + [name])
+            raise ConfigError(
+                f"features.{name}.input",
+                f"features read each other in a cycle: {chain}",
+                "make one of them read a data field or another feature",
+            )
+        state[name] = 1
+        src = specs[name].get("input")
+        if src is not None and src not in FIELDS:
+            if src not in variables:
+                raise ConfigError(
+                    f"features.{name}.input",
+                    f"'{src}' is neither a feature nor a data field"
+                    + did_you_mean(src, [*variables, *FIELDS]),
+                    "name a feature defined under features: or one of " + ", ".join(FIELDS),
+                )
+            visit(variables[src][0], [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for n in specs:
+        visit(n, [])
+    return order
 
 
 def feature_variables(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:

@@ -113,8 +113,9 @@ def compute_signals(
     Returns
     -------
     xr.DataArray
-        ``signals``: float64 ``(time, symbol, strategy)`` in [-1, 1], NaN replaced by 0, time
-        and symbol chunked like the data, all strategies in one chunk.
+        ``signals``: float64 ``(time, symbol, strategy)`` in [-1, 1], NaN replaced by 0, 0
+        where the data's ``universe`` mask is False, time and symbol chunked like the data, all
+        strategies in one chunk.
 
     Raises
     ------
@@ -146,6 +147,11 @@ def compute_signals(
             empty, dims=("time", "symbol", "strategy"), coords={**ref.coords, "strategy": names}
         )
     sig = sig.fillna(0.0).clip(-1.0, 1.0).chunk({"strategy": -1})
+    if "universe" in data.data_vars:  # the one place: out of the universe, every kind gives 0
+        listed = data["universe"].transpose("time", "symbol").astype(bool)
+        listed = listed.drop_vars([c for c in listed.coords if c not in ("time", "symbol")])
+        sig = xr.where(listed, sig, 0.0).transpose("time", "symbol", "strategy")
+        sig = sig.chunk({"time": chunks[0], "symbol": chunks[1], "strategy": -1})
     sig.name = "signals"
     sig.attrs = {"strategy_specs": json.dumps(norm, sort_keys=True)}
     return sig

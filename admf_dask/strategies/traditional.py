@@ -11,6 +11,10 @@ Every kind's signal at bar t reads features and data at bars <= t only.
   below the previous bar's channel low, otherwise the side held so far (0 until the first
   break). A missing bar (NaN close or channel) changes nothing: the side is held through it.
   The side is carried chunk to chunk (a chain of tasks), so the chunking never changes it.
+* ``top_k``: a top-k / bottom-k book on a score, re-picked every ``every`` bars with a
+  ``buffer`` of ranks that keeps held names (`admf_dask.strategies._kernels.top_k`). It looks
+  across symbols: the score is rechunked to whole symbol rows, the held sets carried chunk to
+  chunk like ``breakout``'s side.
 * ``signals``: replay a file (`admf_dask.strategies.replay`).
 
 NaN where an input is NaN (warm-up) becomes 0 in `compute_signals`.
@@ -18,6 +22,7 @@ NaN where an input is NaN (warm-up) becomes 0 in `compute_signals`.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -37,7 +42,15 @@ if TYPE_CHECKING:
     from admf_dask.kinds import StrategyContext
 
 #: the kinds this module registers
-KINDS = ("ma_crossover", "momentum", "rsi_reversion", "bollinger_reversion", "breakout", "signals")
+KINDS = (
+    "ma_crossover",
+    "momentum",
+    "rsi_reversion",
+    "bollinger_reversion",
+    "breakout",
+    "top_k",
+    "signals",
+)
 
 
 def register_traditional_kinds() -> list[str]:
@@ -138,6 +151,33 @@ def breakout(
     name = f"breakout-{tokenize([a.name for a in arrays])}"
     (side,) = chain_map(K.breakout, arrays, names=[name], label="breakout")
     return xr.DataArray(side, dims=("time", "symbol"), coords=hi.coords)
+
+
+class TopKParams(Params):
+    feature: str = ref_field("variable", description="score feature variable (highest is best)")
+    k: int = Field(ge=1, description="names in the long set")
+    short_k: int = Field(0, ge=0, description="names in the short set (0: long only)")
+    every: int = Field(1, ge=1, description="rebalance on bars whose index t has t % every == 0")
+    buffer: int = Field(0, ge=0, description="a held name stays while ranked <= k + buffer")
+
+
+@register_strategy("top_k", params=TopKParams)
+def top_k(
+    data: xr.Dataset, features: xr.Dataset, spec: dict[str, Any], ctx: StrategyContext
+) -> xr.DataArray:
+    """+1 on the top-k names by score, -1 on the bottom short_k, re-picked every ``every`` bars."""
+    score = features[spec["feature"]].transpose("time", "symbol")
+    x = score.data if isinstance(score.data, da.Array) else da.from_array(score.data)
+    chunks = x.chunks
+    arrays = [x.rechunk({1: -1})]
+    if "universe" in data.data_vars:
+        u = data["universe"].transpose("time", "symbol").data
+        u = u if isinstance(u, da.Array) else da.from_array(np.asarray(u))
+        arrays.append(u.astype(np.float64).rechunk(arrays[0].chunks))
+    params = {p: int(spec[p]) for p in ("k", "short_k", "every", "buffer")}
+    name = f"top_k-{tokenize(sorted(params.items()), [a.name for a in arrays])}"
+    (sig,) = chain_map(partial(K.top_k, **params), arrays, names=[name], label="top_k")
+    return xr.DataArray(sig.rechunk(chunks), dims=("time", "symbol"), coords=score.coords)
 
 
 class ReplayParams(Params):
