@@ -237,6 +237,66 @@ def _update_extreme(
         up_[s] = tp_l if qs > 0.0 else (stop_s if qs < 0.0 else inf)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _touched_then_extreme(
+    o_row,
+    hi,
+    lo,
+    qp,
+    ep,
+    xp,
+    dn,
+    up_,
+    tidx,
+    odn,
+    oup,
+    use_sl,
+    sl_long,
+    sl_short,
+    use_ts,
+    ts_long,
+    ts_short,
+    use_tp,
+    tp_long,
+    tp_short,
+):
+    """One branch-free pass for ``exit_on: intrabar``: list the symbols whose levels the bar's
+    open, high or low touched (with those levels), then move x to this bar's high / low and
+    recompute the levels. Returns how many were listed. Fusing is exact: nothing between the
+    exits at the open and the close reads x, and an exited symbol's levels are reset after."""
+    inf = math.inf
+    nt = 0
+    for s in range(qp.shape[0]):
+        o = o_row[s]
+        h = hi[s]
+        lw = lo[s]
+        below = dn[s]
+        above = up_[s]
+        tidx[nt] = s
+        odn[nt] = below
+        oup[nt] = above
+        nt += (o <= below) | (lw <= below) | (o >= above) | (h >= above)
+        if use_ts:
+            qs = qp[s]
+            x = xp[s]
+            xl = h if h > x else x
+            xs = lw if lw < x else x
+            xn = xl if qs > 0.0 else (xs if qs < 0.0 else x)
+            xp[s] = xn
+            e = ep[s]
+            sl_l = e * sl_long if use_sl else -inf
+            ts_l = xn * ts_long
+            stop_l = ts_l if ts_l > sl_l else sl_l
+            sl_s = e * sl_short if use_sl else inf
+            ts_s = xn * ts_short
+            stop_s = ts_s if ts_s < sl_s else sl_s
+            tp_l = e * tp_long if use_tp else inf
+            tp_s = e * tp_short if use_tp else -inf
+            dn[s] = stop_l if qs > 0.0 else (tp_s if qs < 0.0 else -inf)
+            up_[s] = tp_l if qs > 0.0 else (stop_s if qs < 0.0 else inf)
+    return nt
+
+
 @njit(cache=True, nogil=True)
 def _rank_rows(um, n, rank):
     """rank[tt] = the symbols by |u| descending, then by index (for max_positions), tt < n.
@@ -403,6 +463,8 @@ def step_chunk(
     dn = np.empty(S)
     up_ = np.empty(S)
     tidx = np.empty(S, dtype=np.int64)
+    odn = np.empty(S)
+    oup = np.empty(S)
     pend = np.empty(S, dtype=np.int64)
 
     for b0 in range(0, T, TB):
@@ -572,26 +634,37 @@ def step_chunk(
                 if ib_exits and nopen > 0:
                     # flat symbols have levels (-inf, +inf): one branch-free pass lists the
                     # symbols whose levels were touched (a coin flip per symbol for a branch)
-                    nt = 0
-                    for s in range(S):
-                        o = open_[t, s]
-                        below = dn[s]
-                        above = up_[s]
-                        hit_ = (o <= below) | (low[t, s] <= below)
-                        hit_ |= (o >= above) | (high[t, s] >= above)
-                        tidx[nt] = s
-                        nt += hit_
+                    nt = _touched_then_extreme(
+                        open_[t],
+                        high[t],
+                        low[t],
+                        qp,
+                        ep,
+                        xp,
+                        dn,
+                        up_,
+                        tidx,
+                        odn,
+                        oup,
+                        use_sl,
+                        sl_long,
+                        sl_short,
+                        use_ts,
+                        ts_long,
+                        ts_short,
+                        use_tp,
+                        tp_long,
+                        tp_short,
+                    )
                     for k in range(nt):
                         s = tidx[k]
                         qs = qp[s]
                         o = open_[t, s]
                         h = high[t, s]
                         lw = low[t, s]
-                        below = dn[s]
-                        above = up_[s]
-                        if ((o <= below) | (lw <= below) | (o >= above) | (h >= above)) and (
-                            math.isfinite(o) and math.isfinite(h) and math.isfinite(lw)
-                        ):
+                        below = odn[k]  # the levels before this bar's extreme
+                        above = oup[k]
+                        if math.isfinite(o) and math.isfinite(h) and math.isfinite(lw):
                             e = ep[s]
                             if qs > 0.0:
                                 lvl = below
@@ -659,25 +732,6 @@ def step_chunk(
                                 r.price = px
                                 r.commission = fee
                                 n += 1
-                    if use_ts:  # the extreme since the position opened, this bar included
-                        _update_extreme(
-                            qp,
-                            ep,
-                            xp,
-                            high[t],
-                            low[t],
-                            dn,
-                            up_,
-                            use_sl,
-                            sl_long,
-                            sl_short,
-                            use_ts,
-                            ts_long,
-                            ts_short,
-                            use_tp,
-                            tp_long,
-                            tp_short,
-                        )
 
                 # 2. mark at the last finite close
                 a0 = 0.0

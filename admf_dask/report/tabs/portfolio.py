@@ -32,6 +32,15 @@ from admf_dask.report.figures import COLORS, WIDTH, downsample_text, style, styl
 from admf_dask.report.render import div, script, template_div
 from admf_dask.report.tabs.portfolio_data import portfolio_data
 
+#: exit reason -> (marker, colour) on the price chart
+EXIT_MARKERS: dict[str, tuple[str, str]] = {
+    "stop": ("x", COLORS["stop"]),
+    "trailing": ("cross", "#b07aa1"),
+    "take_profit": ("star", "#1a9850"),
+    "time": ("square_x", "#4d4d4d"),
+    "halt": ("asterisk", "#d73027"),
+}
+
 TITLE = "Portfolio"
 
 
@@ -72,7 +81,12 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
         name="price_shown",
     )
     empty = {"time": [], "price": [], "qty": [], "reason": []}
-    buy, sell, stop = (ColumnDataSource(dict(empty), name=n) for n in ("buy", "sell", "stop"))
+    buy, sell = (ColumnDataSource(dict(empty), name=n) for n in ("buy", "sell"))
+    # one marker per kind of exit (order reasons other than signal, DESIGN §2b)
+    exits = {
+        k: ColumnDataSource(dict(empty), name=k if k == "stop" else f"exit_{k}")
+        for k in EXIT_MARKERS
+    }
     table_src = ColumnDataSource(
         {k: [] for k in ("time", "symbol", "qty", "price", "value", "commission", "reason")},
         name="orders_shown",
@@ -174,14 +188,21 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
         pf.scatter(
             "time", "price", source=sell, marker="inverted_triangle", size=9, color=COLORS["sell"]
         ),
-        pf.scatter(
-            "time", "price", source=stop, marker="x", size=10, color=COLORS["stop"], line_width=2
+        *(
+            pf.scatter(
+                "time", "price", source=exits[k], marker=m, size=10, color=c, line_width=2
+            )
+            for k, (m, c) in EXIT_MARKERS.items()
         ),
     ]
     marker_tips.renderers = rs
     pf.add_tools(marker_tips)
     legend = Legend(
-        items=[("buy", [rs[0]]), ("sell", [rs[1]]), ("stop / halt", [rs[2]])],
+        items=[
+            ("buy", [rs[0]]),
+            ("sell", [rs[1]]),
+            *((k.replace("_", "-"), [r]) for k, r in zip(EXIT_MARKERS, rs[2:], strict=True)),
+        ],
         location="top_left",
         orientation="horizontal",
     )
@@ -227,7 +248,8 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
             "table": table_src,
             "buy": buy,
             "sell": sell,
-            "stop": stop,
+            "exit_kinds": list(EXIT_MARKERS),
+            "exit_sources": list(exits.values()),
             "prices": prices_src,
             "price_view": price_view,
             "price_fig": pf,

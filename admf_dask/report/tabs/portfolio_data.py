@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from admf_dask.portfolio.enums import REASON_NAMES
 from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load
 from admf_dask.report import format as fmt
@@ -79,7 +80,7 @@ def portfolio_data(
         price_mat = prices.reindex(index=pd.DatetimeIndex(times), columns=symbols).to_numpy(
             np.float64
         )
-    reasons = ["signal", "stop", "halt"]
+    reasons = list(REASON_NAMES)  # orders.parquet's dictionary (DESIGN §2b)
     if orders is not None:
         reasons += sorted(set(orders["reason"]) - set(reasons))
     per_choice_cap = max(500, MAX_ORDER_ROWS // max(len(choices), 1))
