@@ -27,13 +27,7 @@ GPU = "GPU"
 
 def cluster_workers(client: Any) -> dict[str, dict[str, Any]]:
     """Scheduler's worker table (address -> info), all workers."""
-    import inspect
-
-    if "n_workers" in inspect.signature(client.scheduler_info).parameters:
-        info = client.scheduler_info(n_workers=-1)
-    else:  # pragma: no cover - older distributed
-        info = client.scheduler_info()
-    return dict(info.get("workers", {}))
+    return dict(client.scheduler_info(n_workers=-1).get("workers", {}))
 
 
 def ml_resources(client: Any, where: str = "cluster.ml_workers") -> dict[str, float]:
@@ -158,6 +152,6 @@ class LocalRunner:
         return da.concatenate([da.from_array(b, chunks=b.shape) for b in blocks], axis=0)
 
 
-def make_runner(client: Any, where: str = "cluster.ml_workers") -> DistributedRunner | LocalRunner:
+def make_runner(client: Any, where: str = "cluster.ml_workers") -> Runner:
     """`DistributedRunner` for a client, `LocalRunner` for ``None``."""
     return LocalRunner() if client is None else DistributedRunner(client, where)

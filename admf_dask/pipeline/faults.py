@@ -83,8 +83,6 @@ def _limits(client: Any) -> dict[str, int]:
     """Memory limit of each worker the scheduler knows now (address -> bytes)."""
     try:
         info = client.scheduler_info(n_workers=-1)
-    except TypeError:  # older distributed: all workers by default
-        info = client.scheduler_info()
     except Exception:  # noqa: BLE001
         return {}
     return {a: int(w.get("memory_limit") or 0) for a, w in info.get("workers", {}).items()}

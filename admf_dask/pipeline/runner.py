@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,41 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+class _ClusterStart(threading.Thread):
+    """`admf_dask.cluster.session_client` on a thread of its own; `result` waits for it.
+
+    ``distributed`` is imported here first, by the calling thread, so the two threads never
+    import the same modules at once (a concurrent import can hand one of them a half-initialized
+    module). The thread inherits the caller's signal mask (`interrupt.start_shielded`), and so do
+    the worker processes it starts.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        import distributed  # noqa: F401
+
+        from admf_dask.cluster import plugin, session_client  # noqa: F401
+
+        super().__init__(name="admf-dask-cluster-start", daemon=False)
+        self.cfg = cfg
+        self.client: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        from admf_dask.cluster import session_client
+
+        try:
+            self.client = session_client(self.cfg)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by `result` in the run's thread
+            self.error = exc
+
+    def result(self) -> Any:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.client
+
+
 @dataclass
 class _Timer:
     timings: dict[str, float] = field(default_factory=dict)
@@ -145,14 +181,7 @@ def run(
     RunResult
         ``equity``, ``metrics``, ``orders``, ``signals``, ``features``, ``manifest``.
     """
-    from admf_dask.cluster import describe_cluster, kernel_cache_cold, session_client
-    from admf_dask.data import load_market_data
-    from admf_dask.features import feature_stage
-    from admf_dask.pipeline.research import research_fits, research_step
-    from admf_dask.portfolio import expand_grid, run_portfolios
-    from admf_dask.portfolio.grid import duplicate_note
-    from admf_dask.strategies import StrategyContext, signal_stage
-    from admf_dask.strategies.diagnose import check_signals
+    from admf_dask.cluster import describe_cluster, kernel_cache_cold
 
     cfg = load_pipeline(pipeline, overrides)
     reporter = reporter or LogReporter()
@@ -165,19 +194,31 @@ def run(
     t_start = time.perf_counter()
     started_at = datetime.now(UTC).isoformat()
     base_dir = Path(cfg.base_dir) if cfg.base_dir else None
-    # data is read and validated before any cluster starts: a bad file fails in a second
+    # the session cluster starts (its workers spawn and warm up) while this thread imports the
+    # stages and reads the data
+    starting = _ClusterStart(cfg.cluster) if client is None else None
+    from admf_dask.data import load_market_data
+    from admf_dask.features import feature_stage
+    from admf_dask.pipeline.research import research_fits, research_step
+    from admf_dask.portfolio import expand_grid, run_portfolios
+    from admf_dask.portfolio.grid import duplicate_note
+    from admf_dask.strategies import StrategyContext, signal_stage
+    from admf_dask.strategies.diagnose import check_signals
+
     t_data = time.perf_counter()
     data = load_market_data(cfg.data, base_dir=base_dir)
     t_data = time.perf_counter() - t_data
     do_research = research_fits(cfg.research, data.sizes["time"])  # bad settings fail here
     interrupt.check()
-    if client is None:
-        client = session_client(cfg.cluster)
+    # workers compile the kernels as they start: said before waiting for them (else ~30 s would
+    # look like a hang)
+    if kernel_cache_cold() and hasattr(reporter, "note"):
+        reporter.note("compiling kernels, first run only (about 30 s)")
+    if starting is not None:
+        client = starting.result()
     interrupt.check()
     cluster_info = describe_cluster(client)
     reporter.start(run_id, cluster_info.get("dashboard"))
-    if kernel_cache_cold() and hasattr(reporter, "note"):  # else ~30 s look like a hang
-        reporter.note("compiling kernels, first run only (about 30 s)")
     tmp: Path | None = rundir.temp_dir_for(target, run_id)
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
