@@ -135,8 +135,24 @@ class DataConfig(_Strict):
         le=1.0,
         description="synthetic: fraction of symbols that list late (history starts partway)",
     )
+    delisted: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "synthetic: fraction of symbols that delist (history ends partway, NaN after)"
+        ),
+    )
     calendar_start: IsoDate = Field(
         "2010-01-04", description="synthetic: first date of the generated business-day calendar"
+    )
+    universe: str | None = Field(
+        None,
+        description=(
+            "CSV or Parquet table symbol, start, end (end empty: still listed): a symbol is in "
+            "the universe from start to end inclusive; outside it its signals are 0 and "
+            "cross-sectional features leave it out (null: every symbol always in)"
+        ),
     )
 
     @field_validator("date_format")

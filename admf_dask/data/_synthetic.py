@@ -95,6 +95,7 @@ def synthetic_ohlcv(
     *,
     missing: float = 0.0,
     late_listed: float = 0.0,
+    delisted: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Generate a seeded OHLCV market.
 
@@ -112,6 +113,10 @@ def synthetic_ohlcv(
     late_listed : float, optional
         Fraction of symbols (rounded, at least one when positive) whose history starts at a
         random bar between 10% and 90% of the span (NaN before).
+    delisted : float, optional
+        Fraction of symbols (rounded, at least one when positive) whose history ends at a
+        random bar after their first listed bar and before the last bar (NaN from there on);
+        drawn from its own stream, so the other values do not change.
 
     Returns
     -------
@@ -122,6 +127,8 @@ def synthetic_ohlcv(
         raise ValueError(f"need n_bars >= 1 and n_symbols >= 1, got {n_bars}, {n_symbols}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+    if not (0.0 <= delisted <= 1.0):
+        raise ValueError(f"need 0 <= delisted <= 1, got {delisted}")
     if not (0.0 <= missing < 1.0 and 0.0 <= late_listed <= 1.0):
         raise ValueError(
             f"need 0 <= missing < 1 and 0 <= late_listed <= 1: {missing}, {late_listed}"
@@ -271,4 +278,15 @@ def synthetic_ohlcv(
     for i in np.flatnonzero(listed):
         for a in (o_all, h_all, l_all, c_all, v_all):
             a[: listed[i], i] = np.nan
+    if delisted > 0 and T > 2:
+        drng = np.random.default_rng(root.spawn(1)[0])
+        k = min(N, max(1, math.floor(delisted * N + 0.5)))
+        gone = drng.choice(N, size=k, replace=False)
+        for i in gone:
+            lo = int(listed[i]) + 1
+            if lo > T - 2:
+                continue
+            end = int(drng.integers(max(lo, T // 5), max(lo, T // 5, T - 2) + 1))
+            for a in (o_all, h_all, l_all, c_all, v_all):
+                a[end:, i] = np.nan
     return out

@@ -44,7 +44,9 @@ def load_market_data(
         float64 ``open, high, low, close, volume`` over ``(time, symbol)``: ``time``
         datetime64[ns] sorted and unique, ``symbol`` str; a missing bar is NaN in all five.
         Dask-chunked ``{time: spec.chunks.time, symbol: -1}``. ``attrs``: ``source``,
-        ``fingerprint`` (see `fingerprint`) and, for files, ``path``.
+        ``fingerprint`` (see `fingerprint`) and, for files, ``path``. With ``data.universe``
+        also a bool ``universe`` variable (True: in the universe; `admf_dask.data.universe`),
+        chunked like the others, part of the fingerprint.
 
     Raises
     ------
@@ -66,6 +68,7 @@ def load_market_data(
             cfg.calendar_start,
             missing=cfg.missing,
             late_listed=cfg.late_listed,
+            delisted=cfg.delisted,
         )
         dense = _select_dense(dense, None, start, stop)
     else:
@@ -91,8 +94,25 @@ def load_market_data(
         else:
             dense = _select_dense(data, wanted, start, stop)
     ds = _dataset(dense, attrs)
+    if cfg.universe is not None:
+        _add_universe(ds, cfg.universe, base_dir)
     ds.attrs["fingerprint"] = fingerprint(ds)
     return _chunk(ds, cfg.chunks.time)
+
+
+def _add_universe(ds: xr.Dataset, path: str, base_dir: str | Path | None) -> None:
+    """The ``universe`` mask variable (and ``attrs["universe_warning"]`` for unknown symbols)."""
+    from admf_dask.data.universe import read_universe, universe_mask, unknown_warning
+
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(base_dir or Path.cwd()) / p
+    table = read_universe(p, path)
+    mask, unknown = universe_mask(table, ds["time"].values, [str(s) for s in ds["symbol"].values])
+    ds["universe"] = (("time", "symbol"), mask)
+    ds.attrs["universe"] = str(p)
+    if unknown:
+        ds.attrs["universe_warning"] = unknown_warning(unknown, path)
 
 
 def fingerprint(ds: xr.Dataset) -> str:
@@ -117,6 +137,8 @@ def fingerprint(ds: xr.Dataset) -> str:
         np.ascontiguousarray(ds[f].transpose("time", "symbol").values, dtype=np.float64)
         for f in FIELDS
     ]
+    if "universe" in ds.data_vars:  # only then: data without a universe keeps its token
+        values.append(np.ascontiguousarray(ds["universe"].transpose("time", "symbol").values))
     with dask.config.set({"tokenize.ensure-deterministic": True}):
         return tokenize(_FINGERPRINT_VERSION, str(ds.attrs.get("source")), time, symbols, *values)
 
@@ -361,7 +383,7 @@ def _chunk(ds: xr.Dataset, size: int) -> xr.Dataset:
     bounds = list(range(0, n_time, size)) + [n_time]
     chunks = (tuple(np.diff(bounds).tolist()), (n_sym,))
     out = ds.copy()
-    for f in FIELDS:
+    for f in [*FIELDS, *(["universe"] if "universe" in ds.data_vars else [])]:
         arr = ds[f].values
         arr.flags.writeable = False
         name = f"market-{f}-{tokenize(ds.attrs['fingerprint'], f, chunks)}"

@@ -473,6 +473,7 @@ def read_synthetic(
     *,
     missing: float = 0.0,
     late_listed: float = 0.0,
+    delisted: float = 0.0,
 ) -> Dense:
     """The embedded seeded market on a business-day calendar.
 
@@ -486,7 +487,7 @@ def read_synthetic(
         Non-negative random seed.
     calendar_start : str
         First business day (ISO date; a weekend rolls forward).
-    missing, late_listed : float, optional
+    missing, late_listed, delisted : float, optional
         See `admf_dask.data._synthetic.synthetic_ohlcv`.
 
     Returns
@@ -515,7 +516,9 @@ def read_synthetic(
             "datetime64[ns] time axis can hold",
             "use fewer bars or an earlier data.calendar_start (e.g. 1700-01-01)",
         )
-    values = synthetic_ohlcv(bars, len(names), seed, missing=missing, late_listed=late_listed)
+    values = synthetic_ohlcv(
+        bars, len(names), seed, missing=missing, late_listed=late_listed, delisted=delisted
+    )
     return Dense(time.astype("datetime64[ns]"), names, values)
 
 

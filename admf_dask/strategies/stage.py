@@ -195,6 +195,9 @@ def signal_stage(
         token, normalized specs, replay file contents, client) and the cache status.
     """
     ctx = ctx if ctx is not None else StrategyContext()
+    note = data.attrs.get("universe_warning")  # universe rows naming symbols the data lacks
+    if note and note not in ctx.warnings:
+        ctx.warnings.append(str(note))
     token = signal_token(data, features, specs, ctx)
     disk = getattr(ctx, "cache", None)
     if not (data.attrs.get("fingerprint") and features.attrs.get("feature_token")):
