@@ -200,3 +200,29 @@ def test_run_groups_recomputes_from_a_manifest():
     np.testing.assert_array_equal(run_groups({"config": cfg}, ["trend"], 3, 2), [0, 0])
     assert run_groups({"config": cfg}, ["trend"], 3, 5) is None  # another run's grid
     assert run_groups({"config": {"portfolios": {"bogus": 1}}}, ["trend"], 3, 1) is None
+
+
+def test_exit_keys_are_packed_and_compared():
+    grid = {
+        "exit_on": ["close", "intrabar"],
+        "max_positions": [None, 2, 4],
+        "take_profit": [None, 0.1],
+    }
+    book = _book(n_symbols=4, max_holding=5, trailing_stop=0.05, grid=grid)
+    fp, ip = book.fparams(), book.iparams()
+    assert book.intrabar and book.n_portfolios == 12
+    np.testing.assert_array_equal(ip[:, K.I_INTRABAR], [0] * 6 + [1] * 6)
+    np.testing.assert_array_equal(ip[:6, K.I_MAX_POSITIONS], [0, 0, 2, 2, 4, 4])
+    assert np.all(ip[:, K.I_MAX_HOLDING] == 5) and np.all(fp[:, K.F_TRAILING_STOP] == 0.05)
+    np.testing.assert_array_equal(fp[:2, K.F_TAKE_PROFIT], [np.nan, 0.1])
+    # max_positions at or above the number of symbols is no limit; exit_on matters (trailing)
+    groups = effective_groups(book)
+    np.testing.assert_array_equal(groups[:6], [0, 1, 2, 3, 0, 1])
+    assert "max_positions at or above" in duplicate_note(book, grid)
+    # without stop_loss, trailing_stop and take_profit, intrabar tests nothing new
+    plain = _book(n_symbols=4, grid={"exit_on": ["close", "intrabar"], "max_holding": [None, 3]})
+    np.testing.assert_array_equal(effective_groups(plain), [0, 1, 0, 1])
+    assert "exit_on has no effect" in duplicate_note(
+        plain, {"exit_on": [0, 0], "max_holding": [0, 0]}
+    )
+    assert not _book().intrabar and np.all(_book().iparams()[:, K.I_MAX_POSITIONS] == 0)
