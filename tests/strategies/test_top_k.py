@@ -199,3 +199,25 @@ def test_bad_params(spec, where):
         validate_strategy_spec("t", full, FEATS)
     assert exc.value.where == where
     assert "\n" not in str(exc.value)
+
+
+def test_universe_mask_in_ml_kinds():
+    ds = _market(n_t=160)
+    ml = {
+        "ml": {
+            "kind": "xgboost",
+            "features": ["mom", "sma_2"],
+            "train_window": 60,
+            "retrain_every": 40,
+            "horizon": 2,
+            "params": {"n_estimators": 5, "max_depth": 2},
+        }
+    }
+    sig = compute_signals(ds, compute_features(ds, FEATS), ml).compute()
+    listed = compute_signals(
+        ds.drop_vars("universe"), compute_features(ds.drop_vars("universe"), FEATS), ml
+    ).compute()
+    out = ~ds["universe"].values
+    assert (listed.values[..., 0][out] != 0).any()
+    assert (sig.values[..., 0][out] == 0).all()
+    np.testing.assert_array_equal(sig.values[..., 0][~out], listed.values[..., 0][~out])
