@@ -47,10 +47,11 @@ def _slow_name(i):
     return get_worker().name
 
 
-def _loads():
-    from admf_dask.ml.tasks import fold_models
+def _loads(dask_worker):
+    """The worker's fold-model cache (its `WorkerSetup` plugin's, which `fold_models` uses)."""
+    from admf_dask.dasktools import WORKER_PLUGIN
 
-    cache = fold_models()
+    cache = dask_worker.plugins[WORKER_PLUGIN].models
     return {"misses": cache.misses, "models": cache.keys()}
 
 
