@@ -56,8 +56,10 @@ def _clean(obj: Any) -> Any:
 
 
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Write run.json (pretty, sorted top-level order as given)."""
-    Path(path).write_text(json.dumps(_clean(manifest), indent=2) + "\n", encoding="utf-8")
+    """Write run.json (pretty, top-level order as given), atomically: a reader never sees half."""
+    from admf_dask.dasktools.files import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), (json.dumps(_clean(manifest), indent=2) + "\n").encode())
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
