@@ -95,6 +95,37 @@ BLOCK_BARS = 64
 
 
 @njit(cache=True, nogil=True)
+def split_orders(rec):
+    """The columns of an array of ORDER_DTYPE records, in one pass (reading the fields one by
+    one as strided views walks the whole array once per field).
+
+    Returns
+    -------
+    tuple
+        ``(portfolio int32, time int32, symbol int32, qty, price, commission float64, reason
+        int8)``, in `ORDER_FIELDS` order.
+    """
+    n = rec.shape[0]
+    port = np.empty(n, dtype=np.int32)
+    time = np.empty(n, dtype=np.int32)
+    sym = np.empty(n, dtype=np.int32)
+    qty = np.empty(n)
+    px = np.empty(n)
+    comm = np.empty(n)
+    why = np.empty(n, dtype=np.int8)
+    for i in range(n):
+        r = rec[i]
+        port[i] = r.portfolio
+        time[i] = r.time
+        sym[i] = r.symbol
+        qty[i] = r.qty
+        px[i] = r.price
+        comm[i] = r.commission
+        why[i] = r.reason
+    return port, time, sym, qty, px, comm, why
+
+
+@njit(cache=True, nogil=True)
 def lane_sum(x):
     """Sum of a 1-D array in the kernel's order (4 interleaved partial sums)."""
     n = x.shape[0]

@@ -48,20 +48,22 @@ def _cat(blocks: list[np.ndarray], axis: int = 0) -> np.ndarray:
 def _orders_table(orders: OrderRecords, spec: BatchSpec, t0: int, times: np.ndarray):
     import pyarrow as pa
 
+    # one pass over the records (their fields are strided views, slow to convert one by one)
+    col = dict(zip(K.ORDER_FIELDS, K.split_orders(orders.records), strict=True))
     sym = pa.DictionaryArray.from_arrays(
-        pa.array(orders.symbol, type=pa.int32()), pa.array(list(spec.symbols), type=pa.string())
+        pa.array(col["symbol"], type=pa.int32()), pa.array(list(spec.symbols), type=pa.string())
     )
     reason = pa.DictionaryArray.from_arrays(
-        pa.array(orders.reason, type=pa.int8()), pa.array(list(K.REASON_NAMES), type=pa.string())
+        pa.array(col["reason"], type=pa.int8()), pa.array(list(K.REASON_NAMES), type=pa.string())
     )
     return pa.table(
         {
-            "portfolio": pa.array(orders.portfolio.astype(np.int64) + spec.p0),
-            "time": pa.array(times[orders.time - t0]),
+            "portfolio": pa.array(col["portfolio"].astype(np.int64) + spec.p0),
+            "time": pa.array(times[col["time"] - t0]),
             "symbol": sym,
-            "qty": pa.array(orders.qty),
-            "price": pa.array(orders.price),
-            "commission": pa.array(orders.commission),
+            "qty": pa.array(col["qty"]),
+            "price": pa.array(col["price"]),
+            "commission": pa.array(col["commission"]),
             "reason": reason,
         }
     )
@@ -182,6 +184,7 @@ def warm_kernels() -> None:
     for record in (True, False):
         step(st, px, px, sig, np.ones((1, T, S)), np.ones((1, 1)), fp, ip, record=record)
         st, *_ = step(st, px, px, sig, None, np.ones((1, 1)), fp, ip, record=record)
+    K.split_orders(np.zeros(1, dtype=K.ORDER_DTYPE))
     finalize_metrics(st.perf, 252.0, traded=st.traded, gross_exposure_sum=st.gross_sum)
 
 
