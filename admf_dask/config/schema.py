@@ -26,12 +26,22 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def _with_kind(prefix: str, kind: str, model: type[BaseModel], doc: str) -> type[BaseModel]:
-    """`model` plus its ``kind`` key, named ``<prefix>_<kind>``."""
+    """`model` plus its ``kind`` key (and, for features, ``input``), named ``<prefix>_<kind>``."""
+    extra: dict[str, Any] = {}
+    if prefix == "feature":  # every indicator takes input (admf_dask.features.registry)
+        extra["input"] = (
+            str | None,
+            Field(
+                None,
+                description="a feature variable or data field read in place of the close",
+            ),
+        )
     return create_model(  # type: ignore[call-overload]
         f"{prefix}_{kind}",
         __base__=model,
         __doc__=doc or f"{prefix} kind {kind}",
         kind=(Literal[kind], Field(description=f"the {prefix} kind")),
+        **extra,
     )
 
 
