@@ -25,7 +25,7 @@ from admf_dask.dasktools.maps import KERNEL_CALLS, chain_map, halo_map
 from admf_dask.dasktools.session import CacheStatus, SessionCache, client_key, persist
 from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.features import indicators as _indicators  # noqa: F401  (registers the kinds)
-from admf_dask.features.registry import INDICATORS, feature_order, validate_feature_specs
+from admf_dask.features.registry import FIELDS, INDICATORS, feature_order, validate_feature_specs
 
 # re-exported: strategies/ and portfolio/ import these from here
 __all__ = [
@@ -137,10 +137,14 @@ def compute_features(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -
     for name in feature_order(norm):  # a feature after the feature it reads (`input`)
         spec = norm[name]
         ind = INDICATORS[spec["kind"]]
+        src = spec.get("input")
+        from_feature = src is not None and src not in FIELDS
         arrays = [
-            out[f].data if f in out else _fields_array(data, f, name) for f in ind.fields(spec)
+            out[f].data if from_feature and f == src else _fields_array(data, f, name)
+            for f in ind.fields(spec)
         ]
         kparams = ind.kernel_params(spec)
+        chunks = arrays[0].chunks
         if ind.cross_sectional:
             arrays = _cross_section_inputs(data, arrays[0])
         token = tokenize(ind.kind, sorted(kparams.items()), [a.name for a in arrays])
@@ -153,9 +157,8 @@ def compute_features(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -
             arrs = halo_map(
                 func, arrays, halo=int(ind.lookback(spec)), names=dnames, label=ind.kind
             )
-        if ind.cross_sectional:
-            chunks = _fields_array(data, "close", name).chunks if "close" in data else None
-            arrs = [a.rechunk(chunks) if chunks else a for a in arrs]
+        if ind.cross_sectional:  # back to the input's chunks (whole rows were only for the kernel)
+            arrs = [a.rechunk(chunks) for a in arrs]
         for var, o, arr in zip(ind.variable_names(name), labels, arrs, strict=True):
             attrs = {
                 "feature": name,

@@ -264,6 +264,13 @@ def feature_order(specs: Mapping[str, Mapping[str, Any]]) -> list[str]:
         src = specs[name].get("input")
         if src is not None and src not in FIELDS:
             if src not in variables:
+                if src in specs:
+                    outs = INDICATORS[specs[src]["kind"]].variable_names(src)
+                    raise ConfigError(
+                        f"features.{name}.input",
+                        f"'{src}' has several outputs",
+                        "name one of them: " + ", ".join(outs),
+                    )
                 raise ConfigError(
                     f"features.{name}.input",
                     f"'{src}' is neither a feature nor a data field"

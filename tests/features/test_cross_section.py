@@ -167,6 +167,11 @@ def test_out_of_universe_is_left_out():
         ({"a": {"kind": "sma", "window": 2, "input": "a"}}, "features.a.input", "a -> a"),
         ({"a": {"kind": "sma", "window": 2, "input": "nope"}}, "features.a.input", "'nope'"),
         ({"a": {"kind": "rank"}}, "features.a.input", "needs an input"),
+        (
+            {"b": {"kind": "bbands", "window": 5}, "a": {"kind": "rank", "input": "b"}},
+            "features.a.input",
+            "b_upper, b_middle, b_lower",
+        ),
         ({"a": {"kind": "rank", "input": 3}}, "features.a.input", "must name"),
         (
             {"a": {"kind": "sma", "window": 2, "input": "close", "field": "open"}},

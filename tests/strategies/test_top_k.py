@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from admf_dask.errors import ConfigError
 from admf_dask.features import compute_features
@@ -80,6 +82,32 @@ def test_kernel_matches_reference(case, seed):
     x, u = _scores(seed)
     got, _ = K.top_k(x, u.astype(float), **case)
     np.testing.assert_array_equal(got, reference_top_k(x, u, **case))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n_t=st.integers(1, 40),
+    n_s=st.integers(1, 9),
+    k=st.integers(1, 6),
+    short_k=st.integers(0, 6),
+    every=st.integers(1, 6),
+    buffer=st.integers(0, 4),
+    cut=st.integers(0, 40),
+)
+def test_kernel_matches_reference_property(seed, n_t, n_s, k, short_k, every, buffer, cut):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (n_t, n_s)).astype(float)  # many ties
+    x[rng.random(x.shape) < 0.25] = np.nan
+    u = rng.random(x.shape) > 0.2
+    case = {"k": k, "short_k": short_k, "every": every, "buffer": buffer}
+    ref = reference_top_k(x, u, **case)
+    cut = min(cut, n_t)
+    a, state = K.top_k(x[:cut], u[:cut].astype(float), **case)
+    b, _ = K.top_k(x[cut:], u[cut:].astype(float), state=state, **case)
+    np.testing.assert_array_equal(np.concatenate([a, b]), ref)
+    longs, shorts = (ref == 1).sum(axis=1), (ref == -1).sum(axis=1)
+    assert (longs <= k).all() and (shorts <= short_k).all()
 
 
 @pytest.mark.parametrize("case", CASES[1:4])
