@@ -362,16 +362,19 @@ def _keep_top(w, um_t, qp, stp, mpos, rank_t):
     ``mpos`` with the largest |u| (ties: held now first, then lower symbol index); zero the rest.
 
     Walks the bar's ranking (`_rank_rows`) group of equal |u| by group until the groups kept
-    would pass ``mpos``; that group's |u| is the threshold. Then one branch-free pass zeroes the
-    candidates below it and the ties beyond their share. A candidate has w != 0, hence u != 0,
-    and |u| equals |max(u, 0)| when long-only.
+    would pass ``mpos``; that group's |u| is the threshold, and a second walk over it finds the
+    last held and the last other tie that still fit (the group is in symbol order). Then one
+    data-parallel pass zeroes the candidates below the threshold and the ties past those. A
+    candidate has w != 0, hence u != 0, and |u| equals |max(u, 0)| when long-only.
     """
     S = w.shape[0]
     kept = 0
     i = 0
     thr = -1.0
-    keep_held = 0
-    keep_other = 0
+    g0 = 0
+    g1 = 0
+    room = 0
+    n_held = 0
     while i < S:
         a = abs(um_t[rank_t[i]])
         if a == 0.0:
@@ -389,26 +392,34 @@ def _keep_top(w, um_t, qp, stp, mpos, rank_t):
             j += 1
         if kept + cnt > mpos:
             thr = a
+            g0 = i
+            g1 = j
             room = mpos - kept
-            keep_held = min(room, held)
-            keep_other = room - keep_held
+            n_held = held
             break
         kept += cnt
         i = j
     if thr < 0.0:
         return  # at most mpos candidates
-    used_held = 0
-    used_other = 0
+    keep_held = min(room, n_held)
+    keep_other = room - keep_held
+    cut_held = -1  # ties kept: held ones with index <= cut_held, others <= cut_other
+    cut_other = -1
+    for k in range(g0, g1):
+        s = rank_t[k]
+        if w[s] != 0.0 and stp[s] == STOP_NONE:
+            if qp[s] != 0.0:
+                if keep_held > 0:
+                    keep_held -= 1
+                    cut_held = s
+            elif keep_other > 0:
+                keep_other -= 1
+                cut_other = s
     for s in range(S):
         cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)
         a = abs(um_t[s])
-        held = qp[s] != 0.0
-        tie_held = cand & (a == thr) & held
-        tie_other = cand & (a == thr) & (not held)
-        drop = (cand & (a < thr)) | (tie_held & (used_held >= keep_held))
-        drop = drop | (tie_other & (used_other >= keep_other))
-        used_held += tie_held
-        used_other += tie_other
+        cut = cut_held if qp[s] != 0.0 else cut_other
+        drop = cand & ((a < thr) | ((a == thr) & (s > cut)))
         w[s] = 0.0 if drop else w[s]
 
 
