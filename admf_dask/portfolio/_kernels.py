@@ -361,65 +361,50 @@ def _keep_top(w, um_t, qp, stp, mpos, rank_t):
     """max_positions (DESIGN §2b): among symbols with w != 0 that are not stopped, keep the
     ``mpos`` with the largest |u| (ties: held now first, then lower symbol index); zero the rest.
 
-    Walks the bar's ranking (`_rank_rows`) group of equal |u| by group until the groups kept
-    would pass ``mpos``; that group's |u| is the threshold, and a second walk over it finds the
-    last held and the last other tie that still fit (the group is in symbol order). Then one
-    data-parallel pass zeroes the candidates below the threshold and the ties past those. A
-    candidate has w != 0, hence u != 0, and |u| equals |max(u, 0)| when long-only.
+    Count the candidates (at most ``mpos``: nothing to do); walk the bar's ranking
+    (`_rank_rows`) to the (mpos+1)-th candidate, whose |u| is the threshold; count the
+    candidates above it and the held ones at it; then one pass in symbol order zeroes the
+    candidates below the threshold and the ties past the room left (held ties first). Only the
+    walk reads by rank; the other loops read the rows in order and are branch-free (whether a
+    symbol is a candidate or held is a coin flip for the branch predictor). A candidate has
+    w != 0, hence u != 0, and |u| equals |max(u, 0)| when long-only.
     """
     S = w.shape[0]
-    kept = 0
-    i = 0
-    thr = -1.0
-    g0 = 0
-    g1 = 0
-    room = 0
-    n_held = 0
-    while i < S:
-        a = abs(um_t[rank_t[i]])
-        if a == 0.0:
-            break  # the rest have u = 0: no candidates
-        j = i
-        cnt = 0
-        held = 0
-        while j < S:
-            s = rank_t[j]
-            if abs(um_t[s]) != a:
-                break
-            cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)  # branch-free: coin flips
-            cnt += cand
-            held += cand & (qp[s] != 0.0)
-            j += 1
-        if kept + cnt > mpos:
-            thr = a
-            g0 = i
-            g1 = j
-            room = mpos - kept
-            n_held = held
+    nc = 0
+    for s in range(S):
+        nc += (w[s] != 0.0) & (stp[s] == STOP_NONE)
+    if nc <= mpos:
+        return
+    c = 0
+    i1 = 0
+    for i in range(S):
+        s = rank_t[i]
+        c += (w[s] != 0.0) & (stp[s] == STOP_NONE)
+        if c > mpos:
+            i1 = i
             break
-        kept += cnt
-        i = j
-    if thr < 0.0:
-        return  # at most mpos candidates
-    keep_held = min(room, n_held)
-    keep_other = room - keep_held
-    cut_held = -1  # ties kept: held ones with index <= cut_held, others <= cut_other
-    cut_other = -1
-    for k in range(g0, g1):
-        s = rank_t[k]
-        if w[s] != 0.0 and stp[s] == STOP_NONE:
-            if qp[s] != 0.0:
-                if keep_held > 0:
-                    keep_held -= 1
-                    cut_held = s
-            elif keep_other > 0:
-                keep_other -= 1
-                cut_other = s
+    thr = abs(um_t[rank_t[i1]])
+    n_above = 0
+    n_held = 0
     for s in range(S):
         cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)
         a = abs(um_t[s])
-        cut = cut_held if qp[s] != 0.0 else cut_other
-        drop = cand & ((a < thr) | ((a == thr) & (s > cut)))
+        n_above += cand & (a > thr)
+        n_held += cand & (a == thr) & (qp[s] != 0.0)
+    room = mpos - n_above  # ties that still fit (the threshold's candidate does not)
+    keep_held = min(room, n_held)
+    keep_other = room - keep_held
+    k_held = 0  # ties seen so far, in symbol order
+    k_other = 0
+    for s in range(S):
+        cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)
+        a = abs(um_t[s])
+        tie = cand & (a == thr)
+        held = qp[s] != 0.0
+        k_held += tie & held
+        k_other += tie & (qp[s] == 0.0)
+        kept = (held & (k_held <= keep_held)) | ((qp[s] == 0.0) & (k_other <= keep_other))
+        drop = cand & ((a < thr) | (tie & (kept == False)))  # noqa: E712 - a numba bool
         w[s] = 0.0 if drop else w[s]
 
 
