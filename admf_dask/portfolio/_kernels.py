@@ -364,9 +364,10 @@ def _keep_top(w, um_t, qp, stp, mpos, rank_t):
     Count the candidates (at most ``mpos``: nothing to do); walk the bar's ranking
     (`_rank_rows`) to the (mpos+1)-th candidate, whose |u| is the threshold; count the
     candidates above it and the held ones at it; then one pass in symbol order zeroes the
-    candidates below the threshold and the ties past the room left (held ties first). Only the
-    walk reads by rank; the other loops read the rows in order and are branch-free (whether a
-    symbol is a candidate or held is a coin flip for the branch predictor). A candidate has
+    candidates below the threshold and the ties past the room left (held ties first, found by
+    a walk in symbol order that stops at the last tie kept). Only the walk to the threshold
+    reads by rank; the counts and the zeroing are data-parallel (numba's branch-free counters
+    with a loop-carried cut-off were slower than these short branchy walks). A candidate has
     w != 0, hence u != 0, and |u| equals |max(u, 0)| when long-only.
     """
     S = w.shape[0]
@@ -375,14 +376,15 @@ def _keep_top(w, um_t, qp, stp, mpos, rank_t):
         nc += (w[s] != 0.0) & (stp[s] == STOP_NONE)
     if nc <= mpos:
         return
-    c = 0
     i1 = 0
+    c = 0
     for i in range(S):
         s = rank_t[i]
-        c += (w[s] != 0.0) & (stp[s] == STOP_NONE)
-        if c > mpos:
-            i1 = i
-            break
+        if w[s] != 0.0 and stp[s] == STOP_NONE:
+            c += 1
+            if c > mpos:
+                i1 = i
+                break
     thr = abs(um_t[rank_t[i1]])
     n_above = 0
     n_held = 0
@@ -394,17 +396,28 @@ def _keep_top(w, um_t, qp, stp, mpos, rank_t):
     room = mpos - n_above  # ties that still fit (the threshold's candidate does not)
     keep_held = min(room, n_held)
     keep_other = room - keep_held
-    k_held = 0  # ties seen so far, in symbol order
-    k_other = 0
+    cut_held = -1  # ties kept: held ones with index <= cut_held, others <= cut_other
+    cut_other = -1
+    if room > 0:
+        k_held = 0
+        k_other = 0
+        for s in range(S):  # the ties in symbol order, until both cuts are found
+            if w[s] != 0.0 and stp[s] == STOP_NONE and abs(um_t[s]) == thr:
+                if qp[s] != 0.0:
+                    k_held += 1
+                    if k_held <= keep_held:
+                        cut_held = s
+                else:
+                    k_other += 1
+                    if k_other <= keep_other:
+                        cut_other = s
+            if k_held >= keep_held and k_other >= keep_other:
+                break
     for s in range(S):
         cand = (w[s] != 0.0) & (stp[s] == STOP_NONE)
         a = abs(um_t[s])
-        tie = cand & (a == thr)
-        held = qp[s] != 0.0
-        k_held += tie & held
-        k_other += tie & (qp[s] == 0.0)
-        kept = (held & (k_held <= keep_held)) | ((qp[s] == 0.0) & (k_other <= keep_other))
-        drop = cand & ((a < thr) | (tie & (kept == False)))  # noqa: E712 - a numba bool
+        cut = cut_held if qp[s] != 0.0 else cut_other
+        drop = cand & ((a < thr) | ((a == thr) & (s > cut)))
         w[s] = 0.0 if drop else w[s]
 
 
