@@ -8,6 +8,7 @@ process so notebooks and repeated `ad.run` calls reuse workers (and their persis
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import os
 import threading
@@ -179,6 +180,34 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     return cluster
 
 
+def start_forkserver() -> None:
+    """Start this process's workers by forking a server that has imported their modules.
+
+    The server (``multiprocessing`` forkserver) is a single-threaded process started now, so it
+    imports ``distributed``, numpy, xarray, zarr and the engine (`plugin.FORKSERVER_PRELOAD`)
+    while this process goes on with other work; each worker is then a fork of it (already
+    warm) instead of a fresh interpreter, and exits at once on close. Process-wide: every later
+    LocalCluster of this process starts its workers so. The nanny's ``pre-spawn-environ``
+    (``OMP_NUM_THREADS=1`` ...) is set here first, as the nanny would, because forked workers get
+    the server's environment. Call it from the thread that starts the cluster (its signal mask
+    is the workers', `admf_dask.pipeline.interrupt.start_shielded`).
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    import dask
+
+    from admf_dask.cluster.plugin import FORKSERVER_PRELOAD
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return
+    for key, value in (dask.config.get("distributed.nanny.pre-spawn-environ") or {}).items():
+        os.environ.setdefault(str(key), str(value))
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    forkserver.ensure_running()
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+
+
 def _wait_started(cluster: Any, n: int, timeout: float) -> None:
     """`wait_for_workers`, failing at once when a worker could not start (not at the timeout)."""
     import time
@@ -267,7 +296,7 @@ def session_client(cfg: ClusterConfig):
     with _LOCK:
         if _SESSION is not None and _SESSION.key == key and _SESSION.client.status == "running":
             return _SESSION.client
-        close_session()
+        _close_cluster()
         if cfg.address:
             try:
                 client = Client(cfg.address, timeout="10s", set_as_default=False)
@@ -289,7 +318,27 @@ def session_client(cfg: ClusterConfig):
 
 
 def close_session() -> None:
-    """Close the session client and its LocalCluster, if any."""
+    """Close the session client and its LocalCluster, if any, and the server its workers were
+    forked from (`start_forkserver`; it holds this process's stderr open, and a relay of it
+    waits for its end)."""
+    try:
+        _close_cluster()
+    finally:
+        stop_forkserver()
+
+
+def stop_forkserver() -> None:
+    """Stop the forkserver of `start_forkserver` (a later one starts it again)."""
+    import sys
+
+    mod = sys.modules.get("multiprocessing.forkserver")
+    server = getattr(mod, "_forkserver", None)
+    if getattr(server, "_forkserver_pid", None) is not None:
+        with contextlib.suppress(Exception):
+            server._stop()  # no public API; the stdlib's own tests stop it so
+
+
+def _close_cluster() -> None:
     global _SESSION
     s, _SESSION = _SESSION, None
     if s is None:
@@ -316,4 +365,5 @@ __all__ = [
     "make_local_cluster",
     "plan_cluster",
     "session_client",
+    "start_forkserver",
 ]

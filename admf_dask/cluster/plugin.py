@@ -35,6 +35,14 @@ FOLD_MODELS = 8
 #: imported at setup: what a worker's first feature / signal / portfolio task needs
 WARM_IMPORTS = ("numpy", "pandas", "xarray", "zarr", "numcodecs", "dask.array")
 ML_TAG = "ML"
+#: imported by the server that workers are forked from (`admf_dask.cluster.start_forkserver`)
+FORKSERVER_PRELOAD = (
+    "distributed",
+    *WARM_IMPORTS,
+    "pyarrow",
+    "admf_dask.portfolio",
+    "admf_dask.cluster.plugin",
+)
 
 
 def _distributed_plugin_base() -> type:

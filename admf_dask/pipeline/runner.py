@@ -109,8 +109,10 @@ class _ClusterStart(threading.Thread):
     def __init__(self, cfg: Any) -> None:
         import distributed  # noqa: F401
 
-        from admf_dask.cluster import plugin, session_client  # noqa: F401
+        from admf_dask.cluster import plugin, session_client, start_forkserver  # noqa: F401
 
+        if not cfg.address:
+            start_forkserver()  # the workers' modules load while this thread reads the data
         super().__init__(name="admf-dask-cluster-start", daemon=False)
         self.cfg = cfg
         self.client: Any = None
@@ -202,6 +204,7 @@ def run(
     from admf_dask.pipeline.research import research_fits, research_step
     from admf_dask.portfolio import expand_grid, run_portfolios
     from admf_dask.portfolio.grid import duplicate_note
+    from admf_dask.portfolio.trades import benchmark_index
     from admf_dask.strategies import StrategyContext, signal_stage
     from admf_dask.strategies.diagnose import check_signals
 
@@ -209,6 +212,7 @@ def run(
     data = load_market_data(cfg.data, base_dir=base_dir)
     t_data = time.perf_counter() - t_data
     do_research = research_fits(cfg.research, data.sizes["time"])  # bad settings fail here
+    benchmark_index(cfg.portfolios.benchmark, [str(s) for s in data.symbol.values])
     interrupt.check()
     # workers compile the kernels as they start: said before waiting for them (else ~30 s would
     # look like a hang)
@@ -279,6 +283,8 @@ def run(
                     client=client,
                     run_id=run_id,
                     write_orders=cfg.output.orders,
+                    write_trades=cfg.output.trades,
+                    benchmark=cfg.portfolios.benchmark,
                     batch_size=batch_size,
                     on_submit=_tracked(getattr(reporter, "track", None)),
                 )
@@ -431,7 +437,7 @@ def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, wa
         n_portfolios=book.n_portfolios,
         batch_size=cfg.portfolios.batch_size,
         tchunk=cfg.data.chunks.time,
-        record_orders=cfg.output.orders,
+        record_orders=cfg.output.orders or cfg.output.trades,
         worker_memory=[int(w.get("memory_limit") or 0) for w in workers],
         threads_per_worker=max([int(w.get("nthreads") or 1) for w in workers] or [1]),
     )
