@@ -9,8 +9,6 @@ outputs) and report.html. Every check runs before anything is written.
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -153,12 +151,7 @@ def research(
         present = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
         base = set(listed) if isinstance(listed, list) else present
         manifest["outputs"] = sorted(base | set(written) | {"run.json"})
-        tmp = folder / f".run.json.tmp-{secrets.token_hex(4)}"
-        try:
-            write_manifest(tmp, manifest)
-            os.replace(tmp, folder / "run.json")
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_manifest(folder / "run.json", manifest)  # atomic
     if report is None:
         out_cfg = manifest.get("config", {}).get("output", {})
         report = (folder / "report.html").exists() or bool(out_cfg.get("report", False))

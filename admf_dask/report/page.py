@@ -21,6 +21,7 @@ from bokeh.embed import file_html
 from bokeh.models import Div, Tabs
 from bokeh.resources import INLINE
 
+from admf_dask.dasktools.files import atomic_write_bytes
 from admf_dask.errors import InputError
 from admf_dask.report import _load
 from admf_dask.report.context import TOP_N, ReportContext, build_context
@@ -72,9 +73,7 @@ def build_report(
     finally:
         ds.close()
     out = Path(out) if out is not None else run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")  # never leave a half-written report behind
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_bytes(out, page.encode("utf-8"))  # never leave a half-written report behind
     return out
 
 

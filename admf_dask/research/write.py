@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from admf_dask.dasktools.files import atomic_write_bytes
 from admf_dask.research.stage import ResearchResult
 
 #: the variables the research stage owns in results.zarr
@@ -62,13 +63,7 @@ def write_research(run_dir: str | Path, result: ResearchResult) -> list[str]:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """JSON (NaN/inf as null) to a temporary sibling, renamed over ``path``."""
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(4)}"
-    try:
-        tmp.write_text(json.dumps(_clean(obj), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, (json.dumps(_clean(obj), indent=1) + "\n").encode())
 
 
 def _clean(obj: Any) -> Any:

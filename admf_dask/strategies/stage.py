@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +12,7 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
+from admf_dask.dasktools.identity import identity
 from admf_dask.features import feature_variables
 from admf_dask.features.graph import (
     CacheStatus,
@@ -170,8 +170,8 @@ def signal_token(
         _data_identity(data) + ":" + tokenize(features)
     )
     payload = {"features": ftoken, "specs": norm, "files": _file_hashes(norm, ctx)}
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:32]
+    # canonical JSON first: specs may hold values (dates, paths) that only str() makes plain
+    return identity(json.dumps(payload, sort_keys=True, default=str))
 
 
 def signal_stage(
