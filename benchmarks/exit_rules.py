@@ -45,6 +45,7 @@ RULES: dict[str, dict] = {
     "take_profit": {"take_profit": EXITS["take_profit"]},
     "trailing_stop": {"trailing_stop": EXITS["trailing_stop"]},
     "max_positions": {"max_positions": EXITS["max_positions"]},
+    "all but max_positions": {k: v for k, v in EXITS.items() if k != "max_positions"},
     "all": EXITS,
 }
 
