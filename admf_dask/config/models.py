@@ -57,6 +57,18 @@ IsoDate = Annotated[str, BeforeValidator(_iso_date)]
 DATA_COLUMNS: tuple[str, ...] = ("time", "symbol", "open", "high", "low", "close", "volume")
 
 
+def check_format(fmt: str) -> str:
+    """Return `fmt` if it is a usable strftime format for dates, else raise ValueError."""
+    if not isinstance(fmt, str) or "%" not in fmt:
+        raise ValueError(f"date_format {fmt!r} is not a strftime format; write e.g. '%d/%m/%Y'")
+    sample = _dt.datetime(2001, 2, 13, 14, 15, 16, tzinfo=_dt.UTC).strftime(fmt)
+    try:
+        _dt.datetime.strptime(sample, fmt)
+    except ValueError as exc:
+        raise ValueError(f"date_format {fmt!r} cannot be read back ({exc})") from None
+    return fmt
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -158,8 +170,6 @@ class DataConfig(_Strict):
     @field_validator("date_format")
     @classmethod
     def _date_format(cls, v: str | None) -> str | None:
-        from admf_dask.data.dates import check_format
-
         return None if v is None else check_format(v)
 
     @field_validator("columns")

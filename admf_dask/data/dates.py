@@ -14,13 +14,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from admf_dask.config.models import check_format
 from admf_dask.errors import DataError
 
 ISO = "ISO8601"  # pandas' own ISO 8601 parser (dates, times, offsets)
@@ -82,18 +82,6 @@ def describe(fmt: str) -> str:
     ):
         out = out.replace(code, text)
     return out
-
-
-def check_format(fmt: str) -> str:
-    """Return `fmt` if it is a usable strftime format for dates, else raise ValueError."""
-    if not isinstance(fmt, str) or "%" not in fmt:
-        raise ValueError(f"date_format {fmt!r} is not a strftime format; write e.g. '%d/%m/%Y'")
-    sample = datetime(2001, 2, 13, 14, 15, 16, tzinfo=UTC).strftime(fmt)
-    try:
-        datetime.strptime(sample, fmt)
-    except ValueError as exc:
-        raise ValueError(f"date_format {fmt!r} cannot be read back ({exc})") from None
-    return fmt
 
 
 def _text(text: pa.Array | pa.ChunkedArray | pd.Series | np.ndarray) -> pa.Array:

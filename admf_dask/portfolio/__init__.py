@@ -4,9 +4,32 @@
 ``run_portfolios(data, signals, features, book, out_dir, ...)`` → `PortfolioResult`.
 """
 
-from admf_dask.portfolio.batch import BatchState, OrderRecords, simulate, step
-from admf_dask.portfolio.engine import PortfolioResult, run_portfolios, warm_kernels
-from admf_dask.portfolio.grid import PortfolioBook, expand_grid, grid_coord_name
+import importlib
+from typing import Any
+
+# imported on first use, so that `import admf_dask.portfolio._kernels` (on a worker) loads only
+# numpy and numba
+_WHERE = {
+    "BatchState": "batch",
+    "OrderRecords": "batch",
+    "simulate": "batch",
+    "step": "batch",
+    "PortfolioResult": "engine",
+    "run_portfolios": "engine",
+    "warm_kernels": "engine",
+    "PortfolioBook": "grid",
+    "expand_grid": "grid",
+    "grid_coord_name": "grid",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BatchState",

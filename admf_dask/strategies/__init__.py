@@ -18,17 +18,35 @@ register_strategy, STRATEGIES
 
 from __future__ import annotations
 
-from admf_dask.kinds import STRATEGIES, StrategyContext, StrategyKind, register_strategy
-from admf_dask.params import REQUIRED, Param
-from admf_dask.strategies import traditional as _traditional  # noqa: F401  (its decorators register)
-from admf_dask.strategies.registry import validate_strategy_spec
-from admf_dask.strategies.stage import (
-    SIGNAL_CACHE,
-    compute_signals,
-    signal_stage,
-    signal_token,
-    validate_strategy_specs,
-)
+import importlib
+from typing import Any
+
+# imported on first use, so that `import admf_dask.strategies._kernels` (on a worker) loads only
+# numpy and numba; any attribute first imports `traditional`, whose decorators register the kinds
+_WHERE = {
+    "STRATEGIES": "admf_dask.kinds",
+    "StrategyContext": "admf_dask.kinds",
+    "StrategyKind": "admf_dask.kinds",
+    "register_strategy": "admf_dask.kinds",
+    "REQUIRED": "admf_dask.params",
+    "Param": "admf_dask.params",
+    "validate_strategy_spec": "admf_dask.strategies.registry",
+    "SIGNAL_CACHE": "admf_dask.strategies.stage",
+    "compute_signals": "admf_dask.strategies.stage",
+    "signal_stage": "admf_dask.strategies.stage",
+    "signal_token": "admf_dask.strategies.stage",
+    "validate_strategy_specs": "admf_dask.strategies.stage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(f"{__name__}.traditional")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "REQUIRED",
