@@ -4,7 +4,7 @@ The table (CSV or Parquet) has one row per symbol: ``symbol``, ``start`` (first 
 universe, inclusive) and ``end`` (last bar in the universe, inclusive; empty or the column left
 out: still listed). Column names are matched case-insensitively. A symbol of the data without a
 row is never in the universe; a row naming a symbol the data does not have is reported (a
-warning), not an error. The mask is the market data's ``universe`` variable (DESIGN §5).
+warning), not an error. The mask is the market data's ``universe`` variable (README, pipeline file).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Feature stage: indicators computed once as a shared, persisted dask graph (DESIGN §1, §4).
+"""Feature stage: indicators computed once as a shared, persisted dask graph (docs/ARCHITECTURE.md).
 
 Public API
 ----------

@@ -1,6 +1,6 @@
 """Indicator kernels: numba, 2-D float64 ``(time, symbol)`` ndarrays in and out.
 
-No xarray, dask or config here (DESIGN §8.1). Every kernel loops time outside and symbols
+No xarray, dask or config here (docs/ARCHITECTURE.md, layers). Every kernel loops time outside and symbols
 inside: arrays are C-ordered ``(time, symbol)``, so the inner loop is contiguous, and the
 per-symbol recursions (EMA, Wilder) are independent lanes that LLVM vectorizes (TA-Lib runs
 one latency-bound chain per symbol).

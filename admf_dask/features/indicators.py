@@ -1,4 +1,4 @@
-"""The built-in indicators: one registered function each (DESIGN §5).
+"""The built-in indicators: one registered function each (README, pipeline file).
 
 Each works on 2-D ``(time, symbol)`` float64 blocks and names its TA-Lib or pandas twin; the
 tests check it against the twin to 1e-8 relative from the twin's first value.

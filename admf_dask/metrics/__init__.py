@@ -1,4 +1,4 @@
-"""Portfolio metrics with empyrical's definitions (DESIGN §2).
+"""Portfolio metrics with empyrical's definitions (docs/ACCOUNTING.md).
 
 ``compute_metrics(equity, capital, periods_per_year)`` → one (P,) array per metric. The engine
 uses the same fold in pieces (`init_accumulator`, `update_accumulator` per time chunk,

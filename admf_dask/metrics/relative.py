@@ -1,7 +1,7 @@
-"""Benchmark-relative metrics of portfolios (DESIGN §2c, docs/TRADES.md "Benchmark").
+"""Benchmark-relative metrics of portfolios (docs/TRADES.md, docs/TRADES.md "Benchmark").
 
 ``b[t]`` is the close-to-close return of the benchmark symbol (nan where either close is
-missing); ``r[t]`` the portfolio's metric returns (DESIGN §2: close-to-close returns of equity,
+missing); ``r[t]`` the portfolio's metric returns (docs/ACCOUNTING.md: close-to-close returns of equity,
 the first against capital).
 
 - ``alpha``, ``beta``: empyrical's ``alpha_beta(r, b)`` (empyrical-reloaded 0.7, ``stats.py``):

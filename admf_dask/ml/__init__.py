@@ -1,6 +1,6 @@
 """ML strategies: walk-forward XGBoost, MLP and LSTM models on resource-tagged workers.
 
-Strategy kinds ``xgboost``, ``mlp`` and ``lstm`` (DESIGN §5) are functions
+Strategy kinds ``xgboost``, ``mlp`` and ``lstm`` (README, pipeline file) are functions
 ``(data, features, spec, ctx) -> xr.DataArray (time, symbol)`` in [-1, 1]. Each fold trains one
 model pooled over symbols on ``ML``-tagged workers (`placement`), predicts its next
 ``retrain_every`` bars there, saves the model in ``ctx.run_dir/models`` (`registry`, safe formats

@@ -1,6 +1,6 @@
 """ndarray kernels of the ML stage: labels, row windows, standardization, fold metrics.
 
-Plain numpy in and out (DESIGN §8.1): no xarray, dask, torch or xgboost here, so every piece of
+Plain numpy in and out (docs/ARCHITECTURE.md, layers): no xarray, dask, torch or xgboost here, so every piece of
 arithmetic that decides what a model sees can be tested on tiny arrays.
 
 Layout: market arrays are ``(time, symbol)``; feature arrays are ``(time, symbol, feature)``.

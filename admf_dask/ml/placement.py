@@ -1,6 +1,6 @@
 """Where ML tasks run: resource-tagged workers on a cluster, or the local threaded scheduler.
 
-DESIGN §4's pitfall: a ``map_blocks`` built under ``dask.annotate(resources={"ML": 1})`` loses
+docs/ARCHITECTURE.md, Dask rules's pitfall: a ``map_blocks`` built under ``dask.annotate(resources={"ML": 1})`` loses
 its tag in the default graph fusion and lands on untagged workers. So the ML tasks here never go
 through graph optimization at all: each train and inference task is a ``client.submit(...,
 resources=...)`` call, which the scheduler records as a restriction of that very task. Whatever

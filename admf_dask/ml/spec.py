@@ -1,4 +1,4 @@
-"""Strategy keys of the ML kinds (DESIGN §5): one pydantic model per kind, and their validation.
+"""Strategy keys of the ML kinds (README, pipeline file): one pydantic model per kind, and their validation.
 
 ``{kind: xgboost|mlp|lstm, features: [..], horizon: 5, train_window: 504, retrain_every: 252,
 purge: horizon, lookback: 20 (lstm only), params: {...}, seed: 0}``. ``params`` is a model made

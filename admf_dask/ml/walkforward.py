@@ -1,6 +1,6 @@
 """Walk-forward ML strategies: fold plan, task graph, signals, registry, trace and fold quality.
 
-Fold f (DESIGN §3): predict bars ``[b, c)`` with ``c = min(b + retrain_every, n)``; train on rows
+Fold f (docs/TIME.md): predict bars ``[b, c)`` with ``c = min(b + retrain_every, n)``; train on rows
 ``[a, b - purge)`` with ``a = max(0, b - train_window)``; the first ``b`` is ``train_window`` and
 bars before it have signal 0. A training row t has label ``sign(close[t+h]/close[t] - 1)``;
 ``purge >= horizon`` means ``t + h <= b - 1``: every label is known at the close of the bar

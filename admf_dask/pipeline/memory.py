@@ -1,6 +1,6 @@
 """Memory guard: estimate a run's memory from its shape before starting it.
 
-Two numbers matter (DESIGN §4): what stays persisted in the workers (data, features, signals,
+Two numbers matter (docs/ARCHITECTURE.md, Dask rules): what stays persisted in the workers (data, features, signals,
 spread over the cluster) and the peak of one portfolio task (its time chunk of inputs, the batch
 state, the chunk's equity/cash and, worst case, an order for every portfolio·symbol·bar of the
 chunk). When one task would not fit in a worker's share of memory, the batch size is shrunk; when

@@ -1,4 +1,4 @@
-"""The research statistics (DESIGN §2d) inside a run, and recomputed on a finished run folder.
+"""The research statistics (docs/RESEARCH.md) inside a run, and recomputed on a finished run folder.
 
 `research` (``ad.research``, ``admf-dask research RUN_DIR``) reads the run's equity, computes
 psr / dsr, PBO and the walk-forward selection with the run's ``research:`` section (plus

@@ -1,4 +1,4 @@
-"""The portfolio stage: grid expansion, the accounting kernel (DESIGN §2) and its Dask engine.
+"""The portfolio stage: grid expansion, the accounting kernel (docs/ACCOUNTING.md) and its Dask engine.
 
 ``expand_grid(portfolios, execution, strategy_names, n_symbols)`` → `PortfolioBook`;
 ``run_portfolios(data, signals, features, book, out_dir, ...)`` → `PortfolioResult`.

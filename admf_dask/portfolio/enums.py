@@ -1,4 +1,4 @@
-"""Constants and types of the accounting kernel (DESIGN §2, §2b): numpy only.
+"""Constants and types of the accounting kernel (docs/ACCOUNTING.md): numpy only.
 
 - ``F_*`` / ``I_*``: columns of the packed per-portfolio parameters ``fparams`` (float64) and
   ``iparams`` (int64). A nan float parameter means "off" (every comparison with nan is false, so
@@ -39,7 +39,7 @@ I_MAX_POSITIONS = 5
 N_IPARAMS = 6
 
 # why the target behind a fill was set, or why an intrabar exit happened (orders.parquet
-# `reason`, DESIGN §2b)
+# `reason`, docs/ACCOUNTING.md, exits)
 REASON_SIGNAL = 0
 REASON_STOP = 1
 REASON_TRAILING = 2
@@ -89,7 +89,7 @@ class KernelState(NamedTuple):
         ``REASON_*`` of the exit rule that marked the symbol stopped (the reason of the target
         0 it sets).
     extreme : float64 (P, S)
-        x of DESIGN §2b: the highest (long) / lowest (short) price since the position opened.
+        x of docs/ACCOUNTING.md, exits: the highest (long) / lowest (short) price since the position opened.
     opened : int64 (P, S)
         Global bar index of the fill that opened (or flipped) the position.
     traded : float64 (P,)

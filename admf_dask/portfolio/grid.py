@@ -1,7 +1,7 @@
 """Grid expansion: the ``portfolios`` section of a pipeline → one flat parameter row per portfolio.
 
 Portfolio *i* is the *i*-th combination of `itertools.product` over the grid keys in the order
-written (DESIGN §5). Each parameter comes from the grid value, else the scalar in ``portfolios``,
+written (README, pipeline file). Each parameter comes from the grid value, else the scalar in ``portfolios``,
 else (costs) ``execution``; ``position_weight`` null means ``1/n_symbols``.
 """
 
@@ -78,7 +78,7 @@ class PortfolioBook:
     strategy_names : tuple of str
         The K strategies, in the order of the columns of ``strategy_weights``.
     strategy_weights : ndarray float64 (N, K)
-        W of DESIGN §2: the signal of portfolio i is ``clip(sum_k W[i, k] * S[k], -1, 1)``.
+        W of docs/ACCOUNTING.md: the signal of portfolio i is ``clip(sum_k W[i, k] * S[k], -1, 1)``.
     strategy_label : ndarray str (N,)
         Readable mix: ``"trend"`` or ``"trend:0.5+mine:0.5"``.
     sizing, vol_feature : ndarray str (N,)
@@ -91,7 +91,7 @@ ndarray float64 (N,)
     max_holding, max_positions : ndarray int64 (N,)
         0: off.
     exit_on : ndarray str (N,)
-        ``"close"`` / ``"intrabar"`` (DESIGN §2b).
+        ``"close"`` / ``"intrabar"`` (docs/ACCOUNTING.md, exits).
     allow_short : ndarray bool (N,)
     grid_keys : tuple of str
         The grid keys, in the order written (each becomes a ``portfolio`` coordinate).
@@ -223,7 +223,7 @@ ndarray float64 (N,)
         symbols: Iterable[str] | None = None,
         state: Any = None,
     ):
-        """One batch as an ``xr.Dataset`` (DESIGN §1).
+        """One batch as an ``xr.Dataset`` (docs/ARCHITECTURE.md).
 
         Parameters
         ----------
@@ -451,7 +451,7 @@ def _never_trades(book: PortfolioBook) -> np.ndarray:
 
 
 def _weight_cap(book: PortfolioBook) -> np.ndarray:
-    """float64 (N,): the largest |w| a portfolio can set (DESIGN §2 step 4; |u| <= 1)."""
+    """float64 (N,): the largest |w| a portfolio can set (docs/ACCOUNTING.md step 4; |u| <= 1)."""
     fixed = book.sizing == "fixed"
     return np.where(fixed, np.minimum(book.max_position, book.position_weight), book.max_position)
 
@@ -459,7 +459,7 @@ def _weight_cap(book: PortfolioBook) -> np.ndarray:
 def effective_params(book: PortfolioBook) -> np.ndarray:
     """float64 (N, C): one row per portfolio of the parameters that can change its results.
 
-    Two portfolios with equal rows give identical equity, orders and metrics (DESIGN §2):
+    Two portfolios with equal rows give identical equity, orders and metrics (docs/ACCOUNTING.md):
 
     * sizing ``fixed`` ignores ``target_vol`` and ``vol_feature``, and ``max_position`` acts as
       ``min(max_position, position_weight)`` (``|u * position_weight| <= position_weight``);

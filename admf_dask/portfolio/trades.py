@@ -1,4 +1,4 @@
-"""The trade ledger on disk: ``trades.parquet/`` of a run folder (DESIGN §2c, docs/TRADES.md).
+"""The trade ledger on disk: ``trades.parquet/`` of a run folder (docs/TRADES.md, docs/TRADES.md).
 
 Each task of a batch's chain writes the trades closed in its time chunk(s) to
 ``trades.parquet/part-b{b:05d}-c{c:05d}.parquet`` (the last task of a chain adds the trades still

@@ -1,7 +1,7 @@
 """Aggregation kernels of the report: ndarrays in, ndarrays out (no xarray, dask or bokeh).
 
 The report never holds every equity curve at once: the loader feeds these kernels one block of
-``equity`` (time × portfolio) at a time and keeps only their small outputs (DESIGN §8.1).
+``equity`` (time × portfolio) at a time and keeps only their small outputs (docs/ARCHITECTURE.md, layers).
 
 Display downsampling (min/max per bucket)
 -----------------------------------------

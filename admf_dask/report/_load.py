@@ -25,7 +25,7 @@ import xarray as xr
 from admf_dask.errors import InputError
 from admf_dask.report import _aggregate as agg
 
-#: metrics of DESIGN §2, in display order; any other numeric (portfolio) variable follows them
+#: metrics of docs/ACCOUNTING.md, in display order; any other numeric (portfolio) variable follows them
 METRICS = (
     "sharpe",
     "total_return",

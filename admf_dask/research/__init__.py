@@ -1,4 +1,4 @@
-"""Research statistics over the portfolio grid (DESIGN §2d).
+"""Research statistics over the portfolio grid (docs/RESEARCH.md).
 
 Per-portfolio probabilistic and deflated Sharpe ratios (``psr``, ``dsr``), the probability of
 backtest overfitting by combinatorially symmetric cross-validation (``pbo``) and walk-forward

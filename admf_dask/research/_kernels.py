@@ -1,4 +1,4 @@
-"""Research statistics over a grid of equity curves (DESIGN §2d): numpy/numba only.
+"""Research statistics over a grid of equity curves (docs/RESEARCH.md): numpy/numba only.
 
 Every statistic starts from the metric returns ``r[t] = (e[t] - e[t-1]) / e[t-1]`` with
 ``e[-1] = capital`` (as `admf_dask.metrics`); nan returns are skipped, as the metrics skip them.
@@ -28,7 +28,7 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit
 
-#: Euler–Mascheroni constant (DESIGN §2d's γ)
+#: Euler–Mascheroni constant (docs/RESEARCH.md's γ)
 EULER_GAMMA = 0.5772156649
 
 # rows of `segment_sums`' output

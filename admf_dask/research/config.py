@@ -1,4 +1,4 @@
-"""The ``research:`` section of a pipeline (DESIGN §2d): plain pydantic models, no I/O.
+"""The ``research:`` section of a pipeline (docs/RESEARCH.md): plain pydantic models, no I/O.
 
 Checks that need the data (more blocks than bars, a training window as long as the run) are in
 `check_research`, called once the number of bars is known and before anything is written.

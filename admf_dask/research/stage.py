@@ -1,4 +1,4 @@
-"""The research stage (DESIGN §2d): psr / dsr, PBO by CSCV and walk-forward selection.
+"""The research stage (docs/RESEARCH.md): psr / dsr, PBO by CSCV and walk-forward selection.
 
 The equity is read lazily from ``results.zarr`` in portfolio chunks (all bars of a chunk in one
 task, so 100,000 portfolios never sit in memory at once). Each chunk task reduces its returns to
@@ -52,7 +52,7 @@ class ResearchResult:
 
 
 def walk_forward_windows(n_bars: int, train: int, test: int, anchored: bool) -> np.ndarray:
-    """Windows (W, 4) ``is_start, is_end, oos_start, oos_end`` (ends exclusive) of DESIGN §2d:
+    """Windows (W, 4) ``is_start, is_end, oos_start, oos_end`` (ends exclusive) of docs/RESEARCH.md:
     in-sample ``[k·test, k·test+train)`` (anchored: from 0), out-of-sample the next ``test`` bars
     cut at ``n_bars``, for k = 0, 1, … while the out-of-sample is not empty."""
     rows = []

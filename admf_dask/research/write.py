@@ -27,7 +27,7 @@ from admf_dask.research.stage import ResearchResult
 VARIABLES = ("psr", "dsr", "wfo_equity")
 
 _DOC = {
-    "psr": "probabilistic Sharpe ratio PSR(0) of the per-bar Sharpe ratio (DESIGN §2d)",
+    "psr": "probabilistic Sharpe ratio PSR(0) of the per-bar Sharpe ratio (docs/RESEARCH.md)",
     "dsr": "deflated Sharpe ratio PSR(SR0), SR0 the expected maximum SR of the grid's trials",
     "wfo_equity": "walk-forward equity: the stitched out-of-sample path, NaN before it starts",
 }

@@ -1,4 +1,4 @@
-"""Signal stage: strategies turn features into signals in [-1, 1] (DESIGN §1, §5).
+"""Signal stage: strategies turn features into signals in [-1, 1] (docs/ARCHITECTURE.md).
 
 Public API
 ----------

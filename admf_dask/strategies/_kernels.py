@@ -132,7 +132,7 @@ def top_k(
     buffer: int = 0,
     state: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k / bottom-k book over whole symbol rows (DESIGN §5 ``top_k``).
+    """Top-k / bottom-k book over whole symbol rows (README, pipeline file ``top_k``).
 
     On bars with global index ``t % every == 0`` the symbols in the universe with a finite score
     are ranked highest first (ties: lower symbol index); the long set keeps its names ranked

@@ -1,4 +1,4 @@
-"""The traditional strategy kinds (DESIGN §5): pure functions of features and data.
+"""The traditional strategy kinds (README, pipeline file): pure functions of features and data.
 
 Every kind's signal at bar t reads features and data at bars <= t only.
 

@@ -82,7 +82,7 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     )
     empty = {"time": [], "price": [], "qty": [], "reason": []}
     buy, sell = (ColumnDataSource(dict(empty), name=n) for n in ("buy", "sell"))
-    # one marker per kind of exit (order reasons other than signal, DESIGN §2b)
+    # one marker per kind of exit (order reasons other than signal, docs/ACCOUNTING.md, exits)
     exits = {
         k: ColumnDataSource(dict(empty), name=k if k == "stop" else f"exit_{k}")
         for k in EXIT_MARKERS

@@ -80,7 +80,7 @@ def portfolio_data(
         price_mat = prices.reindex(index=pd.DatetimeIndex(times), columns=symbols).to_numpy(
             np.float64
         )
-    reasons = list(REASON_NAMES)  # orders.parquet's dictionary (DESIGN §2b)
+    reasons = list(REASON_NAMES)  # orders.parquet's dictionary (docs/ACCOUNTING.md, exits)
     if orders is not None:
         reasons += sorted(set(orders["reason"]) - set(reasons))
     per_choice_cap = max(500, MAX_ORDER_ROWS // max(len(choices), 1))

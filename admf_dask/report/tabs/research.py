@@ -1,4 +1,4 @@
-"""Research tab (DESIGN §2d): PBO by CSCV with the logit histogram, the in-sample vs
+"""Research tab (docs/RESEARCH.md): PBO by CSCV with the logit histogram, the in-sample vs
 out-of-sample Sharpe ratios of the selected portfolios, and the walk-forward selection (its
 windows and its stitched equity against the best full-sample portfolio). Shown when the run
 folder has research.json."""
