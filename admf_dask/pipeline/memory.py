@@ -1,7 +1,7 @@
 """Memory guard: estimate a run's memory from its shape before starting it.
 
-Two numbers matter (docs/ARCHITECTURE.md, Dask rules): what stays persisted in the workers (data, features, signals,
-spread over the cluster) and the peak of one portfolio task (its time chunk of inputs, the batch
+Two numbers matter (docs/ARCHITECTURE.md, Dask rules): what stays persisted in the workers
+(data, features, signals, spread over the cluster) and the peak of one portfolio task (its time chunk of inputs, the batch
 state, the chunk's equity/cash and, worst case, an order for every portfolio·symbol·bar of the
 chunk). When one task would not fit in a worker's share of memory, the batch size is shrunk; when
 the persisted inputs alone do not fit the cluster, the run is refused with what to change.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from admf_dask.errors import ConfigError
 
 F8 = 8
-ORDER_BYTES = 37  # portfolio, time, symbol (int32 each), qty, price, commission (f8), reason (i1)
+ORDER_BYTES = 40  # one aligned order record (portfolio.enums.ORDER_DTYPE.itemsize)
 STATE_ARRAYS = 7  # q, entry, Q, w_set, u, stopped, traded per (portfolio, symbol)
 USABLE = 0.6  # share of a worker's memory limit a run plans to use (dask spills at 0.6-0.7)
 
