@@ -10,12 +10,14 @@ on the same data, and the engine is reported as engine / (roofline × workers).
     python benchmarks/portfolio_scaling.py --sizes 10 1000  # some
     python benchmarks/portfolio_scaling.py --orders no      # skip the order ledger
     python benchmarks/portfolio_scaling.py --exits both     # also with the exit rules on
+    python benchmarks/portfolio_scaling.py --sizes 10000 --orders yes --trades both  # + trades
 
 ``--exits on`` runs the same grids with every rule of DESIGN §2b on (`EXITS`: exit_on
 intrabar, take-profit, trailing stop, max_positions; the grid's stop_loss is tested intrabar too).
 
 Targets: engine ≥ 50% of roofline × cores; 10k peak ≤ 6 GB; 10k time ≤ 11 × 1k; at 10k, the
-grid with exits on ≤ 1.5 × the same grid with exits off.
+grid with exits on ≤ 1.5 × the same grid with exits off; with trades.parquet and the trade
+metrics on (``--trades``, DESIGN §2c), ≤ 1.25 × the time with the orders alone, peak ≤ 6 GB.
 """
 
 from __future__ import annotations
@@ -239,7 +241,15 @@ class TreeSampler:
 
 
 def run_size(
-    n, client, data, signals, out_root: Path, write_orders: bool, n_cores: int, exits: bool = False
+    n,
+    client,
+    data,
+    signals,
+    out_root: Path,
+    write_orders: bool,
+    n_cores: int,
+    exits: bool = False,
+    trades: bool = False,
 ) -> dict:
     from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
     from admf_dask.portfolio import expand_grid, run_portfolios
@@ -263,6 +273,7 @@ def run_size(
             client=client,
             run_id=f"bench{n}",
             write_orders=write_orders,
+            write_trades=trades,
         )
         wall = time.perf_counter() - tic
         cpu = sampler.cpu_seconds() - cpu0
@@ -273,6 +284,7 @@ def run_size(
         "n": n,
         "exits": exits,
         "orders": write_orders,
+        "trades": trades,
         "grid_s": t_grid,
         "wall_s": wall,
         "compute_s": res.timings["compute"],
@@ -300,6 +312,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=["off", "on", "both"],
         default="off",
         help="the exit rules of DESIGN §2b (EXITS) on the same grids (both: run each size twice)",
+    )
+    parser.add_argument(
+        "--trades",
+        choices=["off", "on", "both"],
+        default="off",
+        help="write trades.parquet and the trade metrics too (both: run each size twice)",
     )
     parser.add_argument("--out", default=None, help="scratch folder (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -354,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     out_root = Path(args.out or tempfile.mkdtemp(prefix="admf-bench-"))
     modes = {"yes": [True], "no": [False], "both": [True, False]}[args.orders]
     exit_modes = {"off": [False], "on": [True], "both": [False, True]}[args.exits]
+    trade_modes = {"off": [False], "on": [True], "both": [False, True]}[args.trades]
     rows = []
     try:
         # warm-up: workers import zarr/pyarrow and load the numba cache before any timing
@@ -361,13 +380,16 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.sizes:
             for write_orders in modes:
                 for exits in exit_modes:
-                    row = run_size(n, client, data, signals, out_root, write_orders, n_cores, exits)
-                    rows.append(row)
-                    print(
-                        f"  {n:>6} portfolios, orders {write_orders}, exits {exits}: "
-                        f"{row['wall_s']:.2f} s, {row['timings']}",
-                        flush=True,
-                    )
+                    for trades in trade_modes:
+                        row = run_size(
+                            n, client, data, signals, out_root, write_orders, n_cores, exits, trades
+                        )
+                        rows.append(row)
+                        print(
+                            f"  {n:>6} portfolios, orders {write_orders}, exits {exits}, "
+                            f"trades {trades}: {row['wall_s']:.2f} s, {row['timings']}",
+                            flush=True,
+                        )
     finally:
         client.close()
         cluster.close()
@@ -390,8 +412,8 @@ def main(argv: list[str] | None = None) -> None:
         "task threads"
     )
     hdr = (
-        "| portfolios | exits | orders | wall s | compute s | tasks: kernel s | zarr s | parquet s | "
-        "metrics s | task CPU s | tree CPU s | steps/s | vs roofline×cores | per CPU-s | "
+        "| portfolios | exits | orders | trades | wall s | compute s | tasks: kernel s | zarr s | "
+        "parquet s | trades s | metrics s | task CPU s | tree CPU s | steps/s | vs roofline×cores | per CPU-s | "
         "peak GB | CPU busy | n orders | output MB |"
     )
     print(hdr)
@@ -400,20 +422,39 @@ def main(argv: list[str] | None = None) -> None:
         t = r["timings"]
         print(
             f"| {r['n']:,} | {'on' if r['exits'] else 'off'} | {'yes' if r['orders'] else 'no'} | "
-            f"{r['wall_s']:.2f} | "
+            f"{'yes' if r['trades'] else 'no'} | {r['wall_s']:.2f} | "
             f"{t['compute']:.2f} | {t['task_kernel']:.2f} | {t['task_zarr']:.2f} | "
-            f"{t['task_orders']:.2f} | {t['task_metrics']:.2f} | {t['task_cpu']:.2f} | "
+            f"{t['task_orders']:.2f} | {t.get('task_trades', 0.0):.2f} | "
+            f"{t['task_metrics']:.2f} | {t['task_cpu']:.2f} | "
             f"{r['cpu_s']:.2f} | {r['steps_per_s']:.3g} | "
             f"{r['steps_per_s'] / (roof * n_workers):.0%} | "
             f"{r['n'] * SYMBOLS * BARS / r['cpu_s'] / roof:.0%} | "
             f"{r['peak_gb']:.2f} | {r['cpu_busy']:.0%} | {r['n_orders']:,} | {r['out_mb']:.0f} |"
         )
+    for r in rows:  # trades on against the same run without them
+        if r["trades"]:
+            off = [
+                o
+                for o in rows
+                if not o["trades"]
+                and (o["n"], o["orders"], o["exits"]) == (r["n"], r["orders"], r["exits"])
+            ]
+            if off:
+                o = off[0]
+                print(
+                    f"{r['n']:,} portfolios, trades on / off (orders {'yes' if r['orders'] else 'no'}, "
+                    f"exits {'on' if r['exits'] else 'off'}): wall {r['wall_s'] / o['wall_s']:.2f}x, "
+                    f"task CPU {r['timings']['task_cpu'] / o['timings']['task_cpu']:.2f}x, "
+                    f"peak {r['peak_gb']:.2f} GB"
+                )
     for mode in modes:
-        by_n = {r["n"]: r for r in rows if r["orders"] == mode and not r["exits"]}
+        by_n = {
+            r["n"]: r for r in rows if r["orders"] == mode and not r["exits"] and not r["trades"]
+        }
         if 1000 in by_n and 10000 in by_n:
             ratio = by_n[10000]["wall_s"] / by_n[1000]["wall_s"]
             print(f"10k / 1k wall time (orders {'yes' if mode else 'no'}): {ratio:.1f}x")
-        on = {r["n"]: r for r in rows if r["orders"] == mode and r["exits"]}
+        on = {r["n"]: r for r in rows if r["orders"] == mode and r["exits"] and not r["trades"]}
         for n in sorted(set(on) & set(by_n)):
             ratio = on[n]["wall_s"] / by_n[n]["wall_s"]
             print(

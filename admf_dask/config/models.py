@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
     model_validator,
 )
@@ -326,6 +327,13 @@ class PortfoliosConfig(PortfolioParams):
     periods_per_year: float = Field(
         252.0, gt=0, description="bars per year for annualized metrics (252 for daily bars)"
     )
+    benchmark: str | None = Field(
+        None,
+        description=(
+            "a symbol of the data: adds alpha, beta, information_ratio, tracking_error against "
+            "its close-to-close returns (null: off)"
+        ),
+    )  # checked against the data's symbols when the data is loaded
 
     @field_validator("grid")
     @classmethod
@@ -403,6 +411,10 @@ class OutputConfig(_Strict):
     orders: bool = Field(
         True,
         description="write orders.parquet (10,000 portfolios of trend signals make ~1e8 orders)",
+    )
+    trades: StrictBool = Field(
+        True,
+        description="write trades.parquet and the trade metrics (true or false)",
     )
     report: bool = Field(True, description="write report.html")
     overwrite: bool = Field(False, description="an existing run folder is replaced only when true")

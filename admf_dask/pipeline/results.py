@@ -58,7 +58,10 @@ class RunResult:
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].astype(str)
-        return df.replace([np.inf, -np.inf], np.nan)
+        # profit_factor is inf for a portfolio without a losing trade (DESIGN §2c): kept
+        cols = [c for c in df.columns if c != "profit_factor"]
+        df[cols] = df[cols].replace([np.inf, -np.inf], np.nan)
+        return df
 
     @property
     def research(self) -> dict[str, Any] | None:
@@ -88,6 +91,32 @@ class RunResult:
                     ["portfolio", "time", "symbol"], kind="stable"
                 ).reset_index(drop=True)
         return self._orders
+
+    @property
+    def trades_path(self) -> Path:
+        return self.path / "trades.parquet"
+
+    def trades(self, portfolio=None, symbol=None):
+        """The trades (DESIGN §2c) as a pandas DataFrame, optionally of some portfolios / symbols.
+
+        Parameters
+        ----------
+        portfolio : int or list of int, optional
+            Only the files of these portfolios' batches are read.
+        symbol : str or list of str, optional
+
+        Returns
+        -------
+        pandas.DataFrame
+            portfolio, symbol, side, entry_time, exit_time (NaT: open at the last bar), n_fills,
+            entry_price, exit_price, pnl, cost, return, bars, mfe, mae; sorted by (portfolio,
+            symbol, entry_time). Empty when the run wrote no trades (``output.trades: false``).
+        """
+        from admf_dask.portfolio.trades import read_trades, trades_schema
+
+        if not self.trades_path.exists():
+            return trades_schema().empty_table().to_pandas()
+        return read_trades(self.trades_path, portfolio=portfolio, symbol=symbol)
 
     def orders_dataset(self):
         """The order ledger as a `pyarrow.dataset.Dataset` (filter and scan without loading)."""

@@ -23,7 +23,15 @@ TOOL = "admf-dask"
 # What a run writes at the top of its folder, for run.json files without an "outputs" list
 # (written before it existed).
 KNOWN_OUTPUTS = frozenset(
-    {"run.json", "results.zarr", "orders.parquet", "signals.zarr", "report.html", "models"}
+    {
+        "run.json",
+        "results.zarr",
+        "orders.parquet",
+        "trades.parquet",
+        "signals.zarr",
+        "report.html",
+        "models",
+    }
 )
 # report.html is also rebuilt later by `admf-dask report`; profile.html is written after run.json.
 _ALWAYS = frozenset({"run.json", "report.html", "profile.html"})

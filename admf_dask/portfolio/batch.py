@@ -13,6 +13,7 @@ import numpy as np
 
 from admf_dask.metrics import init_accumulator, update_accumulator
 from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio._trades import TradeState
 from admf_dask.portfolio.enums import ORDER_DTYPE, ORDER_FIELDS, KernelState
 
 
@@ -45,6 +46,10 @@ class BatchState:
         Metrics accumulator of the equity curves so far (`admf_dask.metrics.init_accumulator`).
     n_bars : int
         Bars stepped so far.
+    trades : TradeState or None
+        Open trades and closed-trade accumulators (DESIGN §2c; None: trades off).
+    relative : ndarray (P, N_RACC) or None
+        Benchmark-relative accumulator (`admf_dask.metrics.relative`; None: no benchmark).
     """
 
     last_close: np.ndarray
@@ -66,6 +71,8 @@ class BatchState:
     n_orders: np.ndarray
     perf: np.ndarray
     n_bars: int = 0
+    trades: TradeState | None = None
+    relative: np.ndarray | None = None
 
     @classmethod
     def new(cls, n_portfolios: int, n_symbols: int, capital: float | np.ndarray) -> BatchState:
@@ -98,7 +105,7 @@ class BatchState:
         """A deep copy (tasks never mutate the state they were given)."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         return BatchState(
-            **{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+            **{k: v.copy() if isinstance(v, np.ndarray | TradeState) else v for k, v in kw.items()}
         )
 
     def kernel_state(self) -> KernelState:
@@ -107,7 +114,7 @@ class BatchState:
 
     @property
     def nbytes(self) -> int:
-        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray | TradeState))
 
 
 class OrderRecords:

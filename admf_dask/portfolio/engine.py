@@ -4,8 +4,9 @@ Portfolios are sharded, time never is. Task (b, g) of batch b takes the state af
 task of the chain and the open/close/signal/vol blocks of its time chunk(s) (the blocks of the
 persisted collections of earlier stages, by key: nothing is computed on the client), steps every
 bar in one numba call, folds its equity into the metrics accumulator of the state, writes its
-equity and cash into ``results.zarr`` by region and its orders to
-``orders.parquet/part-b{b:05d}-c{c:05d}.parquet`` (c: the task's first time chunk), and returns
+equity and cash into ``results.zarr`` by region, its orders to
+``orders.parquet/part-b{b:05d}-c{c:05d}.parquet`` (c: the task's first time chunk) and the trades
+they close to ``trades.parquet/`` under the same name (open trades carried in the state), and returns
 only the new state (a few MB per 500 portfolios × 100 symbols) with small timing counters. A last
 task per batch finishes the metrics, writes them and the final positions, and returns the
 batch's metrics ((batch,) arrays) to the client. Batches run in parallel; each chain is
@@ -36,6 +37,12 @@ from admf_dask.errors import ConfigError, DataError, did_you_mean
 from admf_dask.portfolio.grid import PortfolioBook
 from admf_dask.portfolio.store import create_store, metrics_dataset
 from admf_dask.portfolio.tasks import BatchSpec, finish_task, step_task, warm, warm_kernels
+from admf_dask.portfolio.trades import (
+    RELATIVE_METRIC_DOC,
+    TRADE_METRIC_DOC,
+    benchmark_index,
+    write_batches,
+)
 
 __all__ = ["TASK_STEPS", "PortfolioResult", "run_portfolios", "warm_kernels"]
 
@@ -64,10 +71,12 @@ class PortfolioResult:
     timings : dict of str to float
         Seconds: wall time per phase (``prepare``, ``warm``, ``compute``, ``finalize``,
         ``total``), wall time summed over tasks per kind of work (``task_kernel``,
-        ``task_zarr``, ``task_orders``, ``task_metrics``) and the tasks' CPU time
+        ``task_zarr``, ``task_orders``, ``task_trades``, ``task_metrics``) and the tasks' CPU time
         (``task_cpu``; below the wall times when the machine is shared).
     results_path : Path
         ``results.zarr``.
+    trades_path : Path or None
+        ``trades.parquet/`` (None when trades were not written).
     """
 
     equity: xr.DataArray
@@ -76,6 +85,7 @@ class PortfolioResult:
     n_orders: int
     timings: dict[str, float] = field(default_factory=dict)
     results_path: Path | None = None
+    trades_path: Path | None = None
 
 
 # -- client side ---------------------------------------------------------------------------------
@@ -220,6 +230,8 @@ def run_portfolios(
     client: Client | None = None,
     run_id: str = "",
     write_orders: bool = True,
+    write_trades: bool = True,
+    benchmark: str | None = None,
     batch_size: int | None = None,
     on_submit: Callable[[list[Any]], None] | None = None,
 ) -> PortfolioResult:
@@ -245,6 +257,11 @@ def run_portfolios(
         Stamped on results.zarr's attributes and the task keys.
     write_orders : bool
         Write the order ledger (false: only count fills).
+    write_trades : bool
+        Write the trade ledger ``trades.parquet/`` and the trade metrics (DESIGN §2c).
+    benchmark : str, optional
+        A symbol of the data: adds alpha, beta, information_ratio and tracking_error against its
+        close-to-close returns (DESIGN §2c).
     batch_size : int, optional
         Portfolios per batch (one chain of tasks each). Default: ``book.batch_size``, lowered
         so that there are at least as many batches as threads.
@@ -264,6 +281,7 @@ def run_portfolios(
         client = _default_client()
     out = Path(out_dir)
     arrays, tchunks, times, symbols = _prepare(data, signals, features, book)
+    bench = benchmark_index(benchmark, [str(s) for s in symbols])
     out.mkdir(parents=True, exist_ok=True)  # after the checks: bad input writes nothing
     N, S = book.n_portfolios, len(symbols)
     if batch_size is None:
@@ -273,13 +291,21 @@ def run_portfolios(
     batches = book.batches(bs)
     groups = _groups(tchunks, bs * S)
     store = out / "results.zarr"
-    create_store(store, book, times, symbols, max(tchunks), bs, run_id)
+    extra = (
+        *(TRADE_METRIC_DOC if write_trades else ()),
+        *(RELATIVE_METRIC_DOC if bench is not None else ()),
+    )
+    create_store(store, book, times, symbols, max(tchunks), bs, run_id, extra)
     orders_dir = out / "orders.parquet" if write_orders else None
-    if orders_dir is not None:
-        import shutil
+    trades_dir = out / "trades.parquet" if write_trades else None
+    for d in (orders_dir, trades_dir):
+        if d is not None:
+            import shutil
 
-        shutil.rmtree(orders_dir, ignore_errors=True)
-        orders_dir.mkdir(parents=True)
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+    if trades_dir is not None:
+        write_batches(trades_dir, [(sl.start, sl.stop) for sl in batches])
 
     # blocks of the (persisted) input collections, by key
     o_blocks = arrays["open"].to_delayed().ravel()
@@ -309,6 +335,9 @@ def run_portfolios(
             store=str(store),
             orders_dir=str(orders_dir) if orders_dir is not None else None,
             symbols=tuple(str(s) for s in symbols),
+            trades_dir=str(trades_dir) if trades_dir is not None else None,
+            times=time_values,
+            benchmark=bench,
         )
         spec_d = dask.delayed(spec, name=f"portfolio-spec-{tok}-{b}", traverse=False)
         carried = None
@@ -352,7 +381,14 @@ def run_portfolios(
     ds = xr.open_zarr(store)
     metrics = metrics_dataset(book, [r["metrics"] for r in results], run_id)
     n_orders = int(sum(r["n_orders"] for r in results))
-    for key in ("task_kernel", "task_zarr", "task_orders", "task_metrics", "task_cpu"):
+    for key in (
+        "task_kernel",
+        "task_zarr",
+        "task_orders",
+        "task_trades",
+        "task_metrics",
+        "task_cpu",
+    ):
         timings[key] = float(sum(r[key] for r in results))
     timings["finalize"] = time.perf_counter() - tic
     timings["total"] = time.perf_counter() - t_start
@@ -363,4 +399,5 @@ def run_portfolios(
         n_orders=n_orders,
         timings={k: round(v, 6) for k, v in timings.items()},
         results_path=store,
+        trades_path=trades_dir,
     )

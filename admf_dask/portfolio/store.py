@@ -17,6 +17,7 @@ import numpy as np
 
 from admf_dask.metrics import METRIC_NAMES
 from admf_dask.portfolio.grid import PortfolioBook, grid_coord_name
+from admf_dask.portfolio.trades import RELATIVE_METRIC_DOC, TRADE_METRIC_DOC
 
 METRIC_DOC = {
     "total_return": "total return (empyrical cum_returns_final)",
@@ -59,16 +60,30 @@ def metrics_dataset(book: PortfolioBook, parts: list[dict[str, np.ndarray]], run
     """The metrics of all batches (in batch order) as a Dataset like the one in results.zarr."""
     import xarray as xr
 
+    docs = {**METRIC_DOC, **TRADE_METRIC_DOC, **RELATIVE_METRIC_DOC}
+    names = [n for n in docs if n in METRIC_DOC or (parts and n in parts[0])]
     data = {
-        name: ("portfolio", np.concatenate([p[name] for p in parts]), {"description": doc})
-        for name, doc in METRIC_DOC.items()
+        name: ("portfolio", np.concatenate([p[name] for p in parts]), {"description": docs[name]})
+        for name in names
     }
     attrs = {"run_id": run_id, "capital": book.capital, "periods_per_year": book.periods_per_year}
     return xr.Dataset(data, coords=portfolio_coords(book), attrs=attrs)
 
 
-def create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, bs: int, run_id):
-    """Write results.zarr's metadata and coordinates; the tasks fill the arrays by region."""
+def create_store(
+    path: Path,
+    book: PortfolioBook,
+    times,
+    symbols,
+    tchunk: int,
+    bs: int,
+    run_id,
+    extra_metrics: tuple[str, ...] = (),
+):
+    """Write results.zarr's metadata and coordinates; the tasks fill the arrays by region.
+
+    ``extra_metrics``: names in `TRADE_METRIC_DOC` / `RELATIVE_METRIC_DOC` the run also computes.
+    """
     import dask.array as da
     import xarray as xr
 
@@ -83,8 +98,10 @@ def create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, b
         "cash": (("time", "portfolio"), lazy((T, N), (tchunk, bs))),
         "positions": (("portfolio", "symbol"), lazy((N, S), (bs, S))),
     }
-    for name in METRIC_NAMES:
-        dtype = np.int64 if name == "n_orders" else f8
+    docs = {**METRIC_DOC, **TRADE_METRIC_DOC, **RELATIVE_METRIC_DOC}
+    names = (*METRIC_NAMES, *extra_metrics)
+    for name in names:
+        dtype = np.int64 if name in ("n_orders", "n_trades") else f8
         data_vars[name] = (("portfolio",), lazy((N,), (bs,), dtype))
     coords: dict[str, Any] = {
         "time": np.asarray(times),
@@ -101,8 +118,8 @@ def create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, b
     ds["equity"].attrs["description"] = "cash + sum(shares * last finite close) at each close"
     ds["cash"].attrs["description"] = "cash at each close"
     ds["positions"].attrs["description"] = "shares held after the last bar"
-    for name in METRIC_NAMES:
-        ds[name].attrs["description"] = METRIC_DOC[name]
+    for name in names:
+        ds[name].attrs["description"] = docs[name]
     from zarr.codecs import BloscCodec
 
     # equity floats barely compress: byte-shuffled LZ4 costs little CPU (zstd cost ~3x a raw write)
@@ -110,8 +127,8 @@ def create_store(path: Path, book: PortfolioBook, times, symbols, tchunk: int, b
     encoding = {
         name: {"chunks": ds[name].data.chunksize, "compressors": fast} for name in data_vars
     }
-    for name in METRIC_NAMES:
-        if name != "n_orders":
+    for name in names:
+        if name not in ("n_orders", "n_trades"):
             encoding[name]["fill_value"] = np.nan
     with zarr_quiet():
         ds.to_zarr(path, mode="w", compute=False, consolidated=True, encoding=encoding)

@@ -1,9 +1,10 @@
 """The worker side of the portfolio stage: the tasks of a batch's chain (DESIGN §4).
 
 `step_task` steps one batch over one or more consecutive time chunks, writes its equity and cash
-into ``results.zarr`` by region and its orders to ``orders.parquet/part-b{b:05d}-c{c:05d}.parquet``,
-and returns only the new state; `finish_task` finishes the batch's metrics. Module-level
-functions: workers import them.
+into ``results.zarr`` by region, its orders to ``orders.parquet/part-b{b:05d}-c{c:05d}.parquet``
+and the trades they close to ``trades.parquet/`` (same name; `admf_dask.portfolio.trades`), and
+returns only the new state; `finish_task` finishes the batch's metrics. Module-level functions:
+workers import them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from admf_dask.metrics import METRIC_NAMES, finalize_metrics
+from admf_dask.metrics import finalize_metrics
+from admf_dask.metrics.relative import finalize_relative, init_relative, update_relative
 from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio._trades import TradeState, trade_metrics
 from admf_dask.portfolio.batch import BatchState, OrderRecords, step
 from admf_dask.portfolio.store import open_array
+from admf_dask.portfolio.trades import ledger_step, part_name, warm_trades, write_trades
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class BatchSpec:
     store: str
     orders_dir: str | None
     symbols: tuple[str, ...]
+    #: trades.parquet/ (None: no trades), the run's bar times, the benchmark's symbol index
+    trades_dir: str | None = None
+    times: np.ndarray | None = None
+    benchmark: int | None = None
 
 
 def _cat(blocks: list[np.ndarray], axis: int = 0) -> np.ndarray:
@@ -98,8 +106,13 @@ def step_task(
     cpu = time.thread_time
     tic, tic_cpu = clock(), cpu()
     if carried is None:
-        state = BatchState.new(spec.p1 - spec.p0, spec.n_symbols, spec.capital)
-        stats = dict.fromkeys(("kernel", "zarr", "orders", "cpu", "orders_per_step"), 0.0)
+        P = spec.p1 - spec.p0
+        state = BatchState.new(P, spec.n_symbols, spec.capital)
+        if spec.trades_dir is not None:
+            state.trades = TradeState.new(P, spec.n_symbols)
+        if spec.benchmark is not None:
+            state.relative = init_relative(spec.capital, P)
+        stats = dict.fromkeys(("kernel", "zarr", "orders", "trades", "cpu", "orders_per_step"), 0.0)
         copy = False
     else:
         state, stats = carried
@@ -110,7 +123,7 @@ def step_task(
     vol = _cat(vols, axis=1) if vols else None
     high = _cat(highs) if highs else None
     low = _cat(lows) if lows else None
-    record = spec.orders_dir is not None
+    record = spec.orders_dir is not None or spec.trades_dir is not None  # trades: from orders
     n_steps = close.size * (spec.p1 - spec.p0)
     # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
     hint = int(n_steps * stats["orders_per_step"] * 1.1) + 1024 if record else 0
@@ -135,15 +148,24 @@ def step_task(
     open_array(spec.store, "equity")[t0:t1, spec.p0 : spec.p1] = equity
     open_array(spec.store, "cash")[t0:t1, spec.p0 : spec.p1] = cash
     toc = clock()
-    if record:
+    if spec.orders_dir is not None:
         import pyarrow.parquet as pq
 
         name = f"part-b{spec.index:05d}-c{chunk:05d}.parquet"
         table = _orders_table(orders, spec, t0, times)
         pq.write_table(table, os.path.join(spec.orders_dir, name), **_PARQUET_OPTIONS)
+    tt = clock()
+    if spec.trades_dir is not None:
+        n_bars = len(spec.times)
+        trades = ledger_step(state.trades, orders, close, t0, n_bars, state.last_close)
+        path = os.path.join(spec.trades_dir, part_name(spec.index, chunk))
+        write_trades(trades, path, spec.p0, spec.times, spec.symbols)
+    if spec.benchmark is not None:
+        update_relative(state.relative, equity, close[:, spec.benchmark])
     stats["kernel"] += tac - tic
     stats["zarr"] += toc - tac
-    stats["orders"] += clock() - toc
+    stats["orders"] += tt - toc
+    stats["trades"] += clock() - tt
     stats["cpu"] += cpu() - tic_cpu
     return state, stats
 
@@ -159,10 +181,15 @@ def finish_task(carried: tuple[BatchState, dict[str, float]], spec: BatchSpec) -
         gross_exposure_sum=state.gross_sum,
         n_orders=state.n_orders,
     )
-    for name in METRIC_NAMES:
+    if state.trades is not None:
+        metrics.update(trade_metrics(state.trades))
+    if state.relative is not None:
+        metrics.update(finalize_relative(state.relative, spec.periods_per_year))
+    for name in metrics:
         open_array(spec.store, name)[spec.p0 : spec.p1] = metrics[name]
     open_array(spec.store, "positions")[spec.p0 : spec.p1, :] = state.q
-    out: dict[str, Any] = {f"task_{k}": stats[k] for k in ("kernel", "zarr", "orders", "cpu")}
+    kinds = ("kernel", "zarr", "orders", "trades", "cpu")
+    out: dict[str, Any] = {f"task_{k}": stats[k] for k in kinds}
     out["task_metrics"] = time.perf_counter() - tic
     out["task_cpu"] += time.thread_time() - tic_cpu
     out["n_orders"] = int(state.n_orders.sum())
@@ -186,6 +213,7 @@ def warm_kernels() -> None:
         st, *_ = step(st, px, px, sig, None, np.ones((1, 1)), fp, ip, record=record)
     K.split_orders(np.zeros(1, dtype=K.ORDER_DTYPE))
     finalize_metrics(st.perf, 252.0, traded=st.traded, gross_exposure_sum=st.gross_sum)
+    warm_trades()
 
 
 async def _warm_off_loop() -> None:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from bokeh.models import TabPanel
 
 from admf_dask.report.context import ReportContext
-from admf_dask.report.tabs import grid, metrics, ml, overview, portfolio, research, run
+from admf_dask.report.tabs import grid, metrics, ml, overview, portfolio, research, run, trades
 
 #: builds a tab from the report's context; None leaves the tab out
 TabBuilder = Callable[[ReportContext], TabPanel | None]
@@ -44,6 +44,7 @@ TABS: list[TabBuilder] = [
     metrics.build,
     grid.build,
     portfolio.build,
+    trades.build,
     research.build,
     ml.build,
     run.build,
