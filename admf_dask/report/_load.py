@@ -368,3 +368,36 @@ def load_prices(
     except Exception as exc:  # noqa: BLE001
         return None, f"market data has no close prices ({type(exc).__name__})"
     return df, "close prices of the market data"
+
+
+def benchmark_equity(
+    manifest: dict[str, Any],
+    time: np.ndarray,
+    market_data: xr.Dataset | None,
+    prices: pd.DataFrame | None = None,
+) -> tuple[str, np.ndarray] | None:
+    """The run's benchmark (``portfolios.benchmark``) as a buy-and-hold equity line on ``time``.
+
+    ``capital * Π(1 + b[t])`` with ``b`` the close-to-close return of the symbol (docs/TRADES.md,
+    benchmark), a missing close contributing 0: i.e. ``capital * close[t] / first finite close``,
+    the last close carried through gaps (``capital`` before the first close). None: the run has
+    no benchmark or its closes cannot be loaded (`load_prices`; ``prices`` already loaded are
+    reused when they hold the symbol).
+    """
+    portfolios = (manifest.get("config") or {}).get("portfolios") or {}
+    symbol = portfolios.get("benchmark")
+    if not symbol:
+        return None
+    if prices is None or str(symbol) not in prices:
+        prices, _ = load_prices(manifest, [str(symbol)], market_data)
+    if prices is None or str(symbol) not in prices:
+        return None
+    close = prices[str(symbol)].reindex(pd.DatetimeIndex(time)).to_numpy(np.float64)
+    ok = np.isfinite(close) & (close > 0)
+    if not ok.any():
+        return None
+    carried = pd.Series(np.where(ok, close, np.nan)).ffill().to_numpy()
+    first = close[np.argmax(ok)]
+    capital = float(portfolios.get("capital", 1_000_000.0))
+    curve = np.where(np.isfinite(carried), capital * carried / first, capital)
+    return str(symbol), curve

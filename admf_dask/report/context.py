@@ -61,6 +61,9 @@ class ReportContext:
         Callbacks the page runs once when the document is ready (a tab appends its own).
     research : ResearchView or None
         research.json with the walk-forward and best full-sample curves (Research tab).
+    benchmark : tuple of (str, numpy.ndarray) or None
+        ``portfolios.benchmark`` and its buy-and-hold equity per bar (`_load.benchmark_equity`),
+        drawn on the equity charts; None without a benchmark.
     """
 
     run: _load.RunData
@@ -79,6 +82,7 @@ class ReportContext:
     on_ready: list[CustomJS] = field(default_factory=list)
     #: research.json and its curves (`tabs.research_data.ResearchView`), None without research
     research: Any = None
+    benchmark: tuple[str, np.ndarray] | None = None
 
     @cached_property
     def metrics_source(self) -> ColumnDataSource:
@@ -127,6 +131,7 @@ def build_context(
         price_note=price_note,
         top=top,
         research=load_research(run_dir, ds),
+        benchmark=_load.benchmark_equity(run.manifest, run.time.values, market_data, prices),
     )
 
 

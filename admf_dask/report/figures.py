@@ -49,6 +49,7 @@ COLORS = {
     "bar1": "#3b6fb6",
     "bar2": "#9ecae1",
     "grid": "#e5e5e5",
+    "benchmark": "#969696",
 }
 HEAT_PALETTE = Viridis256
 WIDTH = 1360  # content width for a 1400-px screen
@@ -149,8 +150,11 @@ def band_source(
     band: _load.Band,
     lines: Sequence[Line],
     points: int = _load.DISPLAY_POINTS,
+    *,
+    benchmark: np.ndarray | None = None,
 ) -> ColumnDataSource:
-    """One source for the band, the highlighted curves and their drawdowns (shared time axis).
+    """One source for the band, the highlighted curves and their drawdowns (shared time axis),
+    and the ``benchmark`` equity line when given (column ``benchmark``).
 
     More bars than ``points``: every column is the min/max of the same buckets of bars (the
     band's, when `equity_band` already reduced it; drawdowns from the full curves) and the source
@@ -162,6 +166,8 @@ def band_source(
     for ln in lines:
         curves[ln.role] = ln.equity
         curves[f"dd_{ln.role}"] = agg.drawdown(ln.equity)
+    if benchmark is not None:
+        curves["benchmark"] = np.asarray(benchmark, np.float64)
     edges = band.edges if band.edges is not None else agg.display_edges(len(time), points)
     if edges is None:
         return ColumnDataSource({"time": time, **bands, **curves})
@@ -213,7 +219,10 @@ def _band_plot(
     title: str,
     width: int,
     height: int,
+    benchmark: str | None = None,
 ) -> figure:
+    """The equity band, the highlighted ``lines`` and, with its symbol as ``benchmark``, the
+    source's ``benchmark`` column."""
     cols = set(source.data)
     fig = figure(
         title=title,
@@ -254,9 +263,14 @@ def _band_plot(
         )
         items.append((ln.label, [r]))
         hover_r = hover_r or r
+    bench = benchmark is not None and "benchmark" in cols
+    if bench:
+        r = fig.line("time", "benchmark", source=source, color=COLORS["benchmark"], line_width=1.6)
+        items.append((f"benchmark {benchmark}", [r]))
     if hover_r is not None or "q50" in cols:
         tips = [("date", "@time{%F}")]
         tips += [(ln.role, f"@{{{ln.role}}}{{0,0}}") for ln in lines]
+        tips += [("benchmark", "@benchmark{0,0}")] if bench else []
         tips += [
             (f"p{c[1:]}", f"@{{{c}}}{{0,0}}")
             for c in ("q95", "q75", "q50", "q25", "q05")

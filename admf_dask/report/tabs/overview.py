@@ -31,7 +31,8 @@ TITLE = "Overview"
 def build(ctx: ReportContext) -> TabPanel:
     """The Overview tab."""
     run, lines = ctx.run, ctx.lines
-    src = band_source(run.time.values, ctx.band, lines)
+    bench_symbol, bench = ctx.benchmark or (None, None)
+    src = band_source(run.time.values, ctx.band, lines, benchmark=bench)
     eq = _band_plot(
         src,
         ctx.band,
@@ -40,6 +41,7 @@ def build(ctx: ReportContext) -> TabPanel:
         f"{ctx.score_name}, over the distribution of all",
         width=WIDTH,
         height=420,
+        benchmark=bench_symbol,
     )
     dd = _drawdown_plot(src, lines, x_range=eq.x_range, width=WIDTH - 470, height=260)
     hist = histogram(ctx.score, ctx.score_name, lines, width=460)

@@ -54,7 +54,8 @@ def build(ctx: ReportContext) -> TabPanel:
 def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     """The tab's content and its update callback."""
     run, choices, orders = ctx.run, ctx.choices, ctx.orders
-    d = portfolio_data(run, ctx.ds, choices, orders, ctx.prices)
+    bench_symbol, bench = ctx.benchmark or (None, None)
+    d = portfolio_data(run, ctx.ds, choices, orders, ctx.prices, bench)
     pdata, symbols_by_choice, price_cols = d.series, d.symbols_by_choice, d.prices
     times = run.time.values
     n_t = len(times)
@@ -121,9 +122,21 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     )
     style(eqf, datetime_x=True)
     eqf.yaxis.formatter = NumeralTickFormatter(format="0,0")
-    eqf.line("time", "equity", source=cur, color=COLORS["chosen"], line_width=1.8)
+    eq_r = eqf.line("time", "equity", source=cur, color=COLORS["chosen"], line_width=1.8)
+    if bench is not None:
+        eqf.line(
+            "time",
+            "benchmark",
+            source=pdata_src,
+            color=COLORS["benchmark"],
+            line_width=1.4,
+            legend_label=f"benchmark {bench_symbol}",
+        )
+        style_legend(eqf.legend[0])
+        eqf.legend.location = "top_left"
     eqf.add_tools(
         HoverTool(
+            renderers=[eq_r] if bench is not None else "auto",  # not the benchmark's line
             tooltips=[("date", "@time{%F}"), ("equity", "@equity{0,0}"), ("drawdown", "@dd{0.0%}")],
             formatters={"@time": "datetime"},
             mode="vline",

@@ -64,13 +64,17 @@ def portfolio_data(
     choices: list[Choice],
     orders: pd.DataFrame | None,
     prices: pd.DataFrame | None,
+    benchmark: np.ndarray | None = None,
 ) -> PortfolioData:
-    """Equity, drawdown and exposure of each choice; its orders (capped) and close prices."""
+    """Equity, drawdown and exposure of each choice; its orders (capped) and close prices; the
+    ``benchmark`` equity line (column ``benchmark``) when given."""
     ids = [c.pid for c in choices]
     eq = _load.equity_columns(ds["equity"], ids)
     times = run.time.values
     n_t = len(times)
     pdata: dict[str, Any] = {"time": times}
+    if benchmark is not None:
+        pdata["benchmark"] = np.asarray(benchmark, np.float64)
     symbols = list(run.symbols)
     if orders is not None:
         symbols += sorted(set(orders["symbol"]) - set(symbols))
