@@ -99,6 +99,7 @@ def build_context(
 ) -> ReportContext:
     """Load and rank what the tabs show (the same inputs for every tab)."""
     from admf_dask.report.tabs.research_data import load_research  # tabs import this module
+
     run = _load.load_run(run_dir, ds)
     if chosen_portfolio is not None and not 0 <= chosen_portfolio < run.n_portfolios:
         raise InputError(

@@ -30,13 +30,15 @@ def test_every_tab_module_is_registered_once_in_page_order() -> None:
     assert set(TABS) == set(modules), "a tab module is missing from TABS (or TABS has a stray)"
     assert len(TABS) == len(set(TABS))
     titles = [modules[b].TITLE for b in TABS]
-    assert titles == ["Overview", "Metrics", "Grid", "Portfolio", "Research", "ML", "Run"]
+    assert titles == ["Overview", "Metrics", "Grid", "Portfolio", "Trades", "Research", "ML", "Run"]
 
 
 def test_each_tab_builds_from_the_context(run_dir: Path, bare_run_dir: Path) -> None:
     modules = {m.build: m for m in _tab_modules()}
     # neither fixture has research.json (tests/report/test_report_research.py has the tab)
     for folder, absent in ((run_dir, {"Research"}), (bare_run_dir, {"ML", "Research"})):
+        if not (folder / "trades.parquet").exists():  # tests/report/test_report_trades.py has it
+            absent = absent | {"Trades"}
         ds = _load.open_results(folder)
         ctx = build_context(folder, ds, None, None, top=5)
         for build in TABS:

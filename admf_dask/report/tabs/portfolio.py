@@ -202,9 +202,7 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
             "time", "price", source=sell, marker="inverted_triangle", size=9, color=COLORS["sell"]
         ),
         *(
-            pf.scatter(
-                "time", "price", source=exits[k], marker=m, size=10, color=c, line_width=2
-            )
+            pf.scatter("time", "price", source=exits[k], marker=m, size=10, color=c, line_width=2)
             for k, (m, c) in EXIT_MARKERS.items()
         ),
     ]
