@@ -330,12 +330,34 @@ def close_session() -> None:
 def stop_forkserver() -> None:
     """Stop the forkserver of `start_forkserver` (a later one starts it again)."""
     import sys
+    import threading
 
     mod = sys.modules.get("multiprocessing.forkserver")
     server = getattr(mod, "_forkserver", None)
-    if getattr(server, "_forkserver_pid", None) is not None:
-        with contextlib.suppress(Exception):
-            server._stop()  # no public API; the stdlib's own tests stop it so
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    # no public API: this is the stdlib's `ForkServer._stop` (its own tests stop it so) without
+    # its blocking wait. Closing the "alive" pipe asks the server to stop, but every worker forked
+    # from it holds a copy of that pipe (the stdlib passes it to each child), so the server only
+    # exits once the last of them has: a cluster of another caller's may outlive this call.
+    with server._lock:
+        with contextlib.suppress(OSError, TypeError):
+            os.close(server._forkserver_alive_fd)
+        address = server._forkserver_address
+        server._forkserver_alive_fd = server._forkserver_pid = server._forkserver_address = None
+    with contextlib.suppress(OSError, TypeError, AttributeError):
+        if not mod.util.is_abstract_socket_namespace(address):
+            os.unlink(address)
+    # reaped in the background when it exits (no zombie, no wait here)
+    threading.Thread(
+        target=_reap, args=(pid,), name="admf-dask-forkserver-reap", daemon=True
+    ).start()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
 
 
 def _close_cluster() -> None:

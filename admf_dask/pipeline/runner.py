@@ -199,6 +199,10 @@ def run(
     # the session cluster starts (its workers spawn and warm up) while this thread imports the
     # stages and reads the data
     starting = _ClusterStart(cfg.cluster) if client is None else None
+    if client is not None:
+        from admf_dask.cluster.plugin import register
+
+        register(client)  # a caller's cluster gets the worker setup too (no-op when it has it)
     from admf_dask.data import load_market_data
     from admf_dask.features import feature_stage
     from admf_dask.pipeline.research import research_fits, research_step
@@ -209,11 +213,19 @@ def run(
     from admf_dask.strategies.diagnose import check_signals
 
     t_data = time.perf_counter()
-    data = load_market_data(cfg.data, base_dir=base_dir)
-    t_data = time.perf_counter() - t_data
-    do_research = research_fits(cfg.research, data.sizes["time"])  # bad settings fail here
-    benchmark_index(cfg.portfolios.benchmark, [str(s) for s in data.symbol.values])
-    interrupt.check()
+    try:
+        data = load_market_data(cfg.data, base_dir=base_dir)
+        t_data = time.perf_counter() - t_data
+        do_research = research_fits(cfg.research, data.sizes["time"])  # bad settings fail here
+        benchmark_index(cfg.portfolios.benchmark, [str(s) for s in data.symbol.values])
+        interrupt.check()
+    except BaseException:
+        # let the cluster finish starting, so that the caller's close_session closes all of it
+        # (a cluster half started while its forkserver is stopped hangs until its timeouts)
+        if starting is not None:
+            with contextlib.suppress(BaseException):
+                starting.result()
+        raise
     # workers compile the kernels as they start: said before waiting for them (else ~30 s would
     # look like a hang)
     if kernel_cache_cold() and hasattr(reporter, "note"):

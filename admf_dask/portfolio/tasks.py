@@ -226,8 +226,20 @@ async def _warm_off_loop() -> None:
 
 
 def warm(client) -> None:
-    if client is not None:
+    """Load the kernels where the tasks will run: here without a cluster; on a cluster the
+    workers' `admf_dask.cluster.plugin.WorkerSetup` has (a bare client that never registered it
+    gets them warmed once per call, off the workers' event loops)."""
+    if client is None:
+        warm_kernels()
+        return
+    from admf_dask.dasktools import WORKER_PLUGIN
+
+    info = client.scheduler_info()
+    plugins = client.run_on_scheduler(_worker_plugin_names) if info.get("workers") else set()
+    if WORKER_PLUGIN not in plugins:
         # warming is an optimization: a worker lost meanwhile must not fail the run
         client.run(_warm_off_loop, on_error="ignore")
-    else:
-        warm_kernels()
+
+
+def _worker_plugin_names(dask_scheduler=None) -> set[str]:
+    return set(getattr(dask_scheduler, "worker_plugins", {}) or {})

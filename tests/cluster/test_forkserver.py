@@ -1,0 +1,37 @@
+"""Stopping the workers' forkserver never waits for workers forked from it that another cluster
+still runs (each holds a copy of the server's "alive" pipe), and a new server starts after it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    from distributed import Client, LocalCluster
+    from admf_dask.cluster import start_forkserver, stop_forkserver
+
+    if __name__ == "__main__":
+        kw = dict(n_workers=1, threads_per_worker=1, dashboard_address=None, host="127.0.0.1")
+        start_forkserver()
+        with LocalCluster(**kw) as a, Client(a) as ca:
+            stop_forkserver()  # a's worker still runs: this must not wait for it
+            start_forkserver()
+            with LocalCluster(**kw) as b, Client(b) as cb:
+                print(ca.submit(sum, [1, 2]).result(), cb.submit(sum, [3, 4]).result())
+            stop_forkserver()
+        print("closed")
+    """
+)
+
+
+def test_stop_forkserver_does_not_wait_for_another_clusters_workers(tmp_path):
+    script = tmp_path / "fs.py"
+    script.write_text(SCRIPT)
+    # a stop that waited for cluster a's worker would never return (a closes only after it)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["3", "7", "closed"], out.stdout + out.stderr[-2000:]
