@@ -1,4 +1,4 @@
-"""Cost of each exit rule of DESIGN §2b in the kernel alone (no dask, no storage).
+"""Cost of each exit rule of docs/ACCOUNTING.md, exits in the kernel alone (no dask, no storage).
 
 The data and grids of `portfolio_scaling.py` (100 symbols × 2,520 bars, time chunks of 504 bars,
 batches of 500 portfolios, order records on); each row adds one rule (a scalar on every grid

@@ -3,7 +3,7 @@
 For each size: wall time per stage, portfolio·symbol·bar steps per second, peak memory of the
 whole process tree (this process + the LocalCluster's workers, sampled), CPU busy share of the
 machine. In the same run, a plain single-threaded numba loop of the contract without risk rules
-and without order records (next-open fills, fees, slippage, mark; DESIGN §6's roofline) is timed
+and without order records (next-open fills, fees, slippage, mark; the roofline) is timed
 on the same data, and the engine is reported as engine / (roofline × workers).
 
     python benchmarks/portfolio_scaling.py                  # all sizes, with and without orders
@@ -12,12 +12,12 @@ on the same data, and the engine is reported as engine / (roofline × workers).
     python benchmarks/portfolio_scaling.py --exits both     # also with the exit rules on
     python benchmarks/portfolio_scaling.py --sizes 10000 --orders yes --trades both  # + trades
 
-``--exits on`` runs the same grids with every rule of DESIGN §2b on (`EXITS`: exit_on
+``--exits on`` runs the same grids with every rule of docs/ACCOUNTING.md, exits on (`EXITS`: exit_on
 intrabar, take-profit, trailing stop, max_positions; the grid's stop_loss is tested intrabar too).
 
 Targets: engine ≥ 50% of roofline × cores; 10k peak ≤ 6 GB; 10k time ≤ 11 × 1k; at 10k, the
 grid with exits on ≤ 1.5 × the same grid with exits off; with trades.parquet and the trade
-metrics on (``--trades``, DESIGN §2c), ≤ 1.25 × the time with the orders alone, peak ≤ 6 GB.
+metrics on (``--trades``, docs/TRADES.md), ≤ 1.25 × the time with the orders alone, peak ≤ 6 GB.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ GRID_STEPS = [
 ]
 
 
-#: the exit rules of DESIGN §2b, all on (scalars added to every grid point)
+#: the exit rules of docs/ACCOUNTING.md, exits, all on (scalars added to every grid point)
 EXITS = {"exit_on": "intrabar", "take_profit": 0.15, "trailing_stop": 0.08, "max_positions": 20}
 
 
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         "--exits",
         choices=["off", "on", "both"],
         default="off",
-        help="the exit rules of DESIGN §2b (EXITS) on the same grids (both: run each size twice)",
+        help="the exit rules of docs/ACCOUNTING.md, exits (EXITS) on the same grids (both: run each size twice)",
     )
     parser.add_argument(
         "--trades",

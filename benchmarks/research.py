@@ -1,4 +1,4 @@
-"""Research statistics over a big grid (DESIGN §2d): psr/dsr, PBO by CSCV, walk-forward.
+"""Research statistics over a big grid (docs/RESEARCH.md): psr/dsr, PBO by CSCV, walk-forward.
 
 Each row runs in its own child process: it writes synthetic random-walk equity (i.i.d. normal
 returns, a small drift per portfolio; not a backtest) to a ``results.zarr`` on disk, chunked like

@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "load_and_report": ("load_and_report.py", []),
     "report_size": ("report_size.py", []),
     "research": ("research.py", []),
+    "cross_section": ("cross_section.py", []),
 }
 
 

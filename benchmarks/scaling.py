@@ -3,7 +3,7 @@
 Drives the portfolio engineer's ``portfolio_scaling.py`` (its market, trend signals, grids and
 roofline) with two LocalClusters alive side by side (1 and 2 single-thread worker processes,
 data and signals persisted on each), so both worker counts run interleaved in one session:
-for each size, the roofline is measured first (the plain numba loop of DESIGN §6 on one core,
+for each size, the roofline is measured first (a plain numba loop on one core,
 best of 3, on the same data), then ``--repeats`` rounds of (1 worker, 2 workers).
 
 Per run: wall time of ``run_portfolios`` and its phases (prepare, compute, finalize; summed task
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> str:
     text = (
         f"### Portfolio stage scaling — {SYMBOLS} symbols × {BARS:,} bars, 2 trend strategies\n\n"
         f"`{command_line()}`\n\n"
-        f"Market, signals, grids and roofline (the plain numba loop of DESIGN §6, one core) from "
+        f"Market, signals, grids and roofline (a plain numba loop, one core) from "
         f"`benchmarks/portfolio_scaling.py`; the roofline is timed before each size and at the "
         f"end, and the engine is compared with the best of those (the least disturbed); orders "
         f"{orders}; median of {args.repeats} interleaved round(s) up to 1,000 portfolios, "

@@ -57,7 +57,7 @@ def bt_child(args) -> None:
     ]
 
     class Costs(bt.CommInfoBase):
-        """Proportional commission plus a fixed fee per fill; fractional shares (DESIGN §2)."""
+        """Proportional commission plus a fixed fee per fill; fractional shares (docs/ACCOUNTING.md)."""
 
         params = (
             ("stocklike", True),

@@ -10,7 +10,7 @@ portfolios with fees and slippage (position_weight × strategy × slippage_bps �
 admf-dask: ``run_portfolios`` on a LocalCluster (``--workers``: 1 and 2 single-thread worker
 processes) with the data and signals persisted on the workers, as in a pipeline run; it writes
 equity/cash to ``results.zarr`` and (default) the order ledger to ``orders.parquet/``.
-vectorbt: ``Portfolio.from_orders`` set up as DESIGN §6 says (target weights where they changed,
+vectorbt: ``Portfolio.from_orders`` set up to follow docs/ACCOUNTING.md (target weights where they changed,
 shifted one bar, ``size_type="targetpercent"``, ``price=open``, ``val_price`` = previous close,
 fees, fixed fees, slippage, one cash-sharing group per portfolio, ``call_seq="auto"``), then
 ``pf.value()``; numba engine, one core (vectorbt has no parallel simulation).

@@ -1,4 +1,4 @@
-"""Pydantic models of the pipeline file (DESIGN §5). Unknown keys are errors everywhere; every
+"""Pydantic models of the pipeline file (README, pipeline file). Unknown keys are errors everywhere; every
 field has a description (shown by the pipeline file's JSON schema, ``admf-dask schema``).
 
 Feature and strategy specs are kept as plain dicts (``{"kind": ..., **params}``): their parameters
@@ -270,7 +270,7 @@ class PortfolioParams(_Strict):
         None,
         gt=0,
         description=(
-            "exit when the price gains this fraction from the entry price (null: off; DESIGN §2b)"
+            "exit when the price gains this fraction from the entry price (null: off; docs/ACCOUNTING.md, exits)"
         ),
     )
     trailing_stop: float | None = Field(
@@ -472,7 +472,7 @@ class PipelineConfig(_Strict):
     )
     research: ResearchConfig = Field(
         default_factory=ResearchConfig,
-        description="psr/dsr, PBO by CSCV and walk-forward selection over the grid (DESIGN §2d)",
+        description="psr/dsr, PBO by CSCV and walk-forward selection over the grid (docs/RESEARCH.md)",
     )
     base_dir: str | None = Field(
         None,

@@ -58,14 +58,14 @@ class RunResult:
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].astype(str)
-        # profit_factor is inf for a portfolio without a losing trade (DESIGN §2c): kept
+        # profit_factor is inf for a portfolio without a losing trade (docs/TRADES.md): kept
         cols = [c for c in df.columns if c != "profit_factor"]
         df[cols] = df[cols].replace([np.inf, -np.inf], np.nan)
         return df
 
     @property
     def research(self) -> dict[str, Any] | None:
-        """research.json (psr/dsr summary, ``pbo``, ``walk_forward``; DESIGN §2d), or None."""
+        """research.json (psr/dsr summary, ``pbo``, ``walk_forward``; docs/RESEARCH.md), or None."""
         import json
 
         p = self.path / "research.json"
@@ -97,7 +97,7 @@ class RunResult:
         return self.path / "trades.parquet"
 
     def trades(self, portfolio=None, symbol=None):
-        """The trades (DESIGN §2c) as a pandas DataFrame, optionally of some portfolios / symbols.
+        """The trades (docs/TRADES.md) as a pandas DataFrame, optionally of some portfolios / symbols.
 
         Parameters
         ----------

@@ -19,7 +19,7 @@ from admf_dask.portfolio.enums import ORDER_DTYPE, ORDER_FIELDS, KernelState
 
 @dataclass
 class BatchState:
-    """State of P portfolios over S symbols between two bars (DESIGN §2), plus accumulators.
+    """State of P portfolios over S symbols between two bars (docs/ACCOUNTING.md), plus accumulators.
 
     Attributes
     ----------
@@ -33,7 +33,7 @@ class BatchState:
         Stop flag (``STOP_*``), why the pending target was set and why the symbol was stopped
         (``REASON_*``).
     extreme : ndarray (P, S)
-        Highest (long) / lowest (short) price since the position opened (DESIGN §2b).
+        Highest (long) / lowest (short) price since the position opened (docs/ACCOUNTING.md, exits).
     opened : ndarray int64 (P, S)
         Global bar index of the fill that opened the position.
     traded : ndarray (P,)
@@ -47,7 +47,7 @@ class BatchState:
     n_bars : int
         Bars stepped so far.
     trades : TradeState or None
-        Open trades and closed-trade accumulators (DESIGN §2c; None: trades off).
+        Open trades and closed-trade accumulators (docs/TRADES.md; None: trades off).
     relative : ndarray (P, N_RACC) or None
         Benchmark-relative accumulator (`admf_dask.metrics.relative`; None: no benchmark).
     """
@@ -189,7 +189,7 @@ def step(
     capacity : int
         Expected number of orders (sizes the record buffers; they grow if needed).
     high, low : ndarray (T, S), optional
-        Needed when a portfolio has ``exit_on: intrabar`` (DESIGN §2b).
+        Needed when a portfolio has ``exit_on: intrabar`` (docs/ACCOUNTING.md, exits).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""The portfolio stage on Dask: one chain of tasks per batch of portfolios (DESIGN §4).
+"""The portfolio stage on Dask: one chain of tasks per batch of portfolios (docs/ARCHITECTURE.md, Dask rules).
 
 Portfolios are sharded, time never is. Task (b, g) of batch b takes the state after the previous
 task of the chain and the open/close/signal/vol blocks of its time chunk(s) (the blocks of the
@@ -166,7 +166,7 @@ def _prepare(data, signals, features, book: PortfolioBook):
 
 def _bar_prices(data, name: str, symbols) -> xr.DataArray:
     """``data[name]`` (time, symbol) for ``exit_on: intrabar``, checked: every symbol with an
-    open has a high and a low somewhere (DESIGN §2b reads the bar's open, high and low)."""
+    open has a high and a low somewhere (docs/ACCOUNTING.md, exits reads the bar's open, high and low)."""
     import dask
 
     fix = "give the data high and low prices, or use exit_on: close"
@@ -258,10 +258,10 @@ def run_portfolios(
     write_orders : bool
         Write the order ledger (false: only count fills).
     write_trades : bool
-        Write the trade ledger ``trades.parquet/`` and the trade metrics (DESIGN §2c).
+        Write the trade ledger ``trades.parquet/`` and the trade metrics (docs/TRADES.md).
     benchmark : str, optional
         A symbol of the data: adds alpha, beta, information_ratio and tracking_error against its
-        close-to-close returns (DESIGN §2c).
+        close-to-close returns (docs/TRADES.md).
     batch_size : int, optional
         Portfolios per batch (one chain of tasks each). Default: ``book.batch_size``, lowered
         so that there are at least as many batches as threads.

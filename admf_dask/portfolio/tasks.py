@@ -1,4 +1,4 @@
-"""The worker side of the portfolio stage: the tasks of a batch's chain (DESIGN §4).
+"""The worker side of the portfolio stage: the tasks of a batch's chain (docs/ARCHITECTURE.md, Dask rules).
 
 `step_task` steps one batch over one or more consecutive time chunks, writes its equity and cash
 into ``results.zarr`` by region, its orders to ``orders.parquet/part-b{b:05d}-c{c:05d}.parquet``

@@ -1,4 +1,4 @@
-"""Point-in-time universes: the table, the mask in the market data, its errors (DESIGN §5)."""
+"""Point-in-time universes: the table, the mask in the market data, its errors (README, pipeline file)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cross-sectional features (rank, cs_zscore) and ``input:`` composition (DESIGN §5)."""
+"""Cross-sectional features (rank, cs_zscore) and ``input:`` composition (README, pipeline file)."""
 
 from __future__ import annotations
 

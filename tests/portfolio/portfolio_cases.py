@@ -124,7 +124,7 @@ def params_strategy(K_: int) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def exit_params_strategy(K_: int) -> st.SearchStrategy[dict[str, Any]]:
-    """`params_strategy` plus the exit rules and position limit of DESIGN §2b (each may be off)."""
+    """`params_strategy` plus the exit rules and position limit of docs/ACCOUNTING.md, exits (each may be off)."""
 
     def off_or(strategy):
         return st.one_of(st.none(), strategy)

@@ -1,4 +1,4 @@
-"""A slow, plain-Python reading of DESIGN §2 and §2b for ONE portfolio (the kernel tests' oracle).
+"""A slow, plain-Python reading of docs/ACCOUNTING.md for ONE portfolio (the kernel tests' oracle).
 
 Written from the contract, step by step, with Python floats, dicts and loops; no numpy in the
 arithmetic. Floating-point expressions are written in the contract's order (e.g.

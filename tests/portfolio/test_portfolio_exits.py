@@ -1,4 +1,4 @@
-"""Exit rules and position limits (DESIGN §2b): the kernel against the reference, invariants."""
+"""Exit rules and position limits (docs/ACCOUNTING.md, exits): the kernel against the reference, invariants."""
 
 from __future__ import annotations
 

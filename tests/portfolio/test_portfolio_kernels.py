@@ -1,4 +1,4 @@
-"""The numba kernel against the plain-Python reference of DESIGN §2, and its invariants."""
+"""The numba kernel against the plain-Python reference of docs/ACCOUNTING.md, and its invariants."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cross-check with vectorbt 1.2.0 on long-only cases with fees and slippage (DESIGN §6).
+"""Cross-check with vectorbt 1.2.0 on long-only cases with fees and slippage (docs/BENCHMARKS.md).
 
 vectorbt is set up to follow §2: orders are the weights where they changed, shifted one bar,
 ``size_type="targetpercent"`` at the open, valued at the previous close, one cash-sharing group.

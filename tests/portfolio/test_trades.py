@@ -1,4 +1,4 @@
-"""The trade kernels against the plain reading of DESIGN §2c, on simulated and hand-written ledgers."""
+"""The trade kernels against the plain reading of docs/TRADES.md, on simulated and hand-written ledgers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A slow, plain-Python reading of DESIGN §2c: trades re-derived from an order ledger.
+"""A slow, plain-Python reading of docs/TRADES.md: trades re-derived from an order ledger.
 
 Written from the contract with Python floats, dicts and loops (pandas only to read the input).
 The one choice §2c leaves open is when a running sum of fills is "back to 0": a fill that leaves

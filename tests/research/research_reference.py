@@ -1,4 +1,4 @@
-"""Plain implementations of DESIGN §2d, written from the formulas (loops and numpy/scipy, no
+"""Plain implementations of docs/RESEARCH.md, written from the formulas (loops and numpy/scipy, no
 sums of segments), and a helper that writes an equity grid as a results.zarr."""
 
 from __future__ import annotations

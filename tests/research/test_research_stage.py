@@ -1,4 +1,4 @@
-"""The research statistics (DESIGN §2d) against plain implementations of the formulas, and
+"""The research statistics (docs/RESEARCH.md) against plain implementations of the formulas, and
 known cases: identical portfolios, a pure-noise grid, one real edge among noise."""
 
 from __future__ import annotations

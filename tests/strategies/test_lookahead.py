@@ -1,4 +1,4 @@
-"""No look-ahead (DESIGN §3): changing data after bar T changes no feature or signal up to T."""
+"""No look-ahead (docs/TIME.md): changing data after bar T changes no feature or signal up to T."""
 
 from __future__ import annotations
 

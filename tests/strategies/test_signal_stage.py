@@ -36,7 +36,7 @@ def test_hit_miss_and_same_object(market, feature_specs, strategy_specs):
 
 
 def test_other_portfolio_settings_recompute_nothing(market, feature_specs, strategy_specs):
-    """The second run of the same features+strategies touches no kernel (DESIGN §4)."""
+    """The second run of the same features+strategies touches no kernel (docs/ARCHITECTURE.md, Dask rules)."""
     KERNEL_CALLS.clear()
     feats, _ = feature_stage(market, feature_specs)
     signal_stage(market, feats, strategy_specs, StrategyContext())

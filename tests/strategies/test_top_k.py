@@ -1,4 +1,4 @@
-"""The ``top_k`` strategy against a plain reference of DESIGN §5, and the universe mask."""
+"""The ``top_k`` strategy against a plain reference of README, pipeline file, and the universe mask."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from admf_dask.strategies import compute_signals, validate_strategy_spec
 
 
 def reference_top_k(score, universe, k, short_k=0, every=1, buffer=0):
-    """DESIGN §5 top_k, one bar and one name at a time with Python sets."""
+    """README, pipeline file top_k, one bar and one name at a time with Python sets."""
     n_t, n_s = score.shape
     out = np.zeros((n_t, n_s))
     long_set: set[int] = set()
