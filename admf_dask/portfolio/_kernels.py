@@ -1,4 +1,4 @@
-"""Numba kernels of the accounting contract (DESIGN §2): ndarrays in, ndarrays out.
+"""Numba kernels of the accounting contract (docs/ACCOUNTING.md): ndarrays in, ndarrays out.
 
 One call steps every portfolio of a batch over every bar of a time chunk. The state is a
 `KernelState` (a named tuple of arrays, `admf_dask.portfolio.enums`) that the call updates in
@@ -195,7 +195,7 @@ def _pend_remove(pend, npend, s):
 def _levels(
     qs, e, x, use_sl, sl_long, sl_short, use_ts, ts_long, ts_short, use_tp, tp_long, tp_short
 ):
-    """(below, above): the exit levels under and over the price of a position (DESIGN §2b).
+    """(below, above): the exit levels under and over the price of a position (docs/ACCOUNTING.md, exits).
 
     Long: (stop level, take-profit); short: (take-profit, stop level); the stop level is the
     tighter of the set stop-loss and trailing levels; a level that is off is -inf / +inf, and a
@@ -358,7 +358,7 @@ def _rank_rows(um, n, rank):
 
 @njit(cache=True, nogil=True)
 def _keep_top(w, um_t, qp, stp, mpos, rank_t):
-    """max_positions (DESIGN §2b): among symbols with w != 0 that are not stopped, keep the
+    """max_positions (docs/ACCOUNTING.md, exits): among symbols with w != 0 that are not stopped, keep the
     ``mpos`` with the largest |u| (ties: held now first, then lower symbol index); zero the rest.
 
     Count the candidates (at most ``mpos``: nothing to do); walk the bar's ranking
@@ -439,7 +439,7 @@ def step_chunk(
     record,
     capacity,
 ):
-    """Step every portfolio of a batch over every bar of one time chunk (DESIGN §2, §2b).
+    """Step every portfolio of a batch over every bar of one time chunk (docs/ACCOUNTING.md).
 
     At each bar t, per portfolio: (1) fill pending targets at the open, (1b) intrabar exits
     (``exit_on: intrabar``), (2) mark at the last finite close, (3) exit rules and drawdown at
@@ -534,7 +534,8 @@ def step_chunk(
             ts_long = 1.0 - ts
             ts_short = 1.0 + ts
             md_floor = 1.0 - fparams[p, F_MAX_DRAWDOWN]
-            band = fparams[p, F_BAND] + 1e-12  # DESIGN §2 step 4: rounding noise never trades
+            # docs/ACCOUNTING.md step 4: the 1e-12 keeps rounding noise from trading
+            band = fparams[p, F_BAND] + 1e-12
             comm = fparams[p, F_COMMISSION]
             fixed = fparams[p, F_COMMISSION_FIXED]
             slip = fparams[p, F_SLIPPAGE_BPS] / 1e4  # = sign*bps/1e4 up to the sign, exactly
@@ -546,7 +547,7 @@ def step_chunk(
             use_ts = ts == ts
             # which loops over symbols this portfolio needs (rules that are off cost nothing)
             ib_exits = ib and (use_sl or use_tp or use_ts)
-            # close mode with only a stop-loss: the branch-free loop of DESIGN §2
+            # close mode with only a stop-loss: the branch-free loop of docs/ACCOUNTING.md
             fast_stop = use_sl and not ib and not use_ts and not use_tp and mh == 0
             close_levels = not ib and (use_sl or use_ts or use_tp) and not fast_stop
             close_rules = close_levels or mh > 0
@@ -667,7 +668,7 @@ def step_chunk(
                             n += 1
                     npend = keep
 
-                # 1b. intrabar exits (DESIGN §2b): gap through a level at the open fills there,
+                # 1b. intrabar exits (docs/ACCOUNTING.md, exits): gap through a level at the open fills there,
                 # else a touched level fills at the level; the stop before the take-profit. The
                 # extreme x moves to this bar's high (low) here, not at the close: nothing in
                 # between reads it.

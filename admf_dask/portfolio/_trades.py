@@ -1,4 +1,4 @@
-"""Numba kernels of the trade ledger (DESIGN §2c, docs/TRADES.md): ndarrays in, ndarrays out.
+"""Numba kernels of the trade ledger (docs/TRADES.md, docs/TRADES.md): ndarrays in, ndarrays out.
 
 Trades are derived from the order records of one time chunk at a time. What a trade still open at
 the chunk's end needs later (its side, shares, fill sums, pnl so far, the extreme closes since its
@@ -310,7 +310,7 @@ def trades_chunk(
     sum_pnl,
     sum_bars,
 ):
-    """Fold one chunk's fills into the open trades; emit the trades they close (DESIGN §2c).
+    """Fold one chunk's fills into the open trades; emit the trades they close (docs/TRADES.md).
 
     Parameters
     ----------
@@ -483,7 +483,7 @@ def open_trades(
     c_max,
     c_min,
 ):
-    """The trades still open at the last bar, marked at the last finite close (DESIGN §2c).
+    """The trades still open at the last bar, marked at the last finite close (docs/TRADES.md).
 
     ``pnl`` adds ``q * last close`` (0 for a symbol never priced, as the equity marks it), the
     exit bar is -1, ``bars`` counts to ``last_bar``, mfe / mae cover the closes to the last bar.
@@ -655,7 +655,7 @@ def finalize_trades(
 
 
 def trade_metrics(state: TradeState) -> dict[str, np.ndarray]:
-    """Per-portfolio trade metrics (DESIGN §2c) from the accumulators.
+    """Per-portfolio trade metrics (docs/TRADES.md) from the accumulators.
 
     Returns
     -------
