@@ -14,8 +14,8 @@ import xarray as xr
 from report_runs import make_run
 
 from admf_dask.errors import InputError
-from admf_dask.report import build_report
-from admf_dask.report.tabs.research_data import scatter_rows, thin
+from admf_dask.report import _load, build_report
+from admf_dask.report.tabs.research_data import scatter_rows
 from admf_dask.research.config import ResearchConfig
 from admf_dask.research.stage import research_stage
 from admf_dask.research.write import write_research
@@ -96,9 +96,24 @@ def test_no_research_tab_without_research_json(tmp_path):
         build_report(copy)
 
 
-def test_thinning_keeps_the_ends():
-    assert thin(10, 20).tolist() == list(range(10))
-    idx = thin(10_001, 4000)
-    assert idx[0] == 0 and idx[-1] == 10_000 and len(idx) <= 4001
+def test_long_curves_keep_their_extremes_and_splits_their_ends():
+    # the walk-forward curves are drawn as min/max per bucket: a spike is never skipped
+    from types import SimpleNamespace
+
+    from admf_dask.report.tabs.research import _equity_figure
+    from admf_dask.report.tabs.research_data import ResearchView
+
+    n = 10_001
+    wfo, best = np.linspace(1.0, 2.0, n), np.linspace(1.0, 3.0, n)
+    wfo[1235], best[4321] = 99.0, -5.0
+    ctx = SimpleNamespace(run=SimpleNamespace(time=np.arange(n).astype("datetime64[D]")))
+    view = ResearchView(summary={"best": {"portfolio": 0}}, wfo=wfo, best=best)
+    src = _equity_figure(ctx, view).select_one({"name": "research_wf_equity"})
+    shown = {k: np.asarray(v) for k, v in src.data.items()}
+    assert len(shown["wfo"]) <= _load.DISPLAY_POINTS
+    assert shown["wfo"].max() == 99.0 and shown["best"].min() == -5.0
+    assert shown["time"][0] == np.datetime64(0, "D") and shown["time"][-1] == np.datetime64(
+        n - 1, "D"
+    )
     rows = scatter_rows({"is_sharpe": [0.0] * 50_000}, limit=1000)
     assert rows[0] == 0 and rows[-1] == 49_999 and len(rows) == 1000

@@ -21,6 +21,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from admf_dask.report import _load
 from admf_dask.report.context import ReportContext
 from admf_dask.report.figures import COLORS, WIDTH, portfolio_label, style, style_legend
 from admf_dask.report.render import template_div
@@ -197,12 +198,12 @@ def _walk_forward(ctx: ReportContext, view) -> list:
 
 
 def _equity_figure(ctx: ReportContext, view):
-    t = np.asarray(ctx.run.time)[view.bars]
     best = view.summary.get("best", {}).get("portfolio")
-    data = {"time": t, "wfo": view.wfo}
+    data = {"time": np.asarray(ctx.run.time), "wfo": view.wfo}
     if view.best is not None:
         data["best"] = view.best
-    src = ColumnDataSource(data, name="research_wf_equity")
+    # long runs: min/max per bucket of bars (spikes and troughs exact), as the other tabs draw
+    src = ColumnDataSource(_load.display_columns(data), name="research_wf_equity")
     f = figure(
         title="Walk-forward equity (stitched out-of-sample path) vs the best full-sample portfolio",
         width=WIDTH,

@@ -13,8 +13,6 @@ import xarray as xr
 
 from admf_dask.errors import InputError
 
-#: most points of a line drawn (longer series are thinned to every k-th bar for the display)
-MAX_POINTS = 4000
 #: most splits drawn in the IS-vs-OOS scatter (C(20, 10) = 184,756 would weigh on the page)
 MAX_SCATTER = 20_000
 
@@ -24,8 +22,8 @@ class ResearchView:
     """What the Research tab shows."""
 
     summary: dict[str, Any]
-    #: the stitched walk-forward equity and the best full-sample portfolio's, on ``bars``
-    bars: np.ndarray | None = None
+    #: the stitched walk-forward equity and the best full-sample portfolio's, every bar (the
+    #: tab draws them as min/max per bucket, like every long series of the report)
     wfo: np.ndarray | None = None
     best: np.ndarray | None = None
 
@@ -43,23 +41,12 @@ def load_research(run_dir: Path, ds: xr.Dataset) -> ResearchView | None:
         ) from None
     view = ResearchView(summary=summary)
     if summary.get("walk_forward") and "wfo_equity" in ds:
-        n = int(ds.sizes["time"])
-        view.bars = thin(n)
-        view.wfo = np.asarray(ds["wfo_equity"].values, dtype=np.float64)[view.bars]
+        view.wfo = np.asarray(ds["wfo_equity"].values, dtype=np.float64)
         best = (summary.get("best") or {}).get("portfolio")
         if best is not None and 0 <= int(best) < int(ds.sizes["portfolio"]):
             col = ds["equity"].isel(portfolio=int(best)).values
-            view.best = np.asarray(col, dtype=np.float64)[view.bars]
+            view.best = np.asarray(col, dtype=np.float64)
     return view
-
-
-def thin(n: int, points: int = MAX_POINTS) -> np.ndarray:
-    """Bar indices drawn: all of them, or every k-th one and the last when there are more."""
-    if n <= points:
-        return np.arange(n)
-    k = -(-n // points)
-    idx = np.arange(0, n, k)
-    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
 
 
 def scatter_rows(pbo: dict[str, Any], limit: int = MAX_SCATTER) -> np.ndarray:
