@@ -111,7 +111,7 @@ def versions() -> dict[str, str]:
 
 def entry_key(kind: str, token: str, **salt: Any) -> str:
     """Cache key of a content token: the token plus package versions and `salt`, hashed."""
-    from admf_dask.dasktools.identity import identity
+    from admf_dask.dasktools.ids import identity
 
     return identity("cache-entry", kind, token, FORMAT, versions(), salt)
 

@@ -269,10 +269,10 @@ def _check_strategy_refs(cfg: PipelineConfig) -> None:
 
 
 def config_hash(cfg: PipelineConfig) -> str:
-    """16 hex digits identifying the resolved config (`admf_dask.dasktools.identity`).
+    """16 hex digits identifying the resolved config (`admf_dask.dasktools.ids.identity`).
 
     The ``cache:`` section is left out: where and how much is cached never changes results.
     """
-    from admf_dask.dasktools.identity import identity
+    from admf_dask.dasktools.ids import identity
 
     return identity("config", cfg.model_dump(mode="json", exclude={"cache"}), length=16)

@@ -1,6 +1,6 @@
 """Shared Dask helpers: identities, atomic writes, an LRU, session caches, halo/chain maps.
 
-Every submodule imports only what it needs (`identity` loads ``dask.base``, `files` and `lru`
+Every submodule imports only what it needs (`ids` loads ``dask.base``, `files` and `lru`
 the standard library only), so importing this package costs nothing.
 
 Public API
@@ -49,7 +49,7 @@ __getattr__ = lazy_getattr(
         "chain_map": "admf_dask.dasktools.maps",
         "client_key": "admf_dask.dasktools.session",
         "halo_map": "admf_dask.dasktools.maps",
-        "identity": "admf_dask.dasktools.identity",
+        "identity": "admf_dask.dasktools.ids",
         "persist": "admf_dask.dasktools.session",
         "replace_dir": "admf_dask.dasktools.files",
         "worker_plugin": "admf_dask.dasktools.session",

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from admf_dask.dasktools.identity import identity
+from admf_dask.dasktools.ids import identity
 from admf_dask.dasktools.maps import KERNEL_CALLS, chain_map, halo_map
 from admf_dask.dasktools.session import CacheStatus, SessionCache, client_key, persist
 from admf_dask.errors import ConfigError, did_you_mean

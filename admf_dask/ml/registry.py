@@ -20,7 +20,7 @@ EXTENSIONS = {"xgboost": ".ubj", "mlp": ".pt", "lstm": ".pt"}
 
 
 def _digest(obj: Any, n: int = 24) -> str:
-    from admf_dask.dasktools.identity import identity
+    from admf_dask.dasktools.ids import identity
 
     return identity("model", obj, length=n)
 

@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
-from admf_dask.dasktools.identity import identity
+from admf_dask.dasktools.ids import identity
 from admf_dask.features import feature_variables
 from admf_dask.features.graph import (
     CacheStatus,

@@ -62,3 +62,13 @@ def test_non_deterministic_objects_raise():
 
     with pytest.raises(Exception, match="[Dd]eterministic"):
         identity(Opaque())
+
+
+def test_the_package_attribute_stays_the_function_once_its_module_is_imported():
+    # a submodule named like the function would replace it on the package when first imported
+    import importlib
+
+    import admf_dask.dasktools as dt
+
+    importlib.import_module("admf_dask.dasktools.ids")
+    assert callable(dt.identity) and dt.identity("x") == identity("x")
