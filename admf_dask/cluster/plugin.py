@@ -75,6 +75,10 @@ def set_torch_threads(nthreads: int) -> None:
         torch.set_num_threads(int(n))
 
 
+#: workers with a smaller memory limit are not warmed at setup (bytes)
+WARM_MIN_MEMORY = 1 << 30
+
+
 class WorkerSetup(_distributed_plugin_base()):
     """`distributed.WorkerPlugin` warming a worker and holding its fold-model cache.
 
@@ -105,7 +109,12 @@ class WorkerSetup(_distributed_plugin_base()):
         resources = dict(getattr(worker.state, "total_resources", {}) or {})
         if resources.get(ML_TAG):
             set_torch_threads(worker.state.nthreads)
-        if self.warm:
+        limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+        if self.warm and limit is not None and limit < WARM_MIN_MEMORY:
+            # the imports alone take a few hundred MB: a small worker loads them in its first
+            # task, where running out of memory is the run's one clear error, not a restart loop
+            log.info("worker %s: %d bytes of memory, not warmed at start", worker.name, limit)
+        elif self.warm:
             try:
                 # off the event loop (a cold compile would starve the worker's connections);
                 # awaited, so the worker starts no task before it is done
@@ -125,5 +134,11 @@ class WorkerSetup(_distributed_plugin_base()):
 
 
 def register(client: Any) -> None:
-    """Register `WorkerSetup` with the scheduler of `client` (no-op when it already has it)."""
-    client.register_plugin(WorkerSetup(), name=WORKER_PLUGIN)
+    """Register `WorkerSetup` with the scheduler of `client` (no-op when it already has it).
+
+    Warming is an optimization: a worker lost while it sets up (it is restarted, and set up
+    again) must not fail the run, which then says what went wrong in its tasks."""
+    try:
+        client.register_plugin(WorkerSetup(), name=WORKER_PLUGIN)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("worker setup not registered on every worker (%s)", exc)
