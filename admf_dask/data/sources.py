@@ -20,7 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from admf_dask.config.models import DataConfig
 from admf_dask.data._synthetic import symbol_names, synthetic_ohlcv
+from admf_dask.data.calendar import synthetic_times
 from admf_dask.data.dates import describe, parse_dates
 from admf_dask.data.validate import (
     FIELDS,
@@ -500,26 +502,13 @@ def read_synthetic(
     names = symbol_names(symbols) if isinstance(symbols, int) else [str(s) for s in symbols]
     if seed < 0:
         raise ConfigError("data.seed", f"seed {seed} is negative", "use a seed >= 0")
-    try:
-        first = pd.Timestamp(calendar_start)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(
-            "data.calendar_start", f"'{calendar_start}' is not a date", "write e.g. 2010-01-04"
-        ) from e
-    if first.tz is not None:
-        first = first.tz_convert("UTC").tz_localize(None)
-    time = pd.bdate_range(first.normalize(), periods=bars).to_numpy()
-    if not in_ns_range(time[[0, -1]]).all():
-        raise ConfigError(
-            "data.bars",
-            f"{bars} business days from {first.date()} run past 2262-04-11, the last date a "
-            "datetime64[ns] time axis can hold",
-            "use fewer bars or an earlier data.calendar_start (e.g. 1700-01-01)",
-        )
+    time = synthetic_times(
+        DataConfig(source="synthetic", bars=bars, calendar_start=calendar_start)
+    )
     values = synthetic_ohlcv(
         bars, len(names), seed, missing=missing, late_listed=late_listed, delisted=delisted
     )
-    return Dense(time.astype("datetime64[ns]"), names, values)
+    return Dense(time, names, values)
 
 
 __all__: list[str] = [
