@@ -86,6 +86,16 @@ def load_market_data(
             attrs["path"] = str(path)
             if cfg.source == "zarr":
                 data = sources.read_zarr(path, str(cfg.path))
+            elif cfg.source == "parquet":  # read by tasks: the client keeps coordinates only
+                from admf_dask.data import parquet
+
+                lazy = parquet.open_parquet(
+                    path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns
+                )
+                ds = parquet.lazy_dataset(lazy, wanted, start, stop, cfg.chunks.time, attrs)
+                if cfg.universe is not None:
+                    parquet.add_universe(ds, cfg.universe, base_dir, cfg.chunks.time)
+                return ds
             else:
                 reader = sources.read_csv if cfg.source == "csv" else sources.read_parquet
                 data = reader(path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns)
@@ -94,6 +104,9 @@ def load_market_data(
         else:
             dense = _select_dense(data, wanted, start, stop)
     ds = _dataset(dense, attrs)
+    from admf_dask.data.calendar import time_attrs  # frequency, session (docs/TIME.md)
+
+    ds.attrs.update(time_attrs(cfg, ds["time"].values, str(cfg.path or cfg.source)))
     if cfg.universe is not None:
         _add_universe(ds, cfg.universe, base_dir)
     ds.attrs["fingerprint"] = fingerprint(ds)
