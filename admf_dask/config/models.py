@@ -70,6 +70,79 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
+# Bar frequencies of a day or longer (docs/TIME.md): alias -> canonical name.
+_LONG_FREQUENCIES = {"D": "1D", "B": "1B", "W": "1W", "M": "1M", "ME": "1M", "MS": "1M"}
+_LONG_FREQUENCIES |= {"Q": "1Q", "QE": "1Q", "QS": "1Q", "Y": "1Y", "YE": "1Y", "A": "1Y"}
+
+
+def step_name(seconds: int) -> str:
+    """The canonical name of an intraday bar step: ``"30s"``, ``"5min"``, ``"1h"``."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{seconds}s"
+
+
+def is_intraday(frequency: str | None) -> bool:
+    """Whether a canonical frequency (`check_frequency`) has several bars a day."""
+    return frequency is not None and frequency.endswith(("s", "min", "h"))
+
+
+def check_frequency(text: str) -> str:
+    """The canonical bar frequency of a pandas offset alias (``5min``, ``1h``, ``1D``, ``W``...).
+
+    Intraday steps are whole seconds shorter than a day, named by `step_name`; longer bars are
+    ``1D``, ``1B`` (business days), ``1W``, ``1M``, ``1Q`` or ``1Y``. Raises ValueError otherwise.
+    """
+    import pandas as pd
+
+    s = str(text).strip()
+    key = s[1:] if s[:1] == "1" and s[1:] in _LONG_FREQUENCIES else s
+    if key in _LONG_FREQUENCIES:
+        return _LONG_FREQUENCIES[key]
+    try:
+        step = pd.Timedelta(s)
+    except (ValueError, TypeError):
+        step = None
+    hint = "write a pandas offset alias such as 1min, 5min, 1h, 1D, 1B, 1W or 1M"
+    if step is None or pd.isna(step) or step <= pd.Timedelta(0):
+        raise ValueError(f"frequency '{text}' is not a bar frequency: {hint}")
+    if step == pd.Timedelta(days=1):
+        return "1D"
+    if step == pd.Timedelta(days=7):
+        return "1W"
+    if step > pd.Timedelta(days=1) or step % pd.Timedelta(seconds=1):
+        raise ValueError(
+            f"frequency '{text}' is not supported: intraday steps are whole seconds under a "
+            "day, longer bars are 1D, 1B, 1W, 1M, 1Q or 1Y"
+        )
+    return step_name(int(step // pd.Timedelta(seconds=1)))
+
+
+def check_session(text: str) -> str:
+    """A trading session ``"HH:MM-HH:MM"`` (start before end, within one day), canonicalized.
+
+    Raises ValueError naming the expected form otherwise.
+    """
+    import re
+
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", str(text))
+    hint = 'write "HH:MM-HH:MM" in exchange time, e.g. "09:30-16:00"'
+    if m is None:
+        raise ValueError(f"'{text}' is not a session: {hint}")
+    h0, m0, h1, m1 = (int(g) for g in m.groups())
+    start, end = h0 * 60 + m0, h1 * 60 + m1
+    if m0 > 59 or m1 > 59 or h0 > 23 or end > 24 * 60:
+        raise ValueError(f"'{text}' is not a time of day range: {hint}")
+    if start >= end:
+        raise ValueError(
+            f"session '{text}' does not start before it ends (sessions over midnight are not "
+            f"supported): {hint}"
+        )
+    return f"{h0:02d}:{m0:02d}-{h1:02d}:{m1:02d}"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -99,11 +172,20 @@ class DataConfig(_Strict):
             "file or folder for csv / parquet / zarr, resolved relative to the pipeline file"
         ),
     )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "options of the fsspec filesystem when path is a URL (s3://bucket/prices.zarr), e.g. "
+            "{endpoint_url: ..., anon: true}; empty: credentials from the environment"
+        ),
+    )
     symbols: int | list[str] | None = Field(
         None,
         description="synthetic: how many symbols (int); any source: a list selects these symbols",
     )
-    bars: int = Field(2520, ge=2, description="synthetic: number of daily bars")
+    bars: int = Field(
+        2520, ge=2, description="synthetic: number of bars (business days, or at data.frequency)"
+    )
     seed: int = Field(7, description="synthetic: random seed (same seed, same market)")
     start: IsoDate | None = Field(
         None,
@@ -159,6 +241,21 @@ class DataConfig(_Strict):
     calendar_start: IsoDate = Field(
         "2010-01-04", description="synthetic: first date of the generated business-day calendar"
     )
+    frequency: str | None = Field(
+        None,
+        description=(
+            "bar frequency, a pandas offset alias: 1min, 5min, 15min, 1h (intraday), 1D / 1B "
+            "(daily), 1W, 1M (null: daily for synthetic, inferred from the file's times "
+            "otherwise; a file that disagrees is an error)"
+        ),
+    )
+    session: str | None = Field(
+        None,
+        description=(
+            'intraday only: trading hours "HH:MM-HH:MM", bars labelled by their start time '
+            'inside it (synthetic default "09:30-16:00"; files: bars outside it are an error)'
+        ),
+    )
     universe: str | None = Field(
         None,
         description=(
@@ -172,6 +269,16 @@ class DataConfig(_Strict):
     @classmethod
     def _date_format(cls, v: str | None) -> str | None:
         return None if v is None else check_format(v)
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, v: str | None) -> str | None:
+        return None if v is None else check_frequency(v)
+
+    @field_validator("session")
+    @classmethod
+    def _session(cls, v: str | None) -> str | None:
+        return None if v is None else check_session(v)
 
     @field_validator("columns")
     @classmethod
@@ -203,6 +310,18 @@ class DataConfig(_Strict):
                     f"{key} applies to csv and parquet files only, not source '{self.source}': "
                     f"remove data.{key}"
                 )
+        if self.session is not None and not is_intraday(self.frequency):
+            if self.frequency is not None or self.source == "synthetic":
+                raise ValueError(
+                    f"session applies to intraday bars only, not frequency "
+                    f"'{self.frequency or '1D'}': remove it or set an intraday frequency (e.g. "
+                    "1min)"
+                )
+        if self.source == "synthetic" and self.frequency in ("1W", "1M", "1Q", "1Y"):
+            raise ValueError(
+                f"frequency '{self.frequency}': synthetic bars are daily (1D, 1B) or intraday "
+                "(e.g. 1min, 1h): change data.frequency"
+            )
         if self.source in ("csv", "parquet", "zarr") and not self.path:
             raise ValueError(f"source '{self.source}' needs a path: add data.path")
         if isinstance(self.symbols, int) and self.symbols < 1:
@@ -324,8 +443,13 @@ class PortfoliosConfig(PortfolioParams):
             "cartesian product of these lists, one portfolio per combination, in the order written"
         ),
     )
-    periods_per_year: float = Field(
-        252.0, gt=0, description="bars per year for annualized metrics (252 for daily bars)"
+    periods_per_year: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "bars per year for annualized metrics (null: from the data's frequency, 252 for "
+            "daily bars, 252 x bars per day intraday, 52 weekly, 12 monthly; docs/TIME.md)"
+        ),
     )
     benchmark: str | None = Field(
         None,
@@ -418,6 +542,13 @@ class OutputConfig(_Strict):
     )
     report: bool = Field(True, description="write report.html")
     overwrite: bool = Field(False, description="an existing run folder is replaced only when true")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "options of the fsspec filesystem when path is a URL (s3://, gs://, ...), e.g. "
+            "{endpoint_url: ..., key: ..., secret: ...}; empty: credentials from the environment"
+        ),
+    )
 
 
 class CacheConfig(_Strict):

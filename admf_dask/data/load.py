@@ -69,6 +69,8 @@ def load_market_data(
             missing=cfg.missing,
             late_listed=cfg.late_listed,
             delisted=cfg.delisted,
+            frequency=cfg.frequency,
+            session=cfg.session,
         )
         dense = _select_dense(dense, None, start, stop)
     else:

@@ -476,6 +476,8 @@ def read_synthetic(
     missing: float = 0.0,
     late_listed: float = 0.0,
     delisted: float = 0.0,
+    frequency: str | None = None,
+    session: str | None = None,
 ) -> Dense:
     """The embedded seeded market on a business-day calendar.
 
@@ -491,6 +493,8 @@ def read_synthetic(
         First business day (ISO date; a weekend rolls forward).
     missing, late_listed, delisted : float, optional
         See `admf_dask.data._synthetic.synthetic_ohlcv`.
+    frequency, session : str, optional
+        ``data.frequency`` / ``data.session`` (`admf_dask.data.calendar.synthetic_times`).
 
     Returns
     -------
@@ -503,7 +507,13 @@ def read_synthetic(
     if seed < 0:
         raise ConfigError("data.seed", f"seed {seed} is negative", "use a seed >= 0")
     time = synthetic_times(
-        DataConfig(source="synthetic", bars=bars, calendar_start=calendar_start)
+        DataConfig(
+            source="synthetic",
+            bars=bars,
+            calendar_start=calendar_start,
+            frequency=frequency,
+            session=session,
+        )
     )
     values = synthetic_ohlcv(
         bars, len(names), seed, missing=missing, late_listed=late_listed, delisted=delisted

@@ -81,6 +81,24 @@ def _data_identity(data: xr.Dataset) -> str:
     return str(fp)
 
 
+def _with_data_defaults(
+    norm: dict[str, dict[str, Any]], data: xr.Dataset
+) -> dict[str, dict[str, Any]]:
+    """Normalized specs with ``periods_per_year: null`` resolved from the data's frequency.
+
+    Resolved before tokens are made, so daily data gives the same specs (252.0) and keys as an
+    explicit 252 (docs/TIME.md).
+    """
+    from admf_dask.data.calendar import periods_per_year
+
+    out = {}
+    for name, spec in norm.items():
+        if "periods_per_year" in spec and spec["periods_per_year"] is None:
+            spec = {**spec, "periods_per_year": periods_per_year(None, data.attrs)}
+        out[name] = spec
+    return out
+
+
 def feature_token(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -> str:
     """Deterministic token of (data fingerprint, time chunks, normalized feature specs).
 
@@ -97,7 +115,7 @@ def feature_token(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -> s
     str
         Hex digest; equal inputs give equal tokens in any process.
     """
-    norm = validate_feature_specs(specs)
+    norm = _with_data_defaults(validate_feature_specs(specs), data)
     ref = data["close"] if "close" in data.data_vars else data[next(iter(data.data_vars))]
     chunks = ref.chunks
     return identity(
@@ -130,7 +148,7 @@ def compute_features(data: xr.Dataset, specs: Mapping[str, Mapping[str, Any]]) -
     ConfigError
         For a bad spec or a data variable the data lacks.
     """
-    norm = validate_feature_specs(specs)
+    norm = _with_data_defaults(validate_feature_specs(specs), data)
     data = _dask_data(data)
     coords = {"time": data["time"], "symbol": data["symbol"]}
     out: dict[str, xr.DataArray] = {}

@@ -154,7 +154,11 @@ def roc(x: np.ndarray, *, window: int, offset: int = 0) -> np.ndarray:
 
 class VolatilityParams(Params):
     window: int = _window(20, 2)
-    periods_per_year: float = Field(252.0, ge=1e-9, description="bars per year")
+    periods_per_year: float | None = Field(
+        None,
+        ge=1e-9,
+        description="bars per year (null: from the data's frequency, 252 for daily bars)",
+    )
     field: FieldName = _field()
 
 
@@ -164,13 +168,16 @@ class VolatilityParams(Params):
     lookback=lambda p: p["window"],
 )
 def volatility(
-    x: np.ndarray, *, window: int = 20, periods_per_year: float = 252.0, offset: int = 0
+    x: np.ndarray, *, window: int = 20, periods_per_year: float | None = None, offset: int = 0
 ) -> np.ndarray:
     """Annualized volatility: sample std (ddof 1) of the last ``window`` log returns times
-    sqrt(periods_per_year). Twin (pandas):
+    sqrt(periods_per_year) (None: 252, daily; the feature stage passes the data's,
+    `admf_dask.data.calendar.periods_per_year`). Twin (pandas):
     ``np.log(s / s.shift(1)).rolling(window).std() * np.sqrt(periods_per_year)``.
     """
-    return K.volatility(x, window, periods_per_year, offset)
+    from admf_dask.data.calendar import periods_per_year as resolve
+
+    return K.volatility(x, window, resolve(periods_per_year), offset)
 
 
 class ZScoreParams(Params):

@@ -204,6 +204,7 @@ def run(
 
         register(client)  # a caller's cluster gets the worker setup too (no-op when it has it)
     from admf_dask.data import load_market_data
+    from admf_dask.data.calendar import periods_per_year
     from admf_dask.features import feature_stage
     from admf_dask.pipeline.research import research_fits, research_step
     from admf_dask.portfolio import expand_grid, run_portfolios
@@ -273,8 +274,9 @@ def run(
             for w in ctx.warnings:
                 reporter.warn(w)
             with reporter.stage("portfolio") as note, timer("portfolio"):
+                ppy = periods_per_year(cfg.portfolios.periods_per_year, data.attrs)  # TIME.md
                 book = expand_grid(
-                    cfg.portfolios,
+                    cfg.portfolios.model_copy(update={"periods_per_year": ppy}),
                     cfg.execution,
                     list(signals.strategy.values),
                     data.sizes["symbol"],

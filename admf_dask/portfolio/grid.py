@@ -21,6 +21,7 @@ from admf_dask.config.models import (
     PortfolioParams,
     PortfoliosConfig,
 )
+from admf_dask.data.calendar import periods_per_year as resolve_periods_per_year
 from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.portfolio import _kernels as K
 
@@ -427,7 +428,7 @@ def expand_grid(
         allow_short=np.array(cols["allow_short"], dtype=np.bool_),
         grid_keys=keys,
         capital=float(portfolios.capital),
-        periods_per_year=float(portfolios.periods_per_year),
+        periods_per_year=resolve_periods_per_year(portfolios.periods_per_year),  # null: daily
         batch_size=int(portfolios.batch_size),
         n_symbols=int(n_symbols),
         **farr,

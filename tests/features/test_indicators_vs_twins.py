@@ -97,7 +97,8 @@ def twin(kind: str, p: dict, cols: dict[str, np.ndarray], *, gaps: bool) -> dict
             "low": wrap_win(lambda a: talib.MIN(a, w), lo),
         }
     if kind == "volatility":
-        vol = np.log(s / s.shift(1)).rolling(w).std() * np.sqrt(p["periods_per_year"])
+        ppy = 252.0 if p["periods_per_year"] is None else p["periods_per_year"]  # daily data
+        vol = np.log(s / s.shift(1)).rolling(w).std() * np.sqrt(ppy)
         return {"": vol.to_numpy()}
     if kind == "zscore":
         z = ((s - s.rolling(w).mean()) / s.rolling(w).std()).to_numpy().copy()
