@@ -203,6 +203,7 @@ def run(
         from admf_dask.cluster.plugin import register
 
         register(client)  # a caller's cluster gets the worker setup too (no-op when it has it)
+        _check_reach(client, cfg, out, where, base_dir, run_id)  # before anything is read
     from admf_dask.data import load_market_data
     from admf_dask.data.calendar import periods_per_year
     from admf_dask.features import feature_stage
@@ -233,6 +234,8 @@ def run(
         reporter.note("compiling kernels, first run only (about 30 s)")
     if starting is not None:
         client = starting.result()
+        # before the workers read anything (this thread read only what the client reads)
+        _check_reach(client, cfg, out, where, base_dir, run_id)
     interrupt.check()
     cluster_info = describe_cluster(client)
     reporter.start(run_id, cluster_info.get("dashboard"))
@@ -392,6 +395,14 @@ def _signal_origin(
     ctx.trace.extend(origin["trace"])
     ctx.quality.update(origin["ml"])
     return {"run_id": origin["run_id"], "path": origin["path"]}
+
+
+def _check_reach(client, cfg, out, where: str, base_dir, run_id: str) -> None:
+    """Every worker sees the run folder's place and the data files, else one line (exit 2)."""
+    from admf_dask.cluster.reach import check_run_paths
+
+    target = out if out is not None else cfg.output.path
+    check_run_paths(client, cfg, target, where, base_dir, run_id)
 
 
 def _open_disk_cache(cfg, client, run_id: str, target: Path):
