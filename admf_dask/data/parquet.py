@@ -110,17 +110,51 @@ class LazyLong:
             return self.time[:0]
         return np.unique(np.concatenate(found)).view("datetime64[ns]")
 
-    def arrays(self, time: np.ndarray, names: Sequence[str], chunk: int) -> dict[str, da.Array]:
-        """Dask arrays of the five fields over (`time`, `names`), chunked ``{time: chunk}``.
+    def source(
+        self,
+        wanted: list[str] | None,
+        start: np.datetime64 | None = None,
+        stop: np.datetime64 | None = None,
+    ) -> Any:
+        """The selected symbols as an `admf_dask.data.lazy.LazySource` (tasks read the values).
+
+        Its time axis is the calendar of the selected symbols' bars (the eager reader's, see
+        `admf_dask.data.load._pivot`); unknown symbols and an empty window raise its errors.
+        """
+        from admf_dask.data.lazy import LazySource
+        from admf_dask.data.load import _in_window, _no_bars, _unknown
+
+        names = self.symbols
+        if wanted is not None:
+            known = set(names)
+            missing = [s for s in wanted if s not in known]
+            if missing:
+                raise _unknown(missing, names)
+            names = [str(s) for s in wanted]
+        times = self.time if wanted is None else self.symbol_times(names)
+        if not _in_window(times, start, stop).any():
+            raise _no_bars(self.time, start, stop)
+        token = tokenize(self.token, times, names)
+
+        def build(bounds: Sequence[int]) -> dict[str, da.Array]:
+            return self.arrays(times, names, bounds)
+
+        return LazySource(times, names, token, build)
+
+    def arrays(
+        self, time: np.ndarray, names: Sequence[str], bounds: int | Sequence[int]
+    ) -> dict[str, da.Array]:
+        """Dask arrays of the five fields over (`time`, `names`).
 
         Parameters
         ----------
         time : numpy.ndarray
-            datetime64[ns], sorted, a subset of `LazyLong.time` (the selected window).
+            datetime64[ns], sorted, a subset of `LazyLong.time`.
         names : sequence of str
             The symbols, in column order.
-        chunk : int
-            Bars per time chunk.
+        bounds : int or sequence of int
+            Bars per time chunk, or the chunks' row bounds in `time` (``bounds[0]`` to
+            ``bounds[-1]`` are the rows returned).
 
         Returns
         -------
@@ -128,11 +162,13 @@ class LazyLong:
             float64 (time, symbol) per field; a bar absent from the table is NaN in all five.
         """
         t = np.asarray(time).astype("datetime64[ns]").view(np.int64)
-        bounds = list(range(0, t.size, chunk)) + [t.size]
+        if isinstance(bounds, int):
+            bounds = list(range(0, t.size, bounds)) + [t.size]
+        bounds = [int(b) for b in bounds]
         chunks = (tuple(np.diff(bounds).tolist()), (len(names),))
         names = [str(n) for n in names]
         wanted = set(names)
-        block = "parquet-block-" + tokenize(self.token, t, names, chunk)
+        block = "parquet-block-" + tokenize(self.token, t, names, bounds)
         layer: dict[Any, Any] = {}
         for i in range(len(bounds) - 1):
             lo, hi = t[bounds[i]], t[bounds[i + 1] - 1]
