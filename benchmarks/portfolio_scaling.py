@@ -279,6 +279,7 @@ def run_size(
         cpu = sampler.cpu_seconds() - cpu0
     steps = n * SYMBOLS * BARS
     size_mb = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+    orders_bytes = sum(f.stat().st_size for f in (out / "orders.parquet").rglob("*") if f.is_file())
     shutil.rmtree(out, ignore_errors=True)
     return {
         "n": n,
@@ -295,6 +296,7 @@ def run_size(
         "cpu_busy": cpu / (wall * n_cores),
         "n_orders": res.n_orders,
         "out_mb": size_mb,
+        "orders_b": orders_bytes / max(res.n_orders, 1) if write_orders else float("nan"),
     }
 
 
@@ -408,28 +410,35 @@ def main(argv: list[str] | None = None) -> None:
         "steps/s = portfolios × symbols × bars / wall; vs roofline×cores = steps/s / (roofline × "
         "workers); per CPU-s = steps per CPU-second of the whole process tree / roofline "
         "(the engine's efficiency whatever share of the machine it got); CPU busy = tree CPU "
-        "/ (wall × cores); task columns: wall seconds summed over tasks, task CPU = CPU of the "
-        "task threads"
+        "/ (wall × cores); task columns: wall seconds summed over tasks (kernel: the step kernel; "
+        "ledger: orders.parquet + trades.parquet; store: results.zarr regions and metrics), "
+        "idle = workers × compute - their sum, workers busy = their sum / (workers × compute), "
+        "task CPU = CPU of the task threads; orders B/order = bytes of orders.parquet per order"
     )
     hdr = (
-        "| portfolios | exits | orders | trades | wall s | compute s | tasks: kernel s | zarr s | "
-        "parquet s | trades s | metrics s | task CPU s | tree CPU s | steps/s | vs roofline×cores | per CPU-s | "
-        "peak GB | CPU busy | n orders | output MB |"
+        "| portfolios | exits | orders | trades | wall s | compute s | tasks: kernel s | ledger s | "
+        "store s | idle s | workers busy | task CPU s | tree CPU s | steps/s | vs roofline×cores | "
+        "per CPU-s | peak GB | CPU busy | n orders | orders B/order | output MB |"
     )
     print(hdr)
     print("|" + "---|" * (hdr.count("|") - 1))
     for r in rows:
         t = r["timings"]
+        kernel = t["task_kernel"]
+        ledger = t["task_orders"] + t.get("task_trades", 0.0)
+        store = t["task_zarr"] + t["task_metrics"]
+        slots = t["compute"] * n_workers
+        idle = max(0.0, slots - (kernel + ledger + store))
         print(
             f"| {r['n']:,} | {'on' if r['exits'] else 'off'} | {'yes' if r['orders'] else 'no'} | "
             f"{'yes' if r['trades'] else 'no'} | {r['wall_s']:.2f} | "
-            f"{t['compute']:.2f} | {t['task_kernel']:.2f} | {t['task_zarr']:.2f} | "
-            f"{t['task_orders']:.2f} | {t.get('task_trades', 0.0):.2f} | "
-            f"{t['task_metrics']:.2f} | {t['task_cpu']:.2f} | "
+            f"{t['compute']:.2f} | {kernel:.2f} | {ledger:.2f} | {store:.2f} | {idle:.2f} | "
+            f"{(kernel + ledger + store) / slots:.0%} | {t['task_cpu']:.2f} | "
             f"{r['cpu_s']:.2f} | {r['steps_per_s']:.3g} | "
             f"{r['steps_per_s'] / (roof * n_workers):.0%} | "
             f"{r['n'] * SYMBOLS * BARS / r['cpu_s'] / roof:.0%} | "
-            f"{r['peak_gb']:.2f} | {r['cpu_busy']:.0%} | {r['n_orders']:,} | {r['out_mb']:.0f} |"
+            f"{r['peak_gb']:.2f} | {r['cpu_busy']:.0%} | {r['n_orders']:,} | "
+            f"{r['orders_b']:.2f} | {r['out_mb']:.0f} |"
         )
     for r in rows:  # trades on against the same run without them
         if r["trades"]:

@@ -7,6 +7,7 @@ the next one; `step` advances it over one time chunk; `simulate` runs a whole se
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -154,6 +155,38 @@ class OrderRecords:
         return cls(np.empty(0, dtype=ORDER_DTYPE))
 
 
+class Scratch:
+    """Buffers reused by the consecutive tasks of one thread (`scratch`).
+
+    A fresh buffer costs a page fault per 4 KB on first touch, about as much as the copy into it:
+    per order, the record, its columns and the equity rows would pay that on every task. What
+    `get` returns stays valid until the next `get` of the same name on this thread.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, n: int, dtype) -> np.ndarray:
+        """A 1-D buffer of at least ``n`` items (its first ``n``), contents undefined."""
+        dtype = np.dtype(dtype)
+        b = self._bufs.get(name)
+        if b is None or b.dtype != dtype or b.shape[0] < n:
+            size = max(int(n), int(1.25 * b.shape[0]) if b is not None else 0)
+            b = self._bufs[name] = np.empty(size, dtype)
+        return b[:n]
+
+
+_LOCAL = threading.local()
+
+
+def scratch() -> Scratch:
+    """This thread's `Scratch` (tasks on other threads of a worker have their own)."""
+    s = getattr(_LOCAL, "scratch", None)
+    if s is None:
+        s = _LOCAL.scratch = Scratch()
+    return s
+
+
 def step(
     state: BatchState,
     open_: np.ndarray,
@@ -169,6 +202,7 @@ def step(
     capacity: int = 0,
     high: np.ndarray | None = None,
     low: np.ndarray | None = None,
+    buffers: Scratch | None = None,
 ) -> tuple[BatchState, np.ndarray, np.ndarray, OrderRecords]:
     """Advance a batch over one time chunk.
 
@@ -190,6 +224,9 @@ def step(
         Expected number of orders (sizes the record buffers; they grow if needed).
     high, low : ndarray (T, S), optional
         Needed when a portfolio has ``exit_on: intrabar`` (docs/ACCOUNTING.md, exits).
+    buffers : Scratch, optional
+        Put equity, cash and the order records in these reused buffers (valid until the next
+        call with them) instead of fresh arrays.
 
     Returns
     -------
@@ -216,8 +253,15 @@ def step(
         high = low = np.empty((0, S))
     high = np.ascontiguousarray(high, dtype=f8)
     low = np.ascontiguousarray(low, dtype=f8)
-    equity = np.empty((T, P))
-    cash = np.empty((T, P))
+    cap = K.record_capacity(capacity, S) if record else 1
+    if buffers is None:
+        equity = np.empty((T, P))
+        cash = np.empty((T, P))
+        rec = np.empty(cap, dtype=ORDER_DTYPE)
+    else:
+        equity = buffers.get("equity", T * P, f8).reshape(T, P)
+        cash = buffers.get("cash", T * P, f8).reshape(T, P)
+        rec = buffers.get("records", cap, ORDER_DTYPE)
     records = K.step_chunk(
         open_,
         high,
@@ -233,7 +277,7 @@ def step(
         cash,
         st.n_bars,
         record,
-        int(capacity),
+        rec,
     )
     orders = OrderRecords(records)
     update_accumulator(st.perf, equity)

@@ -20,7 +20,7 @@ from admf_dask.metrics import finalize_metrics
 from admf_dask.metrics.relative import finalize_relative, init_relative, update_relative
 from admf_dask.portfolio import _kernels as K
 from admf_dask.portfolio._trades import TradeState, trade_metrics
-from admf_dask.portfolio.batch import BatchState, OrderRecords, step
+from admf_dask.portfolio.batch import BatchState, OrderRecords, scratch, step
 from admf_dask.portfolio.store import open_array
 from admf_dask.portfolio.trades import ledger_step, part_name, warm_trades, write_trades
 
@@ -53,26 +53,32 @@ def _cat(blocks: list[np.ndarray], axis: int = 0) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(blocks, axis=axis), dtype=np.float64)
 
 
-def _orders_table(orders: OrderRecords, spec: BatchSpec, t0: int, times: np.ndarray):
+def _orders_table(orders: OrderRecords, spec: BatchSpec, t0: int, times: np.ndarray, buffers):
+    """The task's orders as an Arrow table with the columns of orders.parquet; its columns are
+    views of ``buffers`` (valid until the thread's next task)."""
     import pyarrow as pa
 
-    # one pass over the records (their fields are strided views, slow to convert one by one)
-    col = dict(zip(K.ORDER_FIELDS, K.split_orders(orders.records), strict=True))
-    sym = pa.DictionaryArray.from_arrays(
-        pa.array(col["symbol"], type=pa.int32()), pa.array(list(spec.symbols), type=pa.string())
-    )
-    reason = pa.DictionaryArray.from_arrays(
-        pa.array(col["reason"], type=pa.int8()), pa.array(list(K.REASON_NAMES), type=pa.string())
-    )
+    n = len(orders)
+    i8, f8 = np.int64, np.float64
+    port, time_ns = buffers.get("o_portfolio", n, i8), buffers.get("o_time", n, i8)
+    sym, why = buffers.get("o_symbol", n, np.int32), buffers.get("o_reason", n, np.int8)
+    qty, px = buffers.get("o_qty", n, f8), buffers.get("o_price", n, f8)
+    comm = buffers.get("o_commission", n, f8)
+    times_ns = np.ascontiguousarray(times, dtype="datetime64[ns]").view(i8)
+    K.order_columns(orders.records, spec.p0, t0, times_ns, port, time_ns, sym, qty, px, comm, why)
     return pa.table(
         {
-            "portfolio": pa.array(col["portfolio"].astype(np.int64) + spec.p0),
-            "time": pa.array(times[col["time"] - t0]),
-            "symbol": sym,
-            "qty": pa.array(col["qty"]),
-            "price": pa.array(col["price"]),
-            "commission": pa.array(col["commission"]),
-            "reason": reason,
+            "portfolio": pa.array(port),
+            "time": pa.array(time_ns.view("datetime64[ns]")),
+            "symbol": pa.DictionaryArray.from_arrays(
+                pa.array(sym), pa.array(list(spec.symbols), type=pa.string())
+            ),
+            "qty": pa.array(qty),
+            "price": pa.array(px),
+            "commission": pa.array(comm),
+            "reason": pa.DictionaryArray.from_arrays(
+                pa.array(why), pa.array(list(K.REASON_NAMES), type=pa.string())
+            ),
         }
     )
 
@@ -127,6 +133,7 @@ def step_task(
     n_steps = close.size * (spec.p1 - spec.p0)
     # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
     hint = int(n_steps * stats["orders_per_step"] * 1.1) + 1024 if record else 0
+    buffers = scratch()
     state, equity, cash, orders = step(
         state,
         open_,
@@ -141,6 +148,7 @@ def step_task(
         capacity=hint,
         high=high,
         low=low,
+        buffers=buffers,
     )
     stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
     tac = clock()
@@ -152,7 +160,7 @@ def step_task(
         import pyarrow.parquet as pq
 
         name = f"part-b{spec.index:05d}-c{chunk:05d}.parquet"
-        table = _orders_table(orders, spec, t0, times)
+        table = _orders_table(orders, spec, t0, times, buffers)
         pq.write_table(table, os.path.join(spec.orders_dir, name), **_PARQUET_OPTIONS)
     tt = clock()
     if spec.trades_dir is not None:
@@ -211,7 +219,11 @@ def warm_kernels() -> None:
     for record in (True, False):
         step(st, px, px, sig, np.ones((1, T, S)), np.ones((1, 1)), fp, ip, record=record)
         st, *_ = step(st, px, px, sig, None, np.ones((1, 1)), fp, ip, record=record)
-    K.split_orders(np.zeros(1, dtype=K.ORDER_DTYPE))
+    o = np.zeros(2, dtype=K.ORDER_DTYPE)
+    i8, f8 = np.zeros(2, np.int64), np.zeros(2)
+    K.order_columns(
+        o, 0, 0, i8, i8, i8.copy(), np.zeros(2, np.int32), f8, f8, f8, np.zeros(2, np.int8)
+    )
     finalize_metrics(st.perf, 252.0, traded=st.traded, gross_exposure_sum=st.gross_sum)
     warm_trades()
 
