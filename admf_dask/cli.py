@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--dir", help="cache folder (default: $ADMF_DASK_CACHE, else the user cache)")
     sc = sub.add_parser("schema", help="print the JSON schema of the pipeline file (for editors)")
     sc.add_argument("--out", metavar="FILE", help="write it to FILE instead of stdout")
+    ing = sub.add_parser(
+        "ingest", help="convert a long CSV once into a Parquet store read lazily (source parquet)"
+    )
+    ing.add_argument("csv", help="the CSV (time, symbol, open, high, low, close, volume)")
+    ing.add_argument("out", help="the store's folder (replaced only if admf-dask ingest wrote it)")
+    ing.add_argument("--date-format", help="strftime format of the times (default: inferred)")
+    ing.add_argument("--columns", help="the file's column names, e.g. time=Date,symbol=Ticker")
     return p
 
 
@@ -226,6 +233,7 @@ def _run_in_thread(args: argparse.Namespace) -> int:
 
 _INTERRUPTED = {
     "run": "the cluster was shut down and no run folder was written",
+    "ingest": "nothing was written",
     "validate": "nothing was written",
     "report": "report.html was left as it was",
 }
@@ -310,6 +318,10 @@ def _command(args: argparse.Namespace) -> int:
 
             print(summary_text(research(args.run_dir, args.overrides), args.run_dir))
             return 0
+        if args.command == "ingest":
+            from admf_dask.data.ingest import ingest_command
+
+            return ingest_command(args.csv, args.out, args.date_format, args.columns)
         if args.command == "cache":
             from admf_dask.cache.command import cache_command
 

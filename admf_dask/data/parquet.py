@@ -216,6 +216,7 @@ def open_parquet(
     date_format: str | None = None,
     columns: dict[str, str] | None = None,
     source_label: str | None = None,
+    date_text: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> LazyLong:
     """Check a long Parquet table (one file or a folder dataset) and learn its coordinates.
 
@@ -233,6 +234,9 @@ def open_parquet(
     source_label : str, optional
         For a store written by `admf_dask.data.ingest`: the CSV as the user named it; messages
         then name its rows (the store keeps each row's CSV line).
+    date_text : tuple of numpy.ndarray, optional
+        For a text time column already parsed as a whole (`admf_dask.data.ingest`): the sorted
+        distinct trimmed texts and their datetime64[ns] values as int64.
 
     Returns
     -------
@@ -246,6 +250,12 @@ def open_parquet(
     """
     import pyarrow.dataset as pds
 
+    if source_label is None and path.is_dir():
+        from admf_dask.data.ingest import read_manifest
+
+        manifest = read_manifest(path)  # a store of `admf-dask ingest`: name the CSV's rows
+        if manifest is not None:
+            source_label = str(manifest.get("label") or label)
     try:
         dataset = pds.dataset(str(path), format="parquet", partitioning="hive")
         fragments = list(dataset.get_fragments())
@@ -288,7 +298,9 @@ def open_parquet(
     schema = dataset.schema
     reading = Reading(schema, cols, source_label or label, lines, None)
     time_type = schema.field(cols["time"]).type
-    if not (pa.types.is_timestamp(time_type) or pa.types.is_date(time_type)):
+    if date_text is not None:
+        reading = Reading(schema, cols, reading.label, lines, date_text)
+    elif not (pa.types.is_timestamp(time_type) or pa.types.is_date(time_type)):
         reading = Reading(
             schema, cols, reading.label, lines, _text_dates(dataset, parts, reading, date_format)
         )
