@@ -331,6 +331,14 @@ def _command(args: argparse.Namespace) -> int:
         overrides = list(args.overrides)
         if args.address:
             overrides.append(f"cluster.address={args.address}")
+        from admf_dask.dasktools.fs import refuse_process_local
+
+        if args.out is not None:
+            refuse_process_local(args.out, "--out")
+        else:
+            from admf_dask.config import load_pipeline
+
+            refuse_process_local(load_pipeline(args.pipeline, overrides).output.path, "output.path")
         reporter = RichReporter(quiet=args.quiet)
         result = run(
             args.pipeline,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class S3:
 def moto_server() -> Iterator[S3]:
     """Start moto's ThreadedMotoServer on a free port of 127.0.0.1; stopped on exit."""
     require_module("s3fs")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server_mod = require_module("moto.server", "pip install 'moto[server]'")
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -263,11 +263,14 @@ def _looks_denied(text: str) -> bool:
     )
 
 
-def probe(loc: Loc, where: str = "output.path") -> None:
+def probe(loc: Loc, where: str = "output.path", shown: Loc | None = None) -> None:
     """Check that a run can be written at `loc` before anything is computed.
 
     On a URL: writes and deletes a marker object under `loc` (the bucket must exist and the
     credentials may write); a local location is left to the run folder checks.
+
+    `shown` is the location named in messages (the run folder, when `loc` is its temporary
+    prefix).
 
     Raises
     ------
@@ -284,7 +287,7 @@ def probe(loc: Loc, where: str = "output.path") -> None:
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - every store raises its own types
-        raise store_error(exc, loc, where, writing=True) from None
+        raise store_error(exc, shown or loc, where, writing=True) from None
 
 
 def check_readable(loc: Loc, label: str, where: str = "data.path") -> None:
@@ -314,3 +317,13 @@ def redact(options: Any) -> Any:
             for k, v in options.items()
         }
     return options
+
+
+def refuse_process_local(text: str | os.PathLike[str], where: str) -> None:
+    """``memory://`` outlives no process: refused where the process ends with the command."""
+    if scheme_of(text) == "memory":
+        raise ConfigError(
+            where,
+            f"'{text}' is in this process's memory only and is gone when the command exits",
+            "use a local folder or an object store URL (memory:// works from Python: ad.run)",
+        )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from admf_dask.dasktools.fs import Loc, is_url, store_error
 from admf_dask.errors import InputError
 from admf_dask.pipeline.manifest import read_manifest
 
@@ -16,8 +17,8 @@ class RunResult:
 
     Attributes
     ----------
-    path : Path
-        The run folder.
+    path : Path or Loc
+        The run folder (a `admf_dask.dasktools.fs.Loc` for a run on an object store).
     manifest : dict
         run.json.
     results : xr.Dataset
@@ -32,6 +33,7 @@ class RunResult:
     features: Any = None
     signals: Any = None
     _orders: Any = field(default=None, repr=False)
+    _local_copy: Any = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -116,12 +118,23 @@ class RunResult:
 
         if not self.trades_path.exists():
             return trades_schema().empty_table().to_pandas()
-        return read_trades(self.trades_path, portfolio=portfolio, symbol=symbol)
+        path = self.trades_path
+        if isinstance(path, Loc):  # the batch-file index reads local files: a copy, once
+            if self._local_copy is None:
+                import tempfile
+
+                self._local_copy = tempfile.TemporaryDirectory(prefix="admf-dask-trades-")
+                path.fs.get(path.path, self._local_copy.name + "/trades.parquet", recursive=True)
+            path = Path(self._local_copy.name) / "trades.parquet"
+        return read_trades(path, portfolio=portfolio, symbol=symbol)
 
     def orders_dataset(self):
         """The order ledger as a `pyarrow.dataset.Dataset` (filter and scan without loading)."""
         import pyarrow.dataset as pads
 
+        if isinstance(self.orders_path, Loc):
+            loc = self.orders_path
+            return pads.dataset(loc.path, filesystem=loc.fs, format="parquet")
         return pads.dataset(self.orders_path, format="parquet")
 
     def __repr__(self) -> str:
@@ -131,20 +144,32 @@ class RunResult:
         )
 
 
-def open_run(path: str | Path) -> RunResult:
+def open_run(path: str | Path | Loc, storage_options: dict[str, Any] | None = None) -> RunResult:
     """Open a run folder written by `admf_dask.run` / ``admf-dask run``.
 
     Parameters
     ----------
-    path : str or Path
-        The run folder (holding run.json).
+    path : str, Path or Loc
+        The run folder (holding run.json): a local path or a URL (``s3://bucket/runs/x``).
+    storage_options : dict, optional
+        Options of the URL's fsspec filesystem (default: credentials from the environment).
 
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    InputError
+        No run.json there: not a run, or one that was never committed (on an object store a
+        run is written under a temporary prefix and its run.json is written last).
     """
     import xarray as xr
 
+    if isinstance(path, Loc) or is_url(path):
+        from admf_dask.dasktools.fs import resolve
+
+        return _open_remote(resolve(path, storage_options, where=str(path)), xr)
     p = Path(path)
     if not (p / "run.json").is_file():
         raise InputError(str(p), "not a run folder (no run.json)", "pass the folder a run wrote")
@@ -154,3 +179,31 @@ def open_run(path: str | Path) -> RunResult:
     if (p / "signals.zarr").exists():
         signals = xr.open_zarr(p / "signals.zarr")["signals"]
     return RunResult(path=p, manifest=manifest, results=results, signals=signals)
+
+
+def _open_remote(loc: Loc, xr: Any) -> RunResult:
+    import json
+
+    try:
+        loc.fs.invalidate_cache(loc.path)
+        found = (loc / "run.json").is_file()
+    except Exception as exc:  # noqa: BLE001 - every store raises its own types
+        raise store_error(exc, loc, str(loc), writing=False) from None
+    if not found:
+        raise InputError(
+            str(loc),
+            "not a run (no run.json: a run still being written, or one that failed)",
+            "pass the prefix of a finished run",
+        )
+    try:
+        manifest = json.loads((loc / "run.json").read_text())
+    except ValueError as exc:
+        raise InputError(str(loc / "run.json"), f"not valid JSON ({exc})", "re-run") from None
+    opts = loc.storage_options or None
+
+    def zarr(name: str) -> Any:
+        return xr.open_zarr((loc / name).url, storage_options=opts)
+
+    results = zarr("results.zarr") if (loc / "results.zarr").exists() else xr.Dataset()
+    signals = zarr("signals.zarr")["signals"] if (loc / "signals.zarr").exists() else None
+    return RunResult(path=loc, manifest=manifest, results=results, signals=signals)

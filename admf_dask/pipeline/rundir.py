@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from admf_dask.dasktools.fs import Loc
 from admf_dask.errors import ConfigError
 
 # run.json's "tool": marks a folder as a run folder that overwrite may replace.
@@ -100,7 +101,7 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-def _refuse_overwrite(out: Path, problem: str, where: str) -> ConfigError:
+def _refuse_overwrite(out: Path | Loc, problem: str, where: str) -> ConfigError:
     return ConfigError(
         where,
         f"'{out}' is not a run folder of admf-dask ({problem}); output.overwrite replaces only "
@@ -194,6 +195,154 @@ def discard(tmp: Path | None, timeout: float = 15.0) -> None:
 
 
 def discard_pending(timeout: float = 15.0) -> None:
-    """`discard` every temporary folder of this process that was not committed."""
+    """`discard` every temporary folder (and store prefix) of this process not committed."""
     for tmp in list(_PENDING):
         discard(tmp, timeout)
+    for staging in list(_PENDING_REMOTE):
+        discard_remote(staging)
+
+
+# ----------------------------------------------------------------------------- object stores
+# A run whose output.path is a URL is computed into a local staging folder (`stage_dir`), then
+# `commit_remote` uploads it under a temporary prefix next to the target, copies that prefix to
+# the target with run.json written last, and deletes the temporary prefix. A prefix without
+# run.json is never a run (`open_run` refuses it). docs/ARCHITECTURE.md, "Object stores".
+
+
+def remote_temp(target: Loc, run_id: str) -> Loc:
+    """The temporary prefix of a run on a store: ``<parent>/.<name>.tmp-<run_id>``."""
+    return target.parent / f".{target.name}.tmp-{run_id}"
+
+
+def _listing(loc: Loc) -> list[str]:
+    """Top-level names under a prefix (empty when nothing is there)."""
+    fs = loc.fs
+    fs.invalidate_cache(loc.path)
+    try:
+        entries = fs.ls(loc.path, detail=False)
+    except FileNotFoundError:
+        return []
+    base = loc.path.rstrip("/")
+    return sorted({str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries if e.rstrip("/") != base})
+
+
+def remote_problem(target: Loc) -> str | None:
+    """`run_folder_problem` for a prefix on a store."""
+    names = _listing(target)
+    if "run.json" not in names:
+        return "it has no run.json"
+    try:
+        manifest: Any = json.loads((target / "run.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "its run.json is not readable JSON"
+    if not isinstance(manifest, dict) or not _is_ours(manifest):
+        return "its run.json was not written by admf-dask"
+    listed = manifest.get("outputs")
+    allowed = set(listed) if _str_list(listed) else set(KNOWN_OUTPUTS)
+    extra = [n for n in names if n not in allowed | _ALWAYS]
+    if extra:
+        shown = ", ".join(extra[:5]) + (f", ... ({len(extra)} in all)" if len(extra) > 5 else "")
+        return f"it holds files the run did not write ({shown})"
+    return None
+
+
+def _remote_exists(target: Loc, where: str) -> bool:
+    from admf_dask.dasktools.fs import store_error
+
+    try:
+        target.fs.invalidate_cache(target.path)
+        if target.fs.isfile(target.path):
+            raise ConfigError(
+                where, f"'{target}' is an object, not a prefix", "choose another --out URL"
+            )
+        return bool(_listing(target))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every store raises its own types
+        raise store_error(exc, target, where, writing=True) from None
+
+
+def check_remote_target(target: Loc, overwrite: bool, where: str = "output.path") -> None:
+    """`check_target` for a URL: an existing prefix only with ``overwrite`` and only ours."""
+    if not _remote_exists(target, where):
+        return
+    if not overwrite:
+        raise ConfigError(
+            where,
+            f"'{target}' already exists",
+            "choose another --out, delete it, or --set output.overwrite=true "
+            "(which replaces only a previous run's folder)",
+        )
+    problem = remote_problem(target)
+    if problem is not None:
+        raise _refuse_overwrite(target, problem, where)
+
+
+def stage_dir(run_id: str) -> Path:
+    """Local folder a run to a URL is computed into (removed after the upload)."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".admf-dask-stage-{run_id}-"))
+    _PENDING.add(tmp)
+    return tmp
+
+
+def upload_remote(tmp: Path, target: Loc, run_id: str) -> Loc:
+    """Upload the finished local `tmp`, all but its run.json, to `remote_temp` on the store."""
+    staging = remote_temp(target, run_id)
+    _PENDING_REMOTE.add(staging)
+    files = sorted(p for p in tmp.rglob("*") if p.is_file() and p != tmp / "run.json")
+    if files:
+        rel = [p.relative_to(tmp).as_posix() for p in files]
+        try:
+            target.fs.put([str(p) for p in files], [(staging / r).path for r in rel])
+        except BaseException:
+            discard_remote(staging)
+            raise
+    return staging
+
+
+def commit_remote(
+    tmp: Path, staging: Loc, target: Loc, overwrite: bool, where: str = "output.path"
+) -> None:
+    """Commit an uploaded run (`upload_remote`) at `target`, then delete `staging`.
+
+    An old run at `target` (only with ``overwrite``, only while it is still ours) loses its
+    run.json before anything else, so a half-replaced prefix is never a run; the staging prefix
+    is copied to `target` (server-side where the store can), run.json is written last.
+    """
+    fs = target.fs
+    try:
+        if _remote_exists(target, where):
+            if not overwrite:  # appeared while we ran: never clobber
+                raise ConfigError(
+                    where, f"'{target}' appeared during the run", "choose another --out"
+                )
+            problem = remote_problem(target)
+            if problem is not None:
+                raise _refuse_overwrite(target, problem, where)
+            (target / "run.json").rm()
+            target.rm()
+        fs.invalidate_cache(staging.path)
+        src = sorted(fs.find(staging.path))
+        if src:
+            base = staging.path.rstrip("/") + "/"
+            fs.copy(src, [(target / s[len(base) :]).path for s in src])
+        (target / "run.json").write_bytes((tmp / "run.json").read_bytes())
+    finally:
+        discard_remote(staging)
+
+
+#: temporary prefixes on stores not deleted yet (an interrupt's cleanup removes them)
+_PENDING_REMOTE: set[Loc] = set()
+
+
+def discard_remote(staging: Loc | None) -> None:
+    """Delete a run's temporary prefix on a store (absent: nothing to do)."""
+    if staging is None:
+        return
+    try:
+        staging.rm()
+    except Exception:  # noqa: BLE001, S110 - best effort: the prefix has no run.json either way
+        pass
+    _PENDING_REMOTE.discard(staging)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from admf_dask.config import PipelineConfig, config_hash, load_pipeline
+from admf_dask.dasktools.fs import probe
+from admf_dask.dasktools.fs import resolve as resolve_loc
 from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
 from admf_dask.pipeline.results import RunResult, open_run
@@ -189,9 +191,20 @@ def run(
     reporter = reporter or LogReporter()
     run_id = new_run_id()
     RunIdFilter.run_id = run_id
-    target = Path(out if out is not None else cfg.output.path).expanduser().resolve()
     where = "--out" if out is not None else "output.path"
-    rundir.check_target(target, cfg.output.overwrite, where)
+    # a URL (s3://...) is computed into a local staging folder and committed to the store at
+    # the end (rundir.commit_remote); a local path keeps the rename commit
+    dest = resolve_loc(
+        out if out is not None else cfg.output.path, cfg.output.storage_options, where=where
+    )
+    remote = None if dest.is_local else dest
+    target = dest.local_path() if remote is None else None
+    if remote is None:
+        rundir.check_target(target, cfg.output.overwrite, where)
+    else:
+        rundir.check_remote_target(remote, cfg.output.overwrite, where)
+        # bucket and credentials, before anything is computed
+        probe(rundir.remote_temp(remote, run_id), where, shown=remote)
     timer = _Timer()
     t_start = time.perf_counter()
     started_at = datetime.now(UTC).isoformat()
@@ -239,7 +252,9 @@ def run(
     interrupt.check()
     cluster_info = describe_cluster(client)
     reporter.start(run_id, cluster_info.get("dashboard"))
-    tmp: Path | None = rundir.temp_dir_for(target, run_id)
+    tmp: Path | None = (
+        rundir.temp_dir_for(target, run_id) if remote is None else rundir.stage_dir(run_id)
+    )
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
@@ -249,7 +264,7 @@ def run(
             _maybe_profile(profile, tmp / "profile.html"),
             _quiet_zarr(),
         ):
-            disk, disk_off = _open_disk_cache(cfg, client, run_id, target)
+            disk, disk_off = _open_disk_cache(cfg, client, run_id, dest)
             with reporter.stage("data") as note, timer("data"):
                 data = client.persist(data)
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
@@ -270,7 +285,7 @@ def run(
                 signals, sig_cache = signal_stage(data, features, cfg.strategies, ctx)
                 note(f"{signals.sizes['strategy']} strategies, cache {sig_cache}")
             disk_origin = disk.origins.get("signals") if disk is not None else None
-            origin = _signal_origin(signals, sig_cache, run_id, target, ctx, disk_origin)
+            origin = _signal_origin(signals, sig_cache, run_id, dest, ctx, disk_origin)
             if disk is not None:
                 ctx.warnings.extend(disk.warnings)
             check_signals(signals, data, features, ctx)  # strategies that never signal
@@ -321,7 +336,7 @@ def run(
                     "name": cfg.name,
                     "started_at": started_at,
                     "finished_at": datetime.now(UTC).isoformat(),
-                    "config": cfg.model_dump(mode="json"),
+                    "config": _public_config(cfg),
                     "config_hash": config_hash(cfg),
                     "pipeline_dir": cfg.base_dir,
                     "data": {
@@ -349,21 +364,37 @@ def run(
                     from admf_dask.report import build_report
 
                     build_report(tmp, market_data=data)
-                note(str(target))
+                note(str(dest))
             timer.timings["total"] = round(time.perf_counter() - t_start, 4)
             manifest["timings"] = dict(timer.timings)
             manifest["outputs"] = rundir.outputs(tmp)
             write_manifest(tmp / "run.json", manifest)
+        staging = rundir.upload_remote(tmp, remote, run_id) if remote is not None else None
         with interrupt.commit_guard():  # an interrupt now: the target ends absent or complete
-            rundir.commit(tmp, target, cfg.output.overwrite, where)
-            rundir.forget(tmp)
-        tmp = None
+            if staging is None:
+                rundir.commit(tmp, target, cfg.output.overwrite, where)
+                rundir.forget(tmp)
+            else:
+                rundir.commit_remote(tmp, staging, remote, cfg.output.overwrite, where)
+        if remote is None:
+            tmp = None
     finally:
         rundir.discard(tmp)
-    res = open_run(target)
+    res = open_run(target if remote is None else remote)
     res.features = features
     res.signals = signals
     return res
+
+
+def _public_config(cfg: PipelineConfig) -> dict[str, Any]:
+    """The config for run.json, credentials in storage_options masked."""
+    from admf_dask.dasktools.fs import redact
+
+    dumped = cfg.model_dump(mode="json")
+    for section in ("data", "output"):
+        if dumped.get(section, {}).get("storage_options"):
+            dumped[section]["storage_options"] = redact(dumped[section]["storage_options"])
+    return dumped
 
 
 # persisted signals (by identity, as the signal cache hands back the same object) → the run that

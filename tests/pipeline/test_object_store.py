@@ -1,0 +1,126 @@
+"""Runs written to and read from an S3-compatible store (moto's server on 127.0.0.1, s3fs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _s3 import moto_server
+
+import admf_dask as ad
+from admf_dask.errors import ConfigError, InputError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli import assert_one_line_error, cli, write_pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with moto_server() as server:
+        yield server
+
+
+def _keys(s3, bucket: str) -> list[str]:
+    fs = s3.fs()
+    return sorted(k[len(bucket) + 1 :] for k in fs.find(bucket))
+
+
+def _to_s3(cfg: dict, s3) -> dict:
+    cfg["output"]["storage_options"] = s3.options()
+    return cfg
+
+
+def _same_run(a, b, signals: bool = True) -> None:
+    np.testing.assert_array_equal(a.equity.values, b.equity.values)
+    np.testing.assert_array_equal(a.cash.values, b.cash.values)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    pd.testing.assert_frame_equal(a.orders, b.orders)
+    pd.testing.assert_frame_equal(a.trades(), b.trades())
+    if signals:  # (ad.run's signals are persisted on its client; open_run's read the store)
+        np.testing.assert_array_equal(a.signals.values, b.signals.values)
+
+
+def test_run_on_s3_equals_the_local_run(s3, client, small_pipeline, tmp_path):
+    small_pipeline["output"]["report"] = True
+    ad.run(small_pipeline, client, out=tmp_path / "local")
+    local = ad.open_run(tmp_path / "local")
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/runs/x"
+    remote = ad.run(_to_s3(small_pipeline, s3), client, out=url)
+    assert str(remote.path) == url
+    _same_run(local, remote, signals=False)
+    # the same files, and nothing else left in the bucket (no temporary prefix, no probe marker)
+    local_files = sorted(
+        "runs/x/" + p.relative_to(tmp_path / "local").as_posix()
+        for p in (tmp_path / "local").rglob("*")
+        if p.is_file()
+    )
+    assert _keys(s3, bucket) == local_files
+    assert "runs/x/report.html" in local_files
+    reopened = ad.open_run(url, storage_options=s3.options())
+    _same_run(local, reopened)
+    assert reopened.manifest["run_id"] == remote.run_id
+    saved = reopened.manifest["config"]["output"]["storage_options"]
+    assert saved["secret"] == "***" and saved["endpoint_url"] == s3.endpoint
+
+
+def test_overwrite_rules_on_a_store(s3, client, small_pipeline):
+    cfg = _to_s3(small_pipeline, s3)
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/runs/x"
+    first = ad.run(cfg, client, out=url)
+    with pytest.raises(ConfigError, match=f"'{url}' already exists"):
+        ad.run(cfg, client, out=url)
+    cfg["output"]["overwrite"] = True
+    second = ad.run(cfg, client, out=url)
+    assert second.run_id != first.run_id
+    assert ad.open_run(url, storage_options=s3.options()).run_id == second.run_id
+    assert all(k.startswith("runs/x/") for k in _keys(s3, bucket))
+    # a prefix that is no run of ours is never replaced
+    fs = s3.fs()
+    fs.pipe(f"{bucket}/mine/notes.txt", b"keep")
+    with pytest.raises(ConfigError) as info:
+        ad.run(cfg, client, out=f"s3://{bucket}/mine")
+    assert "not a run folder of admf-dask (it has no run.json)" in info.value.line
+    assert fs.cat(f"{bucket}/mine/notes.txt") == b"keep"
+
+
+def test_prefix_without_run_json_is_not_a_run(s3):
+    bucket = s3.bucket()
+    s3.fs().pipe(f"{bucket}/runs/.x.tmp-1/results.zarr/zarr.json", b"{}")
+    s3.fs().pipe(f"{bucket}/runs/x/results.zarr/zarr.json", b"{}")
+    for prefix in ("runs/x", "runs/.x.tmp-1"):
+        with pytest.raises(InputError) as info:
+            ad.open_run(f"s3://{bucket}/{prefix}", storage_options=s3.options())
+        assert "not a run (no run.json" in info.value.line and "\n" not in info.value.line
+
+
+def test_missing_bucket_stops_before_computing(s3, client, small_pipeline):
+    with pytest.raises(ConfigError) as info:
+        ad.run(_to_s3(small_pipeline, s3), client, out="s3://no-such-bucket/runs/x")
+    assert info.value.line == (
+        "--out: bucket 'no-such-bucket' does not exist at s3://no-such-bucket/runs/x; "
+        "create it or fix --out"
+    )
+
+
+def test_cli_errors_are_one_line(s3, tmp_path, small_pipeline):
+    cfg = _to_s3(small_pipeline, s3)
+    cfg["output"]["path"] = "s3://no-such-bucket/runs/x"
+    p = write_pipeline(tmp_path, cfg)
+    assert_one_line_error(cli("run", str(p)), "bucket 'no-such-bucket' does not exist")
+    proc = cli("run", str(p), "--out", "memory://runs/x")
+    assert_one_line_error(proc, "--out", "memory://", "this process's memory only")
+    assert_one_line_error(cli("run", str(p), "--out", "htps://x/y"), "unknown URL scheme")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["p.yaml"]
+
+
+def test_memory_url_from_python(client, small_pipeline):
+    res = ad.run(small_pipeline, client, out="memory://admf-test/runs/m")
+    again = ad.open_run("memory://admf-test/runs/m")
+    np.testing.assert_array_equal(res.equity.values, again.equity.values)
+    json.loads(again.path.__truediv__("run.json").read_text())
