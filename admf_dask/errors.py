@@ -17,6 +17,11 @@ class OneLineError(Exception):
         self.fix = fix
         super().__init__(self.line)
 
+    def __reduce__(self) -> tuple:
+        # raised inside a task on a worker (a bad bar of a lazily read file): the client
+        # unpickles it with its three parts (the default would call __init__(line) and fail)
+        return (type(self), (self.where, self.what, self.fix))
+
     @property
     def line(self) -> str:
         """The one-line message (no newlines, whatever the parts contain)."""

@@ -1,4 +1,9 @@
-"""The data stage: a `DataConfig` in, a dask-chunked (time, symbol) OHLCV Dataset out."""
+"""The data stage: a `DataConfig` in, a dask-chunked (time, symbol) OHLCV Dataset out.
+
+Lazy sources (synthetic, Zarr; `admf_dask.data.lazy.LazySource` for new ones) give dask arrays
+whose tasks generate or read the values on the workers; CSV, Parquet and the bundled stocks are
+read on the client (`sources.Dense`, `_chunk`).
+"""
 
 from __future__ import annotations
 
@@ -15,19 +20,28 @@ from dask.base import tokenize
 from pydantic import BaseModel, ValidationError
 
 from admf_dask.config.models import DataConfig
-from admf_dask.data import sources
+from admf_dask.data import lazy, sources
+from admf_dask.data._synthetic import symbol_names
+from admf_dask.data.lazy import LazySource
 from admf_dask.data.sources import Dense, LongTable
 from admf_dask.data.validate import FIELDS
 from admf_dask.errors import ConfigError, DataError, did_you_mean
 
 # Bumped when the meaning of the data changes without its values changing.
-_FINGERPRINT_VERSION = "admf-dask market data v1"
+_FINGERPRINT_VERSION = "admf-dask market data v2"
 
 
 def load_market_data(
-    spec: DataConfig | dict[str, Any], *, base_dir: str | Path | None = None
+    spec: DataConfig | dict[str, Any],
+    *,
+    base_dir: str | Path | None = None,
+    compute_fingerprint: bool = True,
+    cache: Any = None,
 ) -> xr.Dataset:
     """Load market data as an OHLCV Dataset over (time, symbol).
+
+    Synthetic and Zarr data are lazy: the values are generated or read inside the tasks
+    (docs/ARCHITECTURE.md, data stage); the client holds the coordinates only.
 
     Parameters
     ----------
@@ -37,6 +51,14 @@ def load_market_data(
     base_dir : str or Path, optional
         Folder that relative ``path`` values resolve against (the pipeline file's folder);
         default: the working directory.
+    compute_fingerprint : bool, optional
+        Compute ``attrs["fingerprint"]`` now, with the current dask scheduler (default). False
+        leaves it to `finish_fingerprint` (the runner calls it on the cluster once the data is
+        persisted there); lazily read values are then not checked before their tasks run.
+    cache : CacheConfig, optional
+        The pipeline's ``cache`` section: a CSV of `admf_dask.data.ingest.AUTO_MIN_BYTES` or more
+        is converted once into the disk cache and read lazily (`admf_dask.data.ingest.cached_csv`).
+        None (default) or ``enabled: false``: parsed on the client.
 
     Returns
     -------
@@ -58,21 +80,9 @@ def load_market_data(
     cfg = as_data_config(spec)
     start, stop = _window(cfg)
     attrs: dict[str, str] = {"source": cfg.source}
+    size = cfg.chunks.time
     if cfg.source == "synthetic":
-        if isinstance(cfg.symbols, list):
-            _check_names(cfg.symbols)
-        dense = sources.read_synthetic(
-            cfg.symbols,
-            cfg.bars,
-            cfg.seed,
-            cfg.calendar_start,
-            missing=cfg.missing,
-            late_listed=cfg.late_listed,
-            delisted=cfg.delisted,
-            frequency=cfg.frequency,
-            session=cfg.session,
-        )
-        dense = _select_dense(dense, None, start, stop)
+        ds = _from_source(_synthetic_source(cfg), None, start, stop, size, attrs)
     else:
         if isinstance(cfg.symbols, int):
             raise ConfigError(
@@ -81,81 +91,242 @@ def load_market_data(
                 "give a list of symbol names to select, or remove data.symbols",
             )
         wanted = _check_names(cfg.symbols) if cfg.symbols is not None else None
+        table = None  # a long table read by tasks (data.parquet)
         if cfg.source == "bokeh_stocks":
             data: LongTable | Dense = sources.read_bokeh_stocks(cfg.adjust)
         else:
-            path = _resolve(cfg.path, base_dir)
+            path = _resolve(cfg.path, base_dir, cfg.storage_options, cfg.source)
             attrs["path"] = str(path)
             if cfg.source == "zarr":
-                data = sources.read_zarr(path, str(cfg.path))
-            elif cfg.source == "parquet":  # read by tasks: the client keeps coordinates only
-                from admf_dask.data import parquet
+                store = sources.read_zarr(path, str(cfg.path))
+                data = None  # type: ignore[assignment]
+            elif cfg.source == "parquet":  # read per row group in tasks (data.parquet)
+                from admf_dask.data.parquet import open_parquet
 
-                lazy = parquet.open_parquet(
+                table = open_parquet(
                     path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns
                 )
-                ds = parquet.lazy_dataset(lazy, wanted, start, stop, cfg.chunks.time, attrs)
-                if cfg.universe is not None:
-                    parquet.add_universe(ds, cfg.universe, base_dir, cfg.chunks.time)
-                return ds
+                data = None  # type: ignore[assignment]
             else:
-                reader = sources.read_csv if cfg.source == "csv" else sources.read_parquet
-                data = reader(path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns)
-        if isinstance(data, LongTable):
-            dense = _pivot(data, wanted, start, stop)
+                if cfg.source == "csv" and cache is not None:  # a big one: converted once
+                    from admf_dask.data.ingest import cached_csv
+
+                    table = cached_csv(
+                        path,
+                        str(cfg.path),
+                        date_format=cfg.date_format,
+                        columns=cfg.columns,
+                        cache=cache,
+                    )
+                if table is None:
+                    reader = sources.read_csv if cfg.source == "csv" else sources.read_parquet
+                    data = reader(
+                        path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns
+                    )
+        if cfg.source == "zarr":
+            ds = _from_zarr(store, wanted, start, stop, size, attrs)
+        elif table is not None:
+            ds = _from_source(table.source(wanted, start, stop), None, start, stop, size, attrs)
         else:
-            dense = _select_dense(data, wanted, start, stop)
-    ds = _dataset(dense, attrs)
+            dense = (
+                _pivot(data, wanted, start, stop)
+                if isinstance(data, LongTable)
+                else _select_dense(data, wanted, start, stop)
+            )
+            plain = _dataset(dense, attrs)
+            plain.attrs["fingerprint"] = fingerprint(plain)
+            ds = _chunk(plain, size)
     from admf_dask.data.calendar import time_attrs  # frequency, session (docs/TIME.md)
 
     ds.attrs.update(time_attrs(cfg, ds["time"].values, str(cfg.path or cfg.source)))
     if cfg.universe is not None:
         _add_universe(ds, cfg.universe, base_dir)
-    ds.attrs["fingerprint"] = fingerprint(ds)
-    return _chunk(ds, cfg.chunks.time)
+        ds.attrs.pop("fingerprint", None)  # the universe is part of it
+    if compute_fingerprint:
+        finish_fingerprint(ds)
+    return ds
+
+
+def finish_fingerprint(ds: xr.Dataset, client: Any = None) -> str:
+    """Set ``ds.attrs["fingerprint"]`` (unless set) from per-chunk digests computed in tasks.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From ``load_market_data(..., compute_fingerprint=False)``, best once persisted (the
+        digests are then computed where the chunks live).
+    client : distributed.Client, optional
+        Computes the digests; default: the current dask scheduler.
+
+    Returns
+    -------
+    str
+        The fingerprint.
+
+    Raises
+    ------
+    DataError
+        A bad bar of a lazily read file (its check runs in the chunk's task).
+    """
+    if not ds.attrs.get("fingerprint"):
+        ds.attrs["fingerprint"] = fingerprint(ds, client=client)
+    return str(ds.attrs["fingerprint"])
+
+
+def _synthetic_source(cfg: DataConfig) -> LazySource:
+    from admf_dask.data.calendar import bar_vol_scale, synthetic_times
+
+    symbols = cfg.symbols
+    if isinstance(symbols, list):
+        _check_names(symbols)
+    if symbols is None:
+        symbols = sources.DEFAULT_SYNTHETIC_SYMBOLS
+    names = symbol_names(symbols) if isinstance(symbols, int) else [str(s) for s in symbols]
+    if cfg.seed < 0:
+        raise ConfigError("data.seed", f"seed {cfg.seed} is negative", "use a seed >= 0")
+    return lazy.synthetic_source(
+        cfg.bars,
+        names,
+        cfg.seed,
+        synthetic_times(cfg),
+        missing=cfg.missing,
+        late_listed=cfg.late_listed,
+        delisted=cfg.delisted,
+        vol_scale=bar_vol_scale(cfg),
+    )
+
+
+def _bounds(a: int, b: int, size: int) -> list[int]:
+    return [*range(a, b, size), b]
+
+
+def _from_source(
+    src: LazySource,
+    wanted: list[str] | None,
+    start: np.datetime64 | None,
+    stop: np.datetime64 | None,
+    size: int,
+    attrs: dict[str, str],
+) -> xr.Dataset:
+    """The Dataset of a lazy source's rows in ``[start, stop)`` (whole chunks of `size` bars)."""
+    rows = _in_window(src.time, start, stop)
+    if not rows.any():
+        raise _no_bars(src.time, start, stop)
+    i0 = int(np.argmax(rows))
+    i1 = i0 + int(rows.sum())  # sorted times: the window is one run of rows
+    arrays = src.build(_bounds(i0, i1, size))
+    names = src.symbols
+    if wanted is not None:
+        index = pd.Index(src.symbols)
+        missing = [s for s in wanted if s not in index]
+        if missing:
+            raise _unknown(missing, sorted(src.symbols))
+        cols = index.get_indexer(wanted)
+        if not np.array_equal(cols, np.arange(len(src.symbols))):
+            arrays = {f: a[:, cols] for f, a in arrays.items()}
+        names = list(wanted)
+    return _lazy_dataset(src.time[i0:i1], names, arrays, attrs)
+
+
+def _lazy_dataset(
+    time: np.ndarray, names: list[str], arrays: dict[str, da.Array], attrs: dict[str, str]
+) -> xr.Dataset:
+    if time.size == 0 or not names:
+        raise DataError("data", "no bars", "check the data source")
+    coords = {"time": time.astype("datetime64[ns]"), "symbol": np.array(names, dtype=object)}
+    data_vars = {f: (("time", "symbol"), arrays[f]) for f in FIELDS}
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
+
+
+def _from_zarr(
+    store: sources.ZarrStore,
+    wanted: list[str] | None,
+    start: np.datetime64 | None,
+    stop: np.datetime64 | None,
+    size: int,
+    attrs: dict[str, str],
+) -> xr.Dataset:
+    """The selection of a lazily opened store, rechunked, values checked in the chunk tasks."""
+    keep = _in_window(store.time, start, stop)
+    if not keep.any():
+        raise _no_bars(store.time, start, stop)
+    i0 = int(np.argmax(keep))
+    i1 = i0 + int(keep.sum())
+    rows: slice | np.ndarray = slice(i0, i1) if store.order is None else store.order[i0:i1]
+    names = store.symbols
+    cols: slice | np.ndarray = slice(None)
+    if wanted is not None:
+        index = pd.Index(store.symbols)
+        missing = [s for s in wanted if s not in index]
+        if missing:
+            raise _unknown(missing, sorted(store.symbols))
+        cols = index.get_indexer(wanted)
+        names = list(wanted)
+    arrays = {}
+    for f, a in store.arrays.items():
+        a = a[rows]
+        if not isinstance(cols, slice):
+            a = a[:, cols]
+        arrays[f] = a.rechunk({0: tuple(np.diff(_bounds(0, i1 - i0, size)).tolist()), 1: -1})
+    token = tokenize(store.path, [a.name for a in arrays.values()])
+    locator = lazy.ZarrLocator(store.path, store.label, rows, list(names))
+    return _lazy_dataset(store.time[i0:i1], names, lazy.checked(arrays, locator, token), attrs)
 
 
 def _add_universe(ds: xr.Dataset, path: str, base_dir: str | Path | None) -> None:
-    """The ``universe`` mask variable (and ``attrs["universe_warning"]`` for unknown symbols)."""
-    from admf_dask.data.universe import read_universe, universe_mask, unknown_warning
+    """The ``universe`` mask variable (and ``attrs["universe_warning"]`` for unknown symbols).
+
+    Built per chunk in tasks from each symbol's rows in the universe (the table is small).
+    """
+    from admf_dask.data.universe import read_universe, universe_rows, unknown_warning
 
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = Path(base_dir or Path.cwd()) / p
     table = read_universe(p, path)
-    mask, unknown = universe_mask(table, ds["time"].values, [str(s) for s in ds["symbol"].values])
-    ds["universe"] = (("time", "symbol"), mask)
+    lo, hi, unknown = universe_rows(table, ds["time"].values, [str(s) for s in ds["symbol"].values])
+    chunks = ds[FIELDS[0]].chunks[0]
+    token = tokenize(lo, hi, chunks)
+    ds["universe"] = (("time", "symbol"), lazy.universe_array(lo, hi, chunks, token))
     ds.attrs["universe"] = str(p)
     if unknown:
         ds.attrs["universe_warning"] = unknown_warning(unknown, path)
 
 
-def fingerprint(ds: xr.Dataset) -> str:
+def fingerprint(ds: xr.Dataset, client: Any = None) -> str:
     """Deterministic hex token of a market Dataset's values, coordinates and source.
 
     Parameters
     ----------
     ds : xarray.Dataset
-        Market data as returned by `load_market_data` (dask-backed data is computed).
+        Market data as returned by `load_market_data` (dask-backed data is hashed in tasks,
+        one per chunk, `admf_dask.data.lazy.row_digests`; only the digests reach the client).
+    client : distributed.Client, optional
+        Computes the digests of dask-backed data; default: the current dask scheduler.
 
     Returns
     -------
     str
-        ``dask.base.tokenize`` of the five variables' values, ``time``, ``symbol`` and
-        ``attrs["source"]``: equal data gives an equal token in any process; any changed value,
-        date, symbol or source changes it.
+        ``dask.base.tokenize`` of the per-bar digests of the five variables' values (and the
+        ``universe`` mask when there is one), ``time``, ``symbol`` and ``attrs["source"]``:
+        equal data gives an equal token in any process and whatever the chunking; any changed
+        value, date, symbol or source changes it.
     """
     time = np.asarray(ds["time"].values).astype("datetime64[ns]")
     # Fixed-width unicode: object arrays would be pickled, which is not guaranteed stable.
     symbols = np.asarray([str(s) for s in np.asarray(ds["symbol"].values).tolist()], dtype=str)
-    values = [
-        np.ascontiguousarray(ds[f].transpose("time", "symbol").values, dtype=np.float64)
-        for f in FIELDS
-    ]
-    if "universe" in ds.data_vars:  # only then: data without a universe keeps its token
-        values.append(np.ascontiguousarray(ds["universe"].transpose("time", "symbol").values))
+    variables = [*FIELDS, *(["universe"] if "universe" in ds.data_vars else [])]
+    values = []
+    for f in variables:
+        v = ds[f].transpose("time", "symbol").data
+        values.append(v if f == "universe" else v.astype(np.float64))
+    digests = lazy.row_digests(values)
+    if isinstance(digests, da.Array):
+        digests = client.compute(digests).result() if client is not None else digests.compute()
     with dask.config.set({"tokenize.ensure-deterministic": True}):
-        return tokenize(_FINGERPRINT_VERSION, str(ds.attrs.get("source")), time, symbols, *values)
+        return tokenize(
+            _FINGERPRINT_VERSION, str(ds.attrs.get("source")), time, symbols, variables, digests
+        )
 
 
 def as_data_config(spec: DataConfig | dict[str, Any]) -> DataConfig:
@@ -410,9 +581,15 @@ def _chunk(ds: xr.Dataset, size: int) -> xr.Dataset:
     return out
 
 
-def _resolve(path: str | None, base_dir: str | Path | None) -> Path:
+def _resolve(
+    path: str | None, base_dir: str | Path | None, storage_options: Any = None, source: str = ""
+) -> Any:
     if not path:
         raise ConfigError("data.path", "this source needs a path", "add data.path")
+    from admf_dask.dasktools.fs import is_url, stage_input
+
+    if is_url(path):  # a Zarr URL is read lazily; a table is copied here (dasktools.fs)
+        return stage_input(path, storage_options, keep_remote=source == "zarr")
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = Path(base_dir or Path.cwd()) / p

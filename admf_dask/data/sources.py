@@ -1,8 +1,9 @@
 """Readers of each data source, down to plain arrays (no xarray Dataset yet).
 
 File sources give a `LongTable` (one row per bar, with a ``locate`` that words row numbers the way
-the user sees them); the synthetic market and Zarr stores give a `Dense` grid (time x symbol).
-`admf_dask.data.load` selects, pivots and wraps them into the Dataset.
+the user sees them); `read_synthetic` gives the eager `Dense` grid (time x symbol); Zarr stores
+open lazily (`ZarrStore`: checked coordinates, dask arrays; the data stage checks the values per
+chunk in the tasks). `admf_dask.data.load` selects, pivots and wraps them into the Dataset.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -384,25 +386,41 @@ def read_bokeh_stocks(adjust: bool = True) -> LongTable:
 # ----------------------------------------------------------------------------- zarr
 
 
-def read_zarr(path: Path, label: str) -> Dense:
-    """Read a Zarr store written by xarray with open/high/low/close/volume over (time, symbol).
+@dataclass
+class ZarrStore:
+    """A Zarr store opened lazily: checked coordinates on the client, values in dask arrays."""
+
+    path: str
+    label: str
+    time: np.ndarray  # datetime64[ns], sorted, unique
+    symbols: list[str]
+    order: np.ndarray | None  # the store's rows in time order (None: already sorted)
+    arrays: dict[str, da.Array]  # float64 (time, symbol) per field, in the store's row order
+
+
+def read_zarr(path: Path | str, label: str) -> ZarrStore:
+    """Open a Zarr store of open/high/low/close/volume over (time, symbol), lazily.
+
+    Coordinates and variables are checked here (they are metadata); the bar values are checked
+    per chunk inside the tasks (`admf_dask.data.lazy.checked`, done by the data stage).
 
     Parameters
     ----------
-    path : pathlib.Path
-        The store (a folder such as ``prices.zarr``).
+    path : pathlib.Path or str
+        The store.
     label : str
-        The path as the user wrote it, for messages.
+        The store as the user wrote it, for messages.
 
     Returns
     -------
-    Dense
-        The grid, sorted by time; a missing bar must be NaN in all five variables.
+    ZarrStore
+        Sorted times (unsorted stores are sorted through ``order``), symbols, dask arrays.
     """
     import xarray as xr
 
     try:
-        ds = xr.open_zarr(str(path))
+        opts = getattr(path, "storage_options", None) or None  # a URL (dasktools.fs.Loc)
+        ds = xr.open_zarr(str(path), storage_options=opts)
     except Exception as e:  # zarr raises many types for "not a store"
         raise DataError(
             label, f"is not a readable Zarr store ({e})", "write it with xarray's to_zarr"
@@ -444,24 +462,20 @@ def read_zarr(path: Path, label: str) -> Dense:
     if not in_ns_range(time).all():
         raise DataError(label, "times outside 1677-09-22 to 2262-04-11", "fix the dates")
     time = time.astype("datetime64[ns]")
-    order = np.argsort(time, kind="stable")  # unsorted input is sorted, not refused
-    time = time[order]
+    order: np.ndarray | None = None
+    if time.size > 1 and not (time[1:] >= time[:-1]).all():
+        order = np.argsort(time, kind="stable")  # unsorted input is sorted, not refused
+        time = time[order]
     dup = time[1:] == time[:-1]
     if dup.any():
         raise DataError(
             label, f"time {time[int(np.argmax(dup))]} appears twice", "keep one bar per time"
         )
-    values = {
-        f: np.asarray(ds[by_lower[f]].transpose("time", "symbol").values, dtype=np.float64)[order]
-        for f in FIELDS
-    }
-    n_sym = len(symbols)
-
-    def locate(i: int) -> str:
-        return f"{label} time={str(time[i // n_sym])[:19]} symbol={symbols[i % n_sym]}"
-
-    check_bars(values, locate, allow_missing=True)
-    return Dense(time, symbols, values)
+    arrays = {}
+    for f in FIELDS:
+        var = ds[by_lower[f]].transpose("time", "symbol").data
+        arrays[f] = da.asarray(var).astype(np.float64)
+    return ZarrStore(str(path), label, time, symbols, order, arrays)
 
 
 # ----------------------------------------------------------------------------- synthetic
@@ -525,6 +539,7 @@ __all__: list[str] = [
     "DEFAULT_SYNTHETIC_SYMBOLS",
     "Dense",
     "LongTable",
+    "ZarrStore",
     "bokeh_stocks_file",
     "read_bokeh_stocks",
     "read_csv",

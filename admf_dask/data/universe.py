@@ -16,7 +16,7 @@ import pandas as pd
 
 from admf_dask.errors import DataError
 
-__all__ = ["UniverseTable", "read_universe", "universe_mask"]
+__all__ = ["UniverseTable", "read_universe", "universe_mask", "universe_rows"]
 
 _FIX = "the universe table has columns symbol, start, end (one row per symbol, ISO dates)"
 
@@ -167,6 +167,45 @@ def universe_mask(
             inside &= t <= b
         mask[:, j] = inside
     return mask, unknown
+
+
+def universe_rows(
+    table: UniverseTable, time: np.ndarray, symbols: list[str]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each symbol's rows in the universe, ``[lo, hi)`` of the sorted time axis.
+
+    The mask of `universe_mask` is ``lo[j] <= row < hi[j]``; built per chunk from these two
+    small arrays (`admf_dask.data.lazy.universe_array`), it never exists whole on the client.
+
+    Parameters
+    ----------
+    table : UniverseTable
+        Listing intervals.
+    time : ndarray of datetime64[ns]
+        The data's bars, sorted.
+    symbols : list of str
+        The data's symbols.
+
+    Returns
+    -------
+    (ndarray of int64, ndarray of int64, list of str)
+        ``lo``, ``hi`` per symbol (``lo == hi``: never in) and the table's symbols the data does
+        not have.
+    """
+    t = np.asarray(time).astype("datetime64[ns]")
+    lo = np.zeros(len(symbols), dtype=np.int64)
+    hi = np.zeros(len(symbols), dtype=np.int64)
+    col = {s: j for j, s in enumerate(symbols)}
+    unknown = []
+    for s, a, b in zip(table.symbols, table.start, table.end, strict=True):
+        j = col.get(s)
+        if j is None:
+            unknown.append(s)
+            continue
+        lo[j] = np.searchsorted(t, a, side="left")  # first bar >= start
+        hi[j] = t.size if np.isnat(b) else np.searchsorted(t, b, side="right")  # bars <= end
+        hi[j] = max(hi[j], lo[j])
+    return lo, hi, unknown
 
 
 def unknown_warning(unknown: list[str], display: str) -> str:
