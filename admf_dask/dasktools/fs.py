@@ -327,3 +327,31 @@ def refuse_process_local(text: str | os.PathLike[str], where: str) -> None:
             f"'{text}' is in this process's memory only and is gone when the command exits",
             "use a local folder or an object store URL (memory:// works from Python: ad.run)",
         )
+
+
+_INPUT_COPIES: list[Any] = []  # temporary folders of downloaded inputs, removed at exit
+
+
+def stage_input(
+    url: str, storage_options: dict[str, Any] | None, *, keep_remote: bool, where: str = "data.path"
+) -> Loc | Path:
+    """A ``data.path`` URL as the readers take it.
+
+    A Zarr store (`keep_remote`) stays a `Loc` (xarray reads its chunks from the store, in the
+    tasks); a CSV or Parquet table is copied into a local temporary folder once (it is read
+    whole, and the Parquet reader's tasks read local files) and its local path returned.
+    """
+    import tempfile
+
+    loc = resolve(url, storage_options, where=where)
+    check_readable(loc, url, where)
+    if keep_remote:
+        return loc
+    folder = tempfile.TemporaryDirectory(prefix="admf-dask-input-")
+    _INPUT_COPIES.append(folder)
+    local = Path(folder.name) / (loc.name or "data")
+    try:
+        loc.fs.get(loc.path, str(local), recursive=loc.is_dir())
+    except Exception as exc:  # noqa: BLE001 - every store raises its own types
+        raise store_error(exc, loc, where, writing=False) from None
+    return local

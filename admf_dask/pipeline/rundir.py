@@ -278,11 +278,18 @@ def check_remote_target(target: Loc, overwrite: bool, where: str = "output.path"
         raise _refuse_overwrite(target, problem, where)
 
 
-def stage_dir(run_id: str) -> Path:
-    """Local folder a run to a URL is computed into (removed after the upload)."""
+def stage_path(run_id: str) -> Path:
+    """Local folder a run to a URL is computed into: in the temporary folder (``TMPDIR``),
+    which the workers must see too (they write the results there)."""
     import tempfile
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".admf-dask-stage-{run_id}-"))
+    return Path(tempfile.gettempdir()).resolve() / f".admf-dask-stage-{run_id}"
+
+
+def stage_dir(run_id: str) -> Path:
+    """Create `stage_path` (removed after the upload, or by `discard`)."""
+    tmp = stage_path(run_id)
+    tmp.mkdir(parents=True)
     _PENDING.add(tmp)
     return tmp
 

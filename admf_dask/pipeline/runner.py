@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from admf_dask.config import PipelineConfig, config_hash, load_pipeline
-from admf_dask.dasktools.fs import probe
+from admf_dask.dasktools.fs import is_url, probe
 from admf_dask.dasktools.fs import resolve as resolve_loc
 from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
@@ -431,9 +431,26 @@ def _signal_origin(
 def _check_reach(client, cfg, out, where: str, base_dir, run_id: str) -> None:
     """Every worker sees the run folder's place and the data files, else one line (exit 2)."""
     from admf_dask.cluster.reach import check_run_paths
+    from admf_dask.errors import ConfigError
 
     target = out if out is not None else cfg.output.path
-    check_run_paths(client, cfg, target, where, base_dir, run_id)
+    if not is_url(target):
+        check_run_paths(client, cfg, target, where, base_dir, run_id)
+        return
+    # a run to a URL is computed in a local staging folder, then uploaded: the workers write
+    # into that folder, so they must see it (docs/ARCHITECTURE.md, "Object stores")
+    stage = rundir.stage_path(run_id)
+    try:
+        check_run_paths(client, cfg, stage, where, base_dir, run_id)
+    except ConfigError as exc:
+        if exc.where != where:
+            raise
+        raise ConfigError(
+            where,
+            f"a run to {target} is computed in {stage} first and uploaded at the end, but "
+            f"{exc.what}",
+            "set TMPDIR to a folder every worker shares, or run on a local cluster",
+        ) from None
 
 
 def _open_disk_cache(cfg, client, run_id: str, target: Path):

@@ -12,7 +12,7 @@ import pytest
 from _s3 import moto_server
 
 import admf_dask as ad
-from admf_dask.errors import ConfigError, InputError
+from admf_dask.errors import ConfigError, DataError, InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_cli import assert_one_line_error, cli, write_pipeline  # noqa: E402
@@ -124,3 +124,51 @@ def test_memory_url_from_python(client, small_pipeline):
     again = ad.open_run("memory://admf-test/runs/m")
     np.testing.assert_array_equal(res.equity.values, again.equity.values)
     json.loads(again.path.__truediv__("run.json").read_text())
+
+
+def test_data_path_urls_read_like_local_files(s3, tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    from admf_dask.data import load_market_data
+
+    bars = load_market_data({"source": "synthetic", "symbols": 3, "bars": 60}).compute()
+    bars = bars[["open", "high", "low", "close", "volume"]]
+    bars.attrs = {}
+    with warnings.catch_warnings():  # zarr v3 notes on consolidated metadata
+        warnings.simplefilter("ignore")
+        bars.to_zarr(tmp_path / "p.zarr")
+    frame = bars.to_dataframe().dropna().reset_index()
+    frame.to_parquet(tmp_path / "p.parquet")
+    frame.to_parquet(tmp_path / "parts", partition_cols=["symbol"])
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    bucket = s3.bucket()
+    fs = s3.fs()
+    for name in ("p.zarr", "p.parquet", "parts", "p.csv"):
+        fs.put(str(tmp_path / name), f"{bucket}/in/{name}", recursive=True)
+    for source, name in (
+        ("zarr", "p.zarr"),
+        ("parquet", "p.parquet"),
+        ("parquet", "parts"),
+        ("csv", "p.csv"),
+    ):
+        local = load_market_data({"source": source, "path": str(tmp_path / name)})
+        url = f"s3://{bucket}/in/{name}"
+        remote = load_market_data({"source": source, "path": url, "storage_options": s3.options()})
+        xr.testing.assert_equal(remote.compute(), local.compute())
+        if source == "zarr":
+            assert remote.attrs["path"] == url
+    with pytest.raises(DataError) as info:
+        load_market_data(
+            {"source": "csv", "path": f"s3://{bucket}/in/nope.csv", "storage_options": s3.options()}
+        )
+    assert f"'s3://{bucket}/in/nope.csv' does not exist" in info.value.line
+    with pytest.raises(DataError, match="bucket 'no-such-bucket' does not exist"):
+        load_market_data(
+            {
+                "source": "zarr",
+                "path": "s3://no-such-bucket/p.zarr",
+                "storage_options": s3.options(),
+            }
+        )
