@@ -346,6 +346,8 @@ def run(
                         "start": str(data.time.values[0])[:10],
                         "end": str(data.time.values[-1])[:10],
                         "bars": int(data.sizes["time"]),
+                        "frequency": data.attrs.get("frequency"),  # docs/TIME.md
+                        "periods_per_year": book.periods_per_year,
                     },
                     "portfolios": {"n": int(book.n_portfolios), "n_orders": int(result.n_orders)},
                     "versions": versions(),

@@ -233,6 +233,9 @@ def test_minute_bar_pipeline_annualizes_with_252_times_390(tmp_path, client):
     res = ad.run(tmp_path / "p.yaml", client=client)
     ppy = 252.0 * 390
     assert res.results.attrs["periods_per_year"] == ppy
+    assert res.manifest["data"]["frequency"] == "1min"
+    assert res.manifest["data"]["periods_per_year"] == ppy
+    assert res.manifest["config"]["portfolios"]["periods_per_year"] is None  # as written
     equity = res.equity.transpose("time", "portfolio").values
     assert equity.shape == (2000, 2) and (np.diff(equity, axis=0) != 0).any()
     expected = compute_metrics(equity, 100000.0, ppy)
