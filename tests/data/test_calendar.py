@@ -3,6 +3,10 @@ file's frequency, and the one ``periods_per_year`` rule."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -252,3 +256,41 @@ def test_minute_bar_pipeline_annualizes_with_252_times_390(tmp_path, client):
     twin = np.log(c / c.shift(1)).rolling(20).std() * np.sqrt(ppy)
     vol = client.compute(res.features["vol_20"]).result().values  # persisted on the cluster
     np.testing.assert_allclose(vol[:, 0], twin, rtol=1e-9)
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", "admf_dask.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def _one_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, (proc.returncode, proc.stderr[-2000:])
+    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_cli_bad_session_and_mixed_frequencies_exit_2_with_one_line_and_write_nothing(tmp_path):
+    import yaml
+
+    t = pd.DatetimeIndex(_minutes(390 * 2))
+    t = t[:390].append(t[390::5])  # day 2 at 5min
+    rows = [f"{x:%Y-%m-%d %H:%M},AAA,10,11,9,10.5,100" for x in t]
+    (tmp_path / "mixed.csv").write_text(
+        "time,symbol,open,high,low,close,volume\n" + "\n".join(rows) + "\n"
+    )
+    cfg = {
+        "name": "mixed",
+        "data": {"source": "csv", "path": "mixed.csv"},
+        "features": {"sma_2": {"kind": "sma", "window": 2}, "sma_5": {"kind": "sma", "window": 5}},
+        "strategies": {"s": {"kind": "ma_crossover", "fast": "sma_2", "slow": "sma_5"}},
+        "cluster": {"n_workers": 1, "threads_per_worker": 1, "ml_workers": 0},
+        "output": {"path": "out", "report": False},
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
+    line = _one_line(_cli("run", "p.yaml", cwd=tmp_path))
+    assert "mixed.csv time 2010-01-05T09:35:00: mixed bar frequencies" in line
+    assert not (tmp_path / "out").exists()
+    line = _one_line(_cli("validate", "p.yaml", "--set", "data.session=9h30", cwd=tmp_path))
+    assert "data.session" in line and "HH:MM-HH:MM" in line
