@@ -294,3 +294,24 @@ def test_cli_bad_session_and_mixed_frequencies_exit_2_with_one_line_and_write_no
     assert not (tmp_path / "out").exists()
     line = _one_line(_cli("validate", "p.yaml", "--set", "data.session=9h30", cwd=tmp_path))
     assert "data.session" in line and "HH:MM-HH:MM" in line
+
+
+def test_daily_defaults_are_bit_for_bit_the_explicit_252(tmp_path, client, small_pipeline):
+    import yaml
+
+    import admf_dask as ad
+
+    runs = []
+    for i, ppy in enumerate((None, 252)):
+        cfg = {**small_pipeline, "output": {"path": str(tmp_path / f"r{i}"), "report": False}}
+        cfg["portfolios"] = {**cfg["portfolios"], "periods_per_year": ppy}
+        cfg["features"] = {**cfg["features"], "vol_20": {"kind": "volatility", "window": 20}}
+        if ppy is not None:
+            cfg["features"]["vol_20"]["periods_per_year"] = ppy
+        (tmp_path / f"p{i}.yaml").write_text(yaml.safe_dump(cfg))
+        runs.append(ad.run(tmp_path / f"p{i}.yaml", client=client))
+    a, b = runs
+    assert a.results.attrs["periods_per_year"] == b.results.attrs["periods_per_year"] == 252.0
+    np.testing.assert_array_equal(a.equity.values, b.equity.values)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    assert a.features.attrs["feature_token"] == b.features.attrs["feature_token"]
