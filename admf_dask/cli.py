@@ -281,6 +281,27 @@ def _silence_stderr() -> int:
     return saved
 
 
+def _on_store(args: argparse.Namespace) -> int:
+    """``report`` / ``research`` of a run on an object store: done on a local copy, committed
+    back like a run (run.json last; credentials from the environment)."""
+    from admf_dask.dasktools.fs import resolve
+    from admf_dask.pipeline.rundir import remote_edit
+
+    with remote_edit(resolve(args.run_dir, where=args.run_dir), args.run_dir) as local:
+        if args.command == "report":
+            from admf_dask.report import build_report
+
+            build_report(local)
+            text = f"report: {args.run_dir.rstrip('/')}/report.html"
+        else:
+            from admf_dask.pipeline.research import research, summary_text
+
+            text = summary_text(research(local, args.overrides), local)
+            text = text.replace(str(local), args.run_dir.rstrip("/"))
+    print(text)
+    return 0
+
+
 def _command(args: argparse.Namespace) -> int:
     """Run one command; bad input → one ``error:`` line and exit 2."""
     try:
@@ -307,6 +328,11 @@ def _command(args: argparse.Namespace) -> int:
 
             write_schema(args.out)
             return 0
+        if args.command in ("report", "research"):
+            from admf_dask.dasktools.fs import is_url
+
+            if is_url(args.run_dir):
+                return _on_store(args)
         if args.command == "report":
             from admf_dask.report import build_report
 

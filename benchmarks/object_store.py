@@ -83,6 +83,7 @@ def part_c(argv: list[str] | None = None) -> str:
     import admf_dask as ad
     from admf_dask.cluster import make_local_cluster
     from admf_dask.config.models import ClusterConfig
+    from admf_dask.pipeline.runner import LogReporter
 
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "werkzeug"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -107,7 +108,7 @@ def part_c(argv: list[str] | None = None) -> str:
                 out = str(scratch / f"{side}-{i}") if side == "local" else f"s3://bench/runs/r{i}"
                 log(f"{side} run {i}{' (warm-up)' if i == 0 else ''}")
                 t0 = time.perf_counter()
-                res = ad.run(pipe, client, out=out)
+                res = ad.run(pipe, client, out=out, reporter=LogReporter(echo=log))
                 t1 = time.perf_counter()
                 reopened = ad.open_run(out, storage_options=opts)
                 np.asarray(reopened.equity.values)

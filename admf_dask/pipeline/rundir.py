@@ -9,10 +9,12 @@ other folder (a user's, a half-copied one) is refused before the run and again a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +355,39 @@ def discard_remote(staging: Loc | None) -> None:
     except Exception:  # noqa: BLE001, S110 - best effort: the prefix has no run.json either way
         pass
     _PENDING_REMOTE.discard(staging)
+
+
+@contextlib.contextmanager
+def remote_edit(target: Loc, where: str) -> Iterator[Path]:
+    """A local copy of a finished run on a store, committed back when the block succeeds.
+
+    For the commands that rewrite a run folder in place (``admf-dask report``, ``research``):
+    the run is copied into a staging folder, changed there, then committed like a new run
+    (`upload_remote`, `commit_remote`: run.json last). A failure leaves the store as it was.
+    """
+    import secrets
+
+    from admf_dask.dasktools.fs import store_error
+    from admf_dask.errors import InputError
+
+    try:
+        problem = remote_problem(target)
+    except Exception as exc:  # noqa: BLE001 - every store raises its own types
+        raise store_error(exc, target, where, writing=False) from None
+    if problem is not None:
+        raise InputError(where, f"not a run ({problem})", "pass the prefix of a finished run")
+    token = "edit-" + secrets.token_hex(4)
+    tmp = stage_dir(token)
+    try:
+        fs = target.fs
+        src = sorted(fs.find(target.path))
+        base = target.path.rstrip("/") + "/"
+        dst = [str(tmp / s[len(base) :]) for s in src]
+        for d in dst:
+            Path(d).parent.mkdir(parents=True, exist_ok=True)
+        fs.get(src, dst)
+        yield tmp
+        staging = upload_remote(tmp, target, token)
+        commit_remote(tmp, staging, target, True, where)
+    finally:
+        discard(tmp)

@@ -34,6 +34,16 @@ def _to_s3(cfg: dict, s3) -> dict:
     return cfg
 
 
+def _cli_env(env: dict[str, str], *args: str):
+    """`test_cli.cli` with more environment variables."""
+    import os
+    import subprocess
+
+    full = dict(os.environ, PYTHONWARNINGS="ignore", **env)
+    cmd = [sys.executable, "-m", "admf_dask.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=full)
+
+
 def _same_run(a, b, signals: bool = True) -> None:
     np.testing.assert_array_equal(a.equity.values, b.equity.values)
     np.testing.assert_array_equal(a.cash.values, b.cash.values)
@@ -172,3 +182,27 @@ def test_data_path_urls_read_like_local_files(s3, tmp_path):
                 "storage_options": s3.options(),
             }
         )
+
+
+def test_cli_report_and_research_of_a_run_on_a_store(s3, client, small_pipeline):
+    small_pipeline["research"] = {"cscv_blocks": 6}
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/runs/r"
+    first = ad.run(_to_s3(small_pipeline, s3), client, out=url)
+    fs = s3.fs()
+    assert json.loads(fs.cat(f"{bucket}/runs/r/research.json"))["pbo"]["combinations"] == 20
+    # the CLI takes its credentials and endpoint from the environment
+    env = {"AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
+    proc = _cli_env(env, "research", url, "--set", "research.cscv_blocks=8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{url}/research.json" in proc.stdout
+    assert json.loads(fs.cat(f"{bucket}/runs/r/research.json"))["pbo"]["combinations"] == 70
+    proc = _cli_env(env, "report", url)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == f"report: {url}/report.html"
+    again = ad.open_run(url, storage_options=s3.options())
+    assert again.run_id == first.run_id and again.manifest["config"]["research"]["cscv_blocks"] == 8
+    assert all(k.startswith("runs/r/") for k in _keys(s3, bucket))  # no temporary prefix left
+    assert "runs/r/report.html" in _keys(s3, bucket)
+    missing = _cli_env(env, "report", f"s3://{bucket}/runs/none")
+    assert_one_line_error(missing, "not a run (it has no run.json)")
