@@ -38,7 +38,7 @@ TOOL = "admf-dask"
 FORMAT = 1
 ENTRY = "entry.json"
 TMP_PREFIX = ".admf-tmp-"
-KINDS = ("features", "signals", "models")
+KINDS = ("features", "signals", "models", "market")
 #: temporary folders older than this are left-overs of a killed process (removed by `clear`)
 STALE_TMP_S = 3600.0
 ENV_VAR = "ADMF_DASK_CACHE"

@@ -389,6 +389,77 @@ def parse_columns(text: str | None) -> dict[str, str] | None:
     return out
 
 
+#: the disk cache's kind for converted CSVs (`admf_dask.cache.store`)
+CACHE_KIND = "market"
+#: smaller CSVs are parsed on the client (converting costs more than it saves)
+AUTO_MIN_BYTES = 32 << 20
+
+
+def cached_csv(
+    path: Path,
+    label: str,
+    *,
+    date_format: str | None,
+    columns: dict[str, str] | None,
+    cache: Any,
+    progress: bool | None = None,
+) -> LazyLong | None:
+    """``data.source: csv`` through the disk cache: converted on first use, then read lazily.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The CSV.
+    label : str
+        ``data.path`` as written (messages name its rows).
+    date_format, columns
+        ``data.date_format``, ``data.columns`` (part of the cache key with the file's resolved
+        path, size and modification time: a changed file converts again).
+    cache : CacheConfig
+        The pipeline's ``cache`` section.
+    progress : bool, optional
+        The note and bar on stderr (default: when stderr is a terminal).
+
+    Returns
+    -------
+    LazyLong or None
+        None when the CSV is to be parsed on the client as before: the cache is off
+        (``cache.enabled: false``), the file is under `AUTO_MIN_BYTES`, or the cache could not be
+        written (a warning is logged).
+    """
+    from admf_dask.cache.store import DiskCache, default_cache_dir, entry_key, parse_size
+    from admf_dask.dasktools.ids import identity
+
+    st = path.stat()
+    if not cache.enabled or st.st_size < AUTO_MIN_BYTES:
+        return None
+    root = Path(cache.dir).expanduser().resolve() if cache.dir else default_cache_dir().resolve()
+    disk = DiskCache(root, parse_size(cache.max_size))
+    token = identity(
+        "csv-store", FORMAT, str(path.resolve()), st.st_size, st.st_mtime_ns, date_format, columns
+    )
+    key = entry_key(CACHE_KIND, token)
+    entry = disk.lookup(CACHE_KIND, key)
+    if entry is None:
+        show = sys.stderr.isatty() if progress is None else progress
+        entry = disk.put(
+            CACHE_KIND,
+            key,
+            lambda tmp: ingest_csv(
+                path,
+                tmp / "store",
+                label=label,
+                date_format=date_format,
+                columns=columns,
+                progress=show,
+            ),
+            meta={"csv": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+        )
+        if entry is None:  # the cache is full or read-only: parse as before
+            return None
+    return open_parquet(entry.path / "store", label, source_label=label)
+
+
 def ingest_command(
     csv: str, out: str, date_format: str | None = None, columns: str | None = None
 ) -> int:
@@ -410,7 +481,10 @@ def ingest_command(
 
 
 __all__ = [
+    "AUTO_MIN_BYTES",
+    "CACHE_KIND",
     "MANIFEST",
+    "cached_csv",
     "date_lookup",
     "ingest_command",
     "ingest_csv",

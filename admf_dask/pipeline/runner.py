@@ -229,7 +229,12 @@ def run(
 
     t_data = time.perf_counter()
     try:
-        data = load_market_data(cfg.data, base_dir=base_dir)
+        data = load_market_data(
+            cfg.data,
+            base_dir=base_dir,
+            # a big CSV is converted once into the disk cache (workers read it: local ones only)
+            cache=cfg.cache if cfg.cluster.address is None else None,
+        )
         t_data = time.perf_counter() - t_data
         do_research = research_fits(cfg.research, data.sizes["time"])  # bad settings fail here
         benchmark_index(cfg.portfolios.benchmark, [str(s) for s in data.symbol.values])

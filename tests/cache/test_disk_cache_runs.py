@@ -72,7 +72,7 @@ def test_second_cli_run_reads_the_disk_cache(tmp_path, small_pipeline):
     assert f"cache: {cache}" in info.stdout
     assert "entries: 2 " in info.stdout
     lines = {ln.split()[0]: ln.split()[1] for ln in info.stdout.splitlines()[2:]}
-    assert lines == {"features": "1", "signals": "1", "models": "0"}
+    assert lines == {"features": "1", "signals": "1", "models": "0", "market": "0"}
 
     (cache / "README.mine").write_text("not the cache's")
     (cache / "features" / "keep").mkdir()

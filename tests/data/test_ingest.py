@@ -111,3 +111,46 @@ def test_cli_ingest_exit_codes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not match data.date_format '%m/%d/%Y'" in err and err.count("\n") == 1
     assert (out / MANIFEST).is_file()  # the failed runs left the store as it was
+
+
+def test_csv_source_converts_once_into_the_disk_cache(tmp_path, monkeypatch):
+    from admf_dask.config.models import CacheConfig
+    from admf_dask.data import ingest
+
+    monkeypatch.setattr(ingest, "AUTO_MIN_BYTES", 0)  # every CSV is "big"
+    _write(tmp_path / "p.csv", _rows())
+    spec = {"source": "csv", "path": "p.csv", "chunks": {"time": 4}}
+    eager = load_market_data(spec, base_dir=tmp_path)
+    cache = CacheConfig(dir=str(tmp_path / "cache"))
+    market = tmp_path / "cache" / "market"
+
+    def entries() -> list[Path]:
+        return sorted(p for p in market.iterdir() if not p.name.startswith("."))
+
+    first = load_market_data(spec, base_dir=tmp_path, cache=cache)
+    (entry,) = entries()
+    stamp = (entry / "store" / MANIFEST).stat().st_mtime_ns
+    second = load_market_data(spec, base_dir=tmp_path, cache=cache)
+    assert entries() == [entry] and (entry / "store" / MANIFEST).stat().st_mtime_ns == stamp
+    for ds in (first, second):
+        assert ds["close"].chunks[0][0] == 4
+        xr.testing.assert_identical(ds.compute().drop_attrs(), eager.compute().drop_attrs())
+    rows = _rows()
+    rows[0] = rows[0].replace(",100", ",999")  # another file: converted again
+    _write(tmp_path / "p.csv", rows)
+    changed = load_market_data(spec, base_dir=tmp_path, cache=cache)
+    assert len(entries()) == 2 and float(changed["volume"][0, 0]) == 999.0
+    off = CacheConfig(dir=str(tmp_path / "off"), enabled=False)  # parsed on the client
+    xr.testing.assert_identical(
+        load_market_data(spec, base_dir=tmp_path, cache=off).compute().drop_attrs(),
+        changed.compute().drop_attrs(),
+    )
+    assert not (tmp_path / "off").exists()
+    rows.insert(20, "13/03/2021,AAA,1,0.4,0.5,0.45,10")
+    _write(tmp_path / "p.csv", rows)
+    with pytest.raises(DataError) as eager_error:
+        load_market_data(spec, base_dir=tmp_path)
+    with pytest.raises(DataError) as cached_error:
+        load_market_data(spec, base_dir=tmp_path, cache=cache)
+    assert str(cached_error.value) == str(eager_error.value)
+    assert len(entries()) == 2  # nothing cached for the bad file
