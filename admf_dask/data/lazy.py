@@ -7,11 +7,12 @@ docs/ARCHITECTURE.md (data stage), DESIGN §4 "Data on the workers":
   ``read(row_start, row_stop) -> {field: (rows, symbols) array}`` (one task per chunk);
   `synthetic_source` builds the seeded market as a chain of block tasks (the generator carries
   a small state from block to block, `admf_dask.data._synthetic.block`) cut into the chunks.
-* `checked`: per-chunk value checks (`admf_dask.data.validate.check_bars`) run in the tasks; a
-  bad bar raises `DataError` naming the file, time and symbol.
 * `universe_array`: the universe mask per chunk from per-symbol row intervals.
 * `row_digests`: per-bar (row) digests of the values, one task per chunk, whatever the
-  chunking: the data fingerprint combines them on the client (`admf_dask.data.load`).
+  chunking: the data fingerprint combines them on the client (`admf_dask.data.load`). The same
+  tasks check the bars of files read lazily (`admf_dask.data.validate.check_bars`, through a
+  `ZarrLocator` naming the file, time and symbol); the client raises the first bad bar as a
+  `DataError`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from admf_dask.data import _synthetic
 from admf_dask.data.validate import FIELDS, check_bars
+from admf_dask.errors import DataError
 
 __all__ = [
     "LazySource",
     "ZarrLocator",
-    "checked",
     "row_digests",
     "synthetic_source",
     "universe_array",
@@ -292,71 +293,6 @@ class ZarrLocator:
         return locate
 
 
-def _check_task(
-    locator: Callable[[int], Callable[[int], str]], row0: int, *blocks: np.ndarray
-) -> dict[str, np.ndarray]:
-    values = {
-        f: np.ascontiguousarray(b, dtype=np.float64) for f, b in zip(FIELDS, blocks, strict=True)
-    }
-    check_bars(values, locator(row0), allow_missing=True)
-    return values
-
-
-def checked(
-    arrays: dict[str, da.Array], locator: Callable[[int], Callable[[int], str]], token: str
-) -> dict[str, da.Array]:
-    """The five arrays behind one check task per time chunk (`check_bars`, NaN bars allowed).
-
-    Parameters
-    ----------
-    arrays : dict of str to dask array
-        The fields, ``(time, symbol)``; rechunked to the first one's chunks, symbols in one.
-    locator : callable
-        ``locator(row0)`` gives the ``locate(i)`` of a chunk starting at row ``row0`` (picklable:
-        it is one graph key, shared by the chunks).
-    token : str
-        Deterministic name of the inputs.
-
-    Returns
-    -------
-    dict of str to dask array
-        The same values, float64; computing a chunk with a bad bar raises `DataError`.
-    """
-    first = arrays[FIELDS[0]].rechunk({1: -1})
-    inputs = [first] + [arrays[f].rechunk(first.chunks) for f in FIELDS[1:]]
-    bounds = np.concatenate([[0], np.cumsum(first.chunks[0])]).astype(int).tolist()
-    loc = f"market-locator-{token}"
-    run = f"market-check-{token}"
-    layer: dict = {(loc,): locator}
-    for i, a in enumerate(bounds[:-1]):
-        layer[(run, i)] = (_check_task, (loc,), a, *[(x.name, i, 0) for x in inputs])
-    deps = set()
-    graph = dict(first.dask.layers)
-    dep_map = {k: set(v) for k, v in first.dask.dependencies.items()}
-    for x in inputs:
-        graph.update(x.dask.layers)
-        dep_map.update({k: set(v) for k, v in x.dask.dependencies.items()})
-        deps.add(x.name)
-    graph[run] = MaterializedLayer(layer)
-    dep_map[run] = deps
-    n_sym = first.shape[1]
-    chunks = (first.chunks[0], (n_sym,))
-    meta = np.empty((0, 0), dtype=np.float64)
-    out = {}
-    for f in FIELDS:
-        name = f"market-{f}-{tokenize(token, f, 'checked')}"
-        graph_f = dict(graph)
-        graph_f[name] = MaterializedLayer(
-            {(name, i, 0): (_pick_field, (run, i), f) for i in range(len(bounds) - 1)}
-        )
-        deps_f = dict(dep_map)
-        deps_f[name] = {run}
-        out[f] = da.Array(
-            HighLevelGraph(graph_f, deps_f), name, chunks, dtype=np.float64, meta=meta
-        )
-    return out
-
-
 # ----------------------------------------------------------------------------- universe
 
 
@@ -411,32 +347,98 @@ def _digest_rows(*blocks: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_digests(arrays: Sequence[Any]) -> Any:
-    """Per-bar digests of ``(time, symbol)`` arrays: numpy in, numpy out; dask in, dask out.
+Locator = Callable[[int], Callable[[int], str]]
+
+
+def _digest_task(
+    check: Locator | None, row0: int, *blocks: np.ndarray
+) -> tuple[np.ndarray, tuple[int, DataError] | None]:
+    """A chunk's row digests and, when `check` is given, its first bad bar (never raised here).
+
+    A bad bar is returned, not raised: a task failing on a worker makes the worker log it on
+    the run's stderr, while the client raises the one line (the first bad bar in time order).
+    """
+    error = None
+    if check is not None:
+        seen: list[int] = []
+        locate = check(row0)
+
+        def record(i: int) -> str:
+            seen.append(i)
+            return locate(i)
+
+        values = {
+            f: np.ascontiguousarray(b, dtype=np.float64)
+            for f, b in zip(FIELDS, blocks, strict=False)
+        }
+        try:
+            check_bars(values, record, allow_missing=True)
+        except DataError as e:
+            n_sym = blocks[0].shape[1]
+            error = (row0 * n_sym + (seen[0] if seen else 0), e)
+    return _digest_rows(*blocks), error
+
+
+def row_digests(
+    arrays: Sequence[Any], *, check: Locator | None = None, client: Any = None
+) -> np.ndarray:
+    """Per-bar digests of ``(time, symbol)`` arrays, computed in one task per time chunk.
 
     The digest of a row depends on that row's values only, so the result does not depend on
-    the time chunking (one task per chunk on dask arrays).
+    the time chunking. Only the digests (and a bad bar's error) reach the client.
 
     Parameters
     ----------
     arrays : sequence of numpy or dask arrays
-        Same shape ``(time, symbol)``.
+        Same shape ``(time, symbol)``; with `check`, the five fields first, in `FIELDS` order.
+    check : callable, optional
+        ``check(row0)`` gives the ``locate(i)`` of a chunk starting at row ``row0``
+        (`ZarrLocator`): the five fields are then checked by `check_bars` in the same tasks.
+    client : distributed.Client, optional
+        Computes the tasks; default: the current dask scheduler.
 
     Returns
     -------
-    numpy.ndarray or dask.array.Array
+    numpy.ndarray
         ``(time, DIGEST_SIZE)`` uint8.
+
+    Raises
+    ------
+    DataError
+        With `check`: the first bad bar in time order.
     """
     if not any(isinstance(a, da.Array) for a in arrays):
-        return _digest_rows(*arrays)
-    first = da.asarray(arrays[0]).rechunk({1: -1})
-    rest = [da.asarray(a).rechunk(first.chunks) for a in arrays[1:]]
-    return da.map_blocks(
-        _digest_rows,
-        first,
-        *rest,
-        dtype=np.uint8,
-        chunks=(first.chunks[0], (DIGEST_SIZE,)),
-        name=f"market-digest-{tokenize(first.name, *[a.name for a in rest])}",
-        meta=np.empty((0, 0), dtype=np.uint8),
-    )
+        results = [_digest_task(check, 0, *arrays)]
+    else:
+        import dask
+        from dask.delayed import Delayed
+
+        first = da.asarray(arrays[0]).rechunk({1: -1})
+        inputs = [first] + [da.asarray(a).rechunk(first.chunks) for a in arrays[1:]]
+        token = tokenize([x.name for x in inputs], check)
+        run = f"market-digest-{token}"
+        layer: dict = {}
+        check_key = None
+        if check is not None:
+            check_key = (f"{run}-check",)
+            layer[check_key] = check
+        row0 = 0
+        for i, n in enumerate(first.chunks[0]):
+            layer[(run, i)] = (_digest_task, check_key, row0, *[(x.name, i, 0) for x in inputs])
+            row0 += n
+        graph = HighLevelGraph.merge(
+            *[x.__dask_graph__() for x in inputs],
+            HighLevelGraph({run: MaterializedLayer(layer)}, {run: set()}),
+        )
+        graph = HighLevelGraph(
+            dict(graph.layers), {**graph.dependencies, run: {x.name for x in inputs}}
+        )
+        parts = [Delayed((run, i), graph, layer=run) for i in range(len(first.chunks[0]))]
+        if client is not None:
+            results = client.gather(client.compute(parts))
+        else:
+            results = list(dask.compute(*parts))
+    errors = [r[1] for r in results if r[1] is not None]
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return np.concatenate([r[0] for r in results], axis=0)

@@ -27,6 +27,8 @@ from admf_dask.data.sources import Dense, LongTable
 from admf_dask.data.validate import FIELDS
 from admf_dask.errors import ConfigError, DataError, did_you_mean
 
+# attrs key of a lazily read file's bar checks, pending until its fingerprint is computed
+_CHECK = "bar_checks"
 # Bumped when the meaning of the data changes without its values changing.
 _FINGERPRINT_VERSION = "admf-dask market data v2"
 
@@ -54,7 +56,8 @@ def load_market_data(
     compute_fingerprint : bool, optional
         Compute ``attrs["fingerprint"]`` now, with the current dask scheduler (default). False
         leaves it to `finish_fingerprint` (the runner calls it on the cluster once the data is
-        persisted there); lazily read values are then not checked before their tasks run.
+        persisted there). The bars of a Zarr store are checked by the same tasks: until then
+        its values are not checked.
     cache : CacheConfig, optional
         The pipeline's ``cache`` section: a CSV of `admf_dask.data.ingest.AUTO_MIN_BYTES` or more
         is converted once into the disk cache and read lazily (`admf_dask.data.ingest.cached_csv`).
@@ -246,7 +249,7 @@ def _from_zarr(
     size: int,
     attrs: dict[str, str],
 ) -> xr.Dataset:
-    """The selection of a lazily opened store, rechunked, values checked in the chunk tasks."""
+    """The selection of a lazily opened store, rechunked; its bars are checked with the digests."""
     keep = _in_window(store.time, start, stop)
     if not keep.any():
         raise _no_bars(store.time, start, stop)
@@ -268,9 +271,10 @@ def _from_zarr(
         if not isinstance(cols, slice):
             a = a[:, cols]
         arrays[f] = a.rechunk({0: tuple(np.diff(_bounds(0, i1 - i0, size)).tolist()), 1: -1})
-    token = tokenize(store.path, [a.name for a in arrays.values()])
-    locator = lazy.ZarrLocator(store.path, store.label, rows, list(names))
-    return _lazy_dataset(store.time[i0:i1], names, lazy.checked(arrays, locator, token), attrs)
+    ds = _lazy_dataset(store.time[i0:i1], names, arrays, attrs)
+    # the bars are checked by the fingerprint's tasks (`finish_fingerprint`)
+    ds.attrs[_CHECK] = lazy.ZarrLocator(store.path, store.label, rows, list(names))
+    return ds
 
 
 def _add_universe(ds: xr.Dataset, path: str, base_dir: str | Path | None) -> None:
@@ -320,9 +324,10 @@ def fingerprint(ds: xr.Dataset, client: Any = None) -> str:
     for f in variables:
         v = ds[f].transpose("time", "symbol").data
         values.append(v if f == "universe" else v.astype(np.float64))
-    digests = lazy.row_digests(values)
-    if isinstance(digests, da.Array):
-        digests = client.compute(digests).result() if client is not None else digests.compute()
+    check = ds.attrs.get(_CHECK)
+    digests = lazy.row_digests(values, check=check, client=client)
+    if check is not None:
+        ds.attrs.pop(_CHECK)  # checked: every bar is good
     with dask.config.set({"tokenize.ensure-deterministic": True}):
         return tokenize(
             _FINGERPRINT_VERSION, str(ds.attrs.get("source")), time, symbols, variables, digests

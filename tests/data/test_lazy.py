@@ -201,18 +201,51 @@ def test_zarr_bad_bar_in_a_late_chunk_raises_in_its_task(tmp_path, client):
     ds = load_market_data(spec, base_dir=tmp_path, compute_fingerprint=False)
     when = str(pd.Timestamp(plain["time"].values[47]).isoformat())
     pattern = rf"^bad\.zarr time={when} symbol=S001: high .* is below low"
-    ds["close"][:20].compute()  # the good chunks compute
+    assert ds["close"].compute().shape == (60, 3)  # read, not yet checked
     with pytest.raises(DataError, match=pattern):
-        ds["close"].compute()
+        finish_fingerprint(ds)  # the digest tasks check the bars
     persisted = client.persist(ds)
     with pytest.raises(DataError, match=pattern) as info:
-        finish_fingerprint(persisted, client)  # raised on a worker, one line on the client
-    assert "\n" not in str(info.value)
+        finish_fingerprint(persisted, client)  # found on a worker, raised on the client
+    assert "\n" not in str(info.value) and "fingerprint" not in persisted.attrs
     with pytest.raises(DataError, match=pattern):
         load_market_data(spec, base_dir=tmp_path)  # the default fingerprint checks every bar
+    plain["open"][12, 0] = np.nan  # an earlier bad bar (partial NaN) in another chunk wins
+    _zarr(plain, tmp_path / "bad.zarr")
+    first = load_market_data(spec, base_dir=tmp_path, compute_fingerprint=False)
+    with pytest.raises(DataError, match=r"time=2010-01-20T00:00:00 symbol=S000: open missing"):
+        finish_fingerprint(client.persist(first), client)
 
 
 def test_one_line_errors_pickle():
     e = DataError("f.zarr time=2020-01-02 symbol=A", "high 1 is below low 2", "fix it")
     back = pickle.loads(pickle.dumps(e))
     assert type(back) is DataError and back.line == e.line and back.fix == "fix it"
+
+
+def test_cli_run_on_a_bad_zarr_store_is_one_line_exit_2(tmp_path, small_pipeline):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    plain = _market(120)
+    plain["open"][100, 2] = -1.0
+    _zarr(plain, tmp_path / "bad.zarr")
+    small_pipeline["data"] = {"source": "zarr", "path": "bad.zarr", "chunks": {"time": 50}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(small_pipeline))
+    out = tmp_path / "runs" / "bad"
+    proc = subprocess.run(
+        [sys.executable, "-m", "admf_dask.cli", "run", str(tmp_path / "p.yaml"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    when = pd.Timestamp(plain["time"].values[100]).isoformat()
+    assert lines[0].startswith(f"error: bad.zarr time={when} symbol=S002: open price -1"), lines[0]
+    assert not out.exists()
