@@ -217,7 +217,7 @@ def run(
 
         register(client)  # a caller's cluster gets the worker setup too (no-op when it has it)
         _check_reach(client, cfg, out, where, base_dir, run_id)  # before anything is read
-    from admf_dask.data import load_market_data
+    from admf_dask.data import finish_fingerprint, load_market_data
     from admf_dask.data.calendar import periods_per_year
     from admf_dask.features import feature_stage
     from admf_dask.pipeline.research import research_fits, research_step
@@ -229,9 +229,11 @@ def run(
 
     t_data = time.perf_counter()
     try:
+        # lazy: the values are generated / read on the workers, fingerprinted once persisted
         data = load_market_data(
             cfg.data,
             base_dir=base_dir,
+            compute_fingerprint=False,
             # a big CSV is converted once into the disk cache (workers read it: local ones only)
             cache=cfg.cache if cfg.cluster.address is None else None,
         )
@@ -272,6 +274,7 @@ def run(
             disk, disk_off = _open_disk_cache(cfg, client, run_id, dest)
             with reporter.stage("data") as note, timer("data"):
                 data = client.persist(data)
+                finish_fingerprint(data, client)  # per-chunk digests, where the chunks live
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
             timer.timings["data"] = round(timer.timings["data"] + t_data, 4)
             with reporter.stage("features") as note, timer("features"):
