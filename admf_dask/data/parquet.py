@@ -3,9 +3,9 @@
 `open_parquet` reads the footer of every file (row groups, row counts), then runs one task per
 row group that reads it, checks it exactly as `admf_dask.data.sources.read_parquet` would (same
 messages, same file and row) and returns only its distinct times and symbols. The client unions
-those into the time axis and symbol list; `LazyLong.arrays` then builds dask arrays whose chunk
-tasks read the row groups overlapping their times and pivot them into a dense block (NaN where
-a bar is absent). No array of values passes through the client or the graph.
+those into the time axis and symbol list; `LazyLong.source` (an `admf_dask.data.lazy.LazySource`)
+builds dask arrays whose chunk tasks read the row groups overlapping their times and pivot them
+into a dense block (NaN where a bar is absent). No array of values passes through the client or the graph.
 
 The first error in file order wins as in the eager reader: each row-group task stops at its
 first failing check, keyed ``(check, field, row)``; the client raises the smallest key. Duplicate
@@ -81,15 +81,11 @@ class LazyLong:
         Every symbol, sorted.
     token : str
         Identity of the files read and the read options (paths, sizes, modification times).
-    content : int
-        Order-free hash of every bar (time, symbol, five values): equal for equal bars however
-        they are stored.
     """
 
     time: np.ndarray
     symbols: list[str]
     token: str
-    content: int
     parts: list[Part]
     reading: Reading
     part_times: list[np.ndarray] = field(repr=False)  # int64 distinct times per part
@@ -315,8 +311,7 @@ def open_parquet(
     time = np.unique(np.concatenate(part_times)).view("datetime64[ns]")
     symbols = sorted(set().union(*part_symbols))
     token = tokenize("admf-dask lazy parquet v1", ident, cols, date_format, reading.label)
-    content = sum(r["content"] for r in results) % (1 << 64)
-    return LazyLong(time, symbols, token, content, parts, reading, part_times, part_symbols)
+    return LazyLong(time, symbols, token, parts, reading, part_times, part_symbols)
 
 
 def _text_dates(
@@ -455,21 +450,10 @@ def _check_part(part: Part, reading: Reading) -> dict[str, Any]:
     dup = _first_duplicate(t, codes)
     return {
         "error": None,
-        "content": _row_hash_sum(t, symbol, values),
         "times": np.unique(t),
         "symbols": [str(s) for s in names],
         "dup": None if dup is None else _dup_info(dup, part, t, symbol, where),
     }
-
-
-def _row_hash_sum(t: np.ndarray, symbol: np.ndarray, values: dict[str, np.ndarray]) -> int:
-    """Sum (mod 2**64) of one hash per row: the same for the same bars however they are split
-    into files and row groups, or ordered (the content part of the fingerprint)."""
-    h = pd.util.hash_array(t)
-    with np.errstate(over="ignore"):
-        for col in (symbol, *(values[f] for f in FIELDS)):
-            h = h * np.uint64(0x100000001B3) ^ pd.util.hash_array(np.asarray(col))
-        return int(h.sum(dtype=np.uint64))
 
 
 def _first_duplicate(t: np.ndarray, codes: np.ndarray) -> tuple[int, int] | None:
@@ -641,65 +625,4 @@ def _read_block(
     return out
 
 
-# ----------------------------------------------------------------------------- dataset
-
-
-def lazy_dataset(
-    lazy: LazyLong,
-    wanted: list[str] | None,
-    start: np.datetime64 | None,
-    stop: np.datetime64 | None,
-    chunk: int,
-    attrs: dict[str, str],
-) -> Any:
-    """The market Dataset of a lazy table: selected like `admf_dask.data.load` does eagerly.
-
-    The calendar is the union of the kept bars' times, unknown symbols and an empty window raise
-    the same errors; the fingerprint is the files' identity with the selection (computing it
-    from the values would read them all on the client).
-    """
-    import xarray as xr
-
-    from admf_dask.data.load import _FINGERPRINT_VERSION, _in_window, _no_bars, _unknown
-
-    names = lazy.symbols
-    if wanted is not None:
-        known = set(names)
-        missing = [s for s in wanted if s not in known]
-        if missing:
-            raise _unknown(missing, names)
-        names = list(wanted)
-    times = lazy.time if wanted is None else lazy.symbol_times(names)
-    times = times[_in_window(times, start, stop)]
-    if times.size == 0:
-        raise _no_bars(lazy.time, start, stop)
-    arrays = lazy.arrays(times, names, chunk)
-    ds = xr.Dataset(
-        {f: (("time", "symbol"), arrays[f]) for f in FIELDS},
-        coords={"time": times, "symbol": np.array(names, dtype=object)},
-        attrs=dict(attrs),
-    )
-    with dask.config.set({"tokenize.ensure-deterministic": True}):
-        ds.attrs["fingerprint"] = tokenize(
-            _FINGERPRINT_VERSION,
-            str(attrs.get("source")),
-            "long table",
-            lazy.content,
-            times,
-            np.asarray(names, dtype=str),
-        )
-    return ds
-
-
-def add_universe(ds: Any, path: str, base_dir: Any, chunk: int) -> None:
-    """`load._add_universe` for a lazy Dataset: the mask chunked like the fields, in the token."""
-    from admf_dask.data.load import _add_universe
-
-    _add_universe(ds, path, base_dir)
-    mask = np.asarray(ds["universe"].values)
-    ds.attrs["fingerprint"] = tokenize(ds.attrs["fingerprint"], mask)
-    name = "market-universe-" + ds.attrs["fingerprint"]
-    ds["universe"] = (("time", "symbol"), da.from_array(mask, chunks=(chunk, -1), name=name))
-
-
-__all__ = ["LINE_COLUMN", "LazyLong", "Part", "add_universe", "lazy_dataset", "open_parquet"]
+__all__ = ["LINE_COLUMN", "LazyLong", "Part", "open_parquet"]
