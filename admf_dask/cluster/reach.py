@@ -146,24 +146,25 @@ def check_reachable(
             continue
         kind, addrs = next(iter(sorted(problems[where].items())))
         shown = ", ".join(addrs[:SHOWN]) + (f" ({len(addrs)} in all)" if len(addrs) > SHOWN else "")
-        name = "worker" if len(addrs) == 1 else "workers"
+        one = len(addrs) == 1
+        who = f"worker {shown}" if one else f"workers {shown}"
         path = str(out_path) if where == output else inputs[where][0]
-        if kind == "different":
-            raise ConfigError(
-                where,
-                f"{name} {shown} see a different {path} than this machine (its size or "
-                "modification time differ)",
-                FIX,
-            )
         if kind == "error":
             raise ConfigError(
                 where,
-                f"{name} {shown} could not check whether they see {path} (is admf-dask the same "
-                "version there?)",
+                f"{who} could not check whether {'it sees' if one else 'they see'} {path} (is "
+                "admf-dask the same version there?)",
                 "install the same admf-dask on the workers, or run without --address",
             )
+        if kind == "different":
+            raise ConfigError(
+                where,
+                f"{who} {'sees' if one else 'see'} a different {path} than this machine (its "
+                "size or modification time differ)",
+                FIX,
+            )
         raise ConfigError(
-            where, f"{name} {shown} cannot see {path} (it is a local path on this machine)", FIX
+            where, f"{who} cannot see {path} (it is a local path on this machine)", FIX
         )
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ import pytest
 from test_existing_scheduler import BIN, _start, _stop
 
 import admf_dask as ad
+from admf_dask.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "pipeline"))
 from test_cli import assert_one_line_error, cli, write_pipeline  # noqa: E402
@@ -38,7 +42,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 @contextlib.contextmanager
-def unshared_cluster(tmp_path: Path, hidden: list[Path]) -> Iterator[str]:
+def unshared_cluster(logs: Path, hidden: list[Path]) -> Iterator[str]:
     """A scheduler on 127.0.0.1 and two workers that see an empty tmpfs over each of `hidden`.
 
     The mounts live in the workers' own mount namespace: they end with its processes, which are
@@ -46,8 +50,8 @@ def unshared_cluster(tmp_path: Path, hidden: list[Path]) -> Iterator[str]:
     """
     if UNSHARE is None:
         pytest.fail("unshare (util-linux) is needed for this test")
-    tmp_path.mkdir(exist_ok=True)
-    sched_file = tmp_path / "scheduler.json"
+    logs.mkdir(exist_ok=True)
+    sched_file = logs / "scheduler.json"
     procs = [
         _start(
             [
@@ -62,14 +66,14 @@ def unshared_cluster(tmp_path: Path, hidden: list[Path]) -> Iterator[str]:
                 "--scheduler-file",
                 str(sched_file),
             ],
-            tmp_path / "scheduler.log",
+            logs / "scheduler.log",
         )
     ]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.2)
-        assert sched_file.exists(), (tmp_path / "scheduler.log").read_text()
+        assert sched_file.exists(), (logs / "scheduler.log").read_text()
         address = json.loads(sched_file.read_text())["address"]
         mounts = " && ".join(f"mount -t tmpfs tmpfs {shlex.quote(str(h))}" for h in hidden)
         worker = shlex.join(
@@ -88,14 +92,14 @@ def unshared_cluster(tmp_path: Path, hidden: list[Path]) -> Iterator[str]:
             ]
         )
         script = f"{mounts} && exec {worker}" if hidden else f"exec {worker}"
-        procs.append(_start([UNSHARE, "-m", "sh", "-c", script], tmp_path / "workers.log"))
+        procs.append(_start([UNSHARE, "-m", "sh", "-c", script], logs / "workers.log"))
         from distributed import Client
 
         with Client(address, timeout="30s") as c:
             try:
                 c.wait_for_workers(2, timeout=60)
             except TimeoutError:
-                pytest.fail((tmp_path / "workers.log").read_text()[-3000:])
+                pytest.fail((logs / "workers.log").read_text()[-3000:])
 
             # the workers really do not see the client's files there
             def _names(path: str) -> list[str]:  # local: sent by value to the workers
@@ -111,27 +115,37 @@ def unshared_cluster(tmp_path: Path, hidden: list[Path]) -> Iterator[str]:
             _stop(p)
 
 
+@dataclass(frozen=True)
+class Unshared:
+    """The cluster's address and the client's folders its workers see empty."""
+
+    address: str
+    hidden: Path  # for run folders
+    inputs: Path  # for data files
+    client_tmp: Path  # the client's TMPDIR
+
+
+@pytest.fixture(scope="module")
+def unshared(tmp_path_factory) -> Iterator[Unshared]:
+    """One cluster for the module (each test works in folders of its own under these)."""
+    root = tmp_path_factory.mktemp("unshared")
+    dirs = [root / "hidden", root / "inputs", root / "client-tmp"]
+    for d in dirs:
+        d.mkdir()
+    with unshared_cluster(root / "logs", dirs) as address:
+        yield Unshared(address, *dirs)
+
+
 @pytest.fixture
-def pipeline(tmp_path, small_pipeline) -> dict:
+def pipeline(small_pipeline) -> dict:
     small_pipeline["portfolios"]["grid"] = {"stop_loss": [None, 0.05]}
     return small_pipeline
 
 
-def test_output_the_workers_cannot_see_stops_before_computing(tmp_path, pipeline):
-    hidden = tmp_path / "hidden"
-    hidden.mkdir()
-    (hidden / "keep.txt").write_text("the user's file")
-    p = write_pipeline(tmp_path, pipeline)
-    before = _tree(tmp_path)
-    with unshared_cluster(tmp_path / "logs", [hidden]) as address:
-        out = hidden / "runs" / "x"  # runs/ does not exist: the marker goes in hidden/
-        proc = cli("run", str(p), "--out", str(out), "--address", address, timeout=120)
-    line = assert_one_line_error(
-        proc, "--out: workers", "cannot see", str(out), "use a URL all workers can reach"
-    )
-    assert "127.0.0.1:" in line
-    after = {k: v for k, v in _tree(tmp_path).items() if not k.startswith("logs")}
-    assert after == before  # no marker left, no run folder, no temporary folder
+def _folder(root: Path, request) -> Path:
+    d = root / request.node.name
+    d.mkdir()
+    return d
 
 
 def _prices(path: Path) -> None:
@@ -156,38 +170,130 @@ def _prices(path: Path) -> None:
     pd.concat(rows).to_parquet(path, index=False)
 
 
-def test_input_the_workers_cannot_see_stops_before_computing(tmp_path, pipeline):
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
+def test_output_the_workers_cannot_see_stops_before_computing(
+    tmp_path, pipeline, unshared, request
+):
+    hidden = _folder(unshared.hidden, request)
+    (hidden / "keep.txt").write_text("the user's file")
+    p = write_pipeline(tmp_path, pipeline)
+    before = _tree(hidden)
+    out = hidden / "runs" / "x"  # runs/ does not exist: the marker goes in its parent
+    proc = cli("run", str(p), "--out", str(out), "--address", unshared.address, timeout=120)
+    assert_one_line_error(
+        proc,
+        "--out: workers tcp://127.0.0.1:",
+        f"cannot see {out} (it is a local path on this machine)",
+        "use a URL all workers can reach",
+    )
+    assert _tree(hidden) == before  # no marker left, no run folder, no temporary folder
+
+
+def test_input_the_workers_cannot_see_stops_before_computing(tmp_path, pipeline, unshared, request):
+    inputs = _folder(unshared.inputs, request)
     _prices(inputs / "prices.parquet")
-    pipeline["data"] = {"source": "parquet", "path": "inputs/prices.parquet"}
+    pipeline["data"] = {"source": "parquet", "path": str(inputs / "prices.parquet")}
     p = write_pipeline(tmp_path, pipeline)
     before = _tree(tmp_path)
-    with unshared_cluster(tmp_path / "logs", [inputs]) as address:
-        proc = cli("run", str(p), "--out", str(tmp_path / "out"), "--address", address)
+    proc = cli("run", str(p), "--out", str(tmp_path / "out"), "--address", unshared.address)
     assert_one_line_error(
-        proc, "data.path: workers", "cannot see", str(inputs / "prices.parquet"), "URL"
+        proc, "data.path: workers", f"cannot see {inputs / 'prices.parquet'}", "URL"
     )
-    after = {k: v for k, v in _tree(tmp_path).items() if not k.startswith("logs")}
-    assert after == before  # no run folder, no temporary folder
+    assert _tree(tmp_path) == before  # no run folder, no temporary folder
 
 
-def test_paths_the_workers_see_give_the_local_results(tmp_path, pipeline):
+def test_workers_that_see_another_file_there(tmp_path, unshared, request):
+    """Same name, other bytes on the workers' side: "see a different", the marker gone."""
+    from distributed import Client
+
+    from admf_dask.cluster.reach import MARKER_PREFIX, check_reachable
+
+    inputs = _folder(unshared.inputs, request)
+    _prices(inputs / "prices.parquet")
+
+    def _plant(path: str) -> None:  # local: sent by value to the workers
+        import os
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(b"not the client's file")
+
+    with Client(unshared.address) as c:
+        c.run(_plant, str(inputs / "prices.parquet"))
+        with pytest.raises(ConfigError) as err:
+            paths = {"output.path": tmp_path / "out", "data.path": inputs / "prices.parquet"}
+            check_reachable(c, paths, "run-1", output="output.path")
+    assert err.value.where == "data.path"
+    assert err.value.what.startswith("workers tcp://127.0.0.1:")
+    assert f"see a different {inputs / 'prices.parquet'}" in err.value.what
+    assert not list(tmp_path.glob(f"{MARKER_PREFIX}*"))
+
+
+def test_paths_the_workers_see_give_the_local_results(tmp_path, pipeline, unshared, client):
     """Workers in their own mount namespace that see the run's folders: the run is that of a
     local cluster (the check refuses nothing it should not)."""
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    inputs = tmp_path / "inputs"
-    inputs.mkdir()
-    _prices(inputs / "prices.parquet")
-    pipeline["data"] = {"source": "parquet", "path": "inputs/prices.parquet"}
+    _prices(tmp_path / "prices.parquet")
+    pipeline["data"] = {"source": "parquet", "path": "prices.parquet"}
     p = write_pipeline(tmp_path, pipeline)
-    with unshared_cluster(tmp_path / "logs", [elsewhere]) as address:
-        proc = cli("run", str(p), "--out", str(tmp_path / "remote"), "--address", address)
+    proc = cli("run", str(p), "--out", str(tmp_path / "remote"), "--address", unshared.address)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    local = ad.run(str(p), out=tmp_path / "local")
+    local = ad.run(str(p), client, out=tmp_path / "local")
     remote = ad.open_run(tmp_path / "remote")
-    assert remote.manifest["cluster"]["scheduler"].startswith("tcp://127.0.0.1:")
+    assert remote.manifest["cluster"]["scheduler"] == unshared.address
     np.testing.assert_array_equal(remote.equity.values, local.equity.values)
     pd.testing.assert_frame_equal(remote.metrics, local.metrics)
     pd.testing.assert_frame_equal(remote.orders, local.orders)
+
+
+def _run_to_s3(p: Path, url: str, address: str, client_tmp: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", url, "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TMPDIR=str(client_tmp), PYTHONWARNINGS="ignore"),
+    )
+
+
+@pytest.fixture(scope="module")
+def s3():
+    from _s3 import moto_server
+
+    with moto_server() as server:
+        yield server
+
+
+def test_s3_run_folder_on_unshared_workers_equals_the_local_run(
+    tmp_path, pipeline, unshared, client, s3
+):
+    """An ``s3://`` run folder from workers in their own mount namespace: the results of a local
+    run. (The run is computed in the client's temporary folder and uploaded at the end, so the
+    workers must see that folder: the next test.)"""
+    local = ad.run(pipeline, client, out=tmp_path / "local")
+    client_tmp = tmp_path / "client-tmp"
+    client_tmp.mkdir()
+    bucket = s3.bucket()
+    pipeline["output"]["storage_options"] = s3.options()
+    url = f"s3://{bucket}/runs/x"
+    proc = _run_to_s3(write_pipeline(tmp_path, pipeline), url, unshared.address, client_tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = ad.open_run(url, storage_options=s3.options())
+    np.testing.assert_array_equal(remote.equity.values, local.equity.values)
+    pd.testing.assert_frame_equal(remote.metrics, local.metrics)
+    pd.testing.assert_frame_equal(remote.orders, local.orders)
+    assert remote.manifest["cluster"]["scheduler"] == unshared.address
+    assert list(client_tmp.iterdir()) == []
+
+
+def test_s3_run_folder_staged_where_the_workers_cannot_see(
+    tmp_path, pipeline, unshared, s3, request
+):
+    """The client's temporary folder hidden from the workers: one line before computing, nothing
+    in the bucket, nothing left in the temporary folder."""
+    client_tmp = _folder(unshared.client_tmp, request)
+    bucket = s3.bucket()
+    pipeline["output"]["storage_options"] = s3.options()
+    p = write_pipeline(tmp_path, pipeline)
+    proc = _run_to_s3(p, f"s3://{bucket}/runs/x", unshared.address, client_tmp)
+    assert_one_line_error(proc, "--out:", str(client_tmp), "cannot see", "TMPDIR")
+    assert s3.fs().find(bucket) == []
+    assert list(client_tmp.iterdir()) == []
