@@ -291,6 +291,8 @@ def trades_chunk(
     commission,
     close,
     t0,
+    out_i,
+    out_f,
     side,
     q,
     q_peak,
@@ -323,6 +325,9 @@ def trades_chunk(
         The chunk's closes (nan: missing).
     t0 : int
         Global bar index of the chunk's first bar.
+    out_i, out_f : ndarray int32 (N_TI, >= n), float64 (N_TFL, >= n)
+        Buffers the trades are written to (a fill closes at most one trade); smaller ones are
+        replaced by fresh ones.
     side … c_min : ndarray (P, S)
         In/out: the open-trade fields of `TradeState`.
     n_closed … sum_bars : ndarray (P,)
@@ -344,8 +349,9 @@ def trades_chunk(
     T, S = close.shape
     hi, lo = range_tables(close)
     nrec = qty.shape[0]
-    out_i = np.empty((N_TI, nrec), dtype=np.int32)  # a fill closes at most one trade
-    out_f = np.empty((N_TFL, nrec))
+    if out_i.shape[1] < nrec or out_f.shape[1] < nrec:  # a fill closes at most one trade
+        out_i = np.empty((N_TI, nrec), dtype=np.int32)
+        out_f = np.empty((N_TFL, nrec))
     m = 0
     for r in range(nrec):
         p = portfolio[r]
@@ -580,6 +586,7 @@ def step_trades(
     commission: np.ndarray,
     close: np.ndarray,
     t0: int,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TradeTable:
     """Fold one chunk's order records into ``state`` (in place); return the trades they close.
 
@@ -594,6 +601,8 @@ def step_trades(
         The chunk's closes.
     t0 : int
         Global index of the chunk's first bar.
+    out : (ndarray int32 (N_TI, n), ndarray float64 (N_TFL, n)), optional
+        Reused buffers for the trades (the table is a view of them); default: fresh ones.
 
     Returns
     -------
@@ -601,6 +610,9 @@ def step_trades(
         Closed trades, in the order of their closing fills.
     """
     f8 = np.float64
+    if out is None:
+        n = len(qty)
+        out = (np.empty((N_TI, n), np.int32), np.empty((N_TFL, n)))
     ints, floats = trades_chunk(
         np.asarray(portfolio),
         np.asarray(bar),
@@ -610,6 +622,8 @@ def step_trades(
         np.asarray(commission, f8),
         np.ascontiguousarray(close, f8),
         int(t0),
+        out[0],
+        out[1],
         *state,
     )
     return TradeTable(ints, floats)

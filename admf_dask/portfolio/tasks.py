@@ -165,7 +165,7 @@ def step_task(
     tt = clock()
     if spec.trades_dir is not None:
         n_bars = len(spec.times)
-        trades = ledger_step(state.trades, orders, close, t0, n_bars, state.last_close)
+        trades = ledger_step(state.trades, orders, close, t0, n_bars, state.last_close, buffers)
         path = os.path.join(spec.trades_dir, part_name(spec.index, chunk))
         write_trades(trades, path, spec.p0, spec.times, spec.symbols)
     if spec.benchmark is not None:

@@ -20,6 +20,8 @@ import numpy as np
 
 from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.portfolio._trades import (
+    N_TFL,
+    N_TI,
     TFL_COST,
     TFL_ENTRY_PRICE,
     TFL_EXIT_PRICE,
@@ -263,6 +265,7 @@ def ledger_step(
     t0: int,
     n_bars: int,
     last_close: np.ndarray,
+    buffers: Any = None,
 ) -> TradeTable:
     """The trades of one task: those its fills close, plus the open ones when it ends the run.
 
@@ -280,7 +283,17 @@ def ledger_step(
         Bars of the whole run.
     last_close : ndarray (S,)
         Last finite close per symbol after this task (the batch state's ``last_close``).
+    buffers : Scratch, optional
+        Reused buffers for the closed trades (`admf_dask.portfolio.batch.Scratch`; the table is
+        valid until the thread's next task).
     """
+    out = None
+    if buffers is not None:
+        n = len(orders)
+        out = (
+            buffers.get("t_ints", N_TI * n, np.int32).reshape(N_TI, n),
+            buffers.get("t_floats", N_TFL * n, np.float64).reshape(N_TFL, n),
+        )
     table = step_trades(
         state,
         orders.portfolio,
@@ -291,6 +304,7 @@ def ledger_step(
         orders.commission,
         close,
         t0,
+        out,
     )
     if t0 + close.shape[0] >= n_bars:
         opened, _ = finalize_trades(state, last_close, n_bars - 1)

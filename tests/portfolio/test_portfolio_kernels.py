@@ -255,3 +255,31 @@ def test_record_false_counts_the_same():
     b = _run_kernel(open_, close, sig, vol, params, record=False)
     np.testing.assert_array_equal(a[0], b[0])
     assert len(b[2]) == 0 and int(b[3].n_orders.sum()) == len(a[2])
+
+
+def test_reused_buffers_change_nothing():
+    """Steps through one `Scratch` (what the tasks do) give the numbers of fresh arrays and reuse
+    the buffers of the previous step."""
+    from admf_dask.portfolio.batch import BatchState, Scratch, step
+
+    rng = np.random.default_rng(11)
+    T, S = 120, 5
+    open_, close = make_market(rng, T, S)
+    sig = make_signals(rng, T, S, 2)
+    vol = make_vol(rng, T, S)[None]
+    mixes, fp, ip = pack([random_params(rng, 2) for _ in range(7)])
+    fresh = BatchState.new(7, S, 1e4)
+    pooled = BatchState.new(7, S, 1e4)
+    buffers = Scratch()
+    seen = []
+    for a, z in ((0, 60), (60, 120)):
+        args = (open_[a:z], close[a:z], sig[a:z], vol[:, a:z], mixes, fp, ip)
+        fresh, e1, c1, o1 = step(fresh, *args, copy=False)
+        pooled, e2, c2, o2 = step(pooled, *args, copy=False, buffers=buffers)
+        np.testing.assert_array_equal(e1, e2)
+        np.testing.assert_array_equal(c1, c2)
+        assert len(o1) == len(o2) > 0
+        for name in K.ORDER_FIELDS:  # field by field: the aligned records have padding bytes
+            np.testing.assert_array_equal(getattr(o1, name), getattr(o2, name))
+        seen.append(e2)
+    assert np.shares_memory(seen[0], seen[1])  # the second step wrote into the first's buffer
