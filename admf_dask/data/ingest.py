@@ -317,8 +317,7 @@ def date_lookup(
 
 
 def _write_part(part: Part, reading: Reading, path: Path) -> int:
-    from admf_dask.data.parquet import _decode_time, _part_locate, _read_part, _symbols
-    from admf_dask.data.sources import _parse_number
+    from admf_dask.data.parquet import _decode_time, _numbers, _part_locate, _read_part, _symbols
 
     table = _read_part(part, reading)
     where = _part_locate(part, reading, table)
@@ -328,7 +327,7 @@ def _write_part(part: Part, reading: Reading, path: Path) -> int:
             _decode_time(table.column(cols["time"]), reading, where), pa.timestamp("ns")
         ),
         "symbol": _symbols(table, reading),
-        **{f: pa.array(_parse_number(table.column(cols[f]), f, where)) for f in FIELDS},
+        **{f: pa.array(_numbers(table.column(cols[f]), f, where)) for f in FIELDS},
         LINE_COLUMN: table.column(LINE_COLUMN),
     }
     pq.write_table(pa.table(out), str(path))

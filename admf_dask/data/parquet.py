@@ -391,11 +391,24 @@ def _decode_time(
     from admf_dask.data.dates import _text
 
     keys, values = reading.date_text
-    text = _text(col)
-    cells = np.asarray(text.fill_null("").to_numpy(zero_copy_only=False), dtype=object).astype(str)
-    idx = np.searchsorted(keys, cells)
-    idx = np.minimum(idx, keys.size - 1)
-    return values[idx].view("datetime64[ns]")  # every cell is known: the client parsed them all
+    text = _text(col).fill_null("")
+    # every cell is known: the client parsed them all
+    idx = pc.index_in(text, value_set=pa.array(keys.tolist(), pa.string()))
+    return values[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))].view(
+        "datetime64[ns]"
+    )
+
+
+def _numbers(col: pa.ChunkedArray, field: str, locate: Callable[[int], str]) -> np.ndarray:
+    """`sources._parse_number`, with Arrow's cast first for text that is all numbers."""
+    from admf_dask.data.sources import _parse_number
+
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:
+            return np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+        except pa.ArrowInvalid:  # blanks, "NA", a typo: the reader's own rules name the row
+            pass
+    return _parse_number(col, field, locate)
 
 
 def _symbols(table: pa.Table, reading: Reading) -> pa.ChunkedArray:
@@ -407,7 +420,6 @@ def _symbols(table: pa.Table, reading: Reading) -> pa.ChunkedArray:
 
 def _check_part(part: Part, reading: Reading) -> dict[str, Any]:
     """Check one row group like `sources._to_long`; its distinct times and symbols."""
-    from admf_dask.data.sources import _parse_number
 
     table = _read_part(part, reading)
     where = _part_locate(part, reading, table)
@@ -437,7 +449,7 @@ def _check_part(part: Part, reading: Reading) -> dict[str, Any]:
     values = {}
     for k, f in enumerate(FIELDS):
         try:
-            values[f] = _parse_number(table.column(cols[f]), f, locate)
+            values[f] = _numbers(table.column(cols[f]), f, locate)
         except DataError as e:
             return failed(_NUMBER, k, e)
     try:
@@ -602,7 +614,6 @@ def _read_block(
     parts: list[Part], reading: Reading, times: np.ndarray, names: list[str]
 ) -> dict[str, np.ndarray]:
     """The dense (time, symbol) block of `times` x `names` from the row groups holding them."""
-    from admf_dask.data.sources import _parse_number
 
     out = {f: np.full((times.size, len(names)), np.nan) for f in FIELDS}
     index = pd.Index(names)
@@ -621,7 +632,7 @@ def _read_block(
         rows = np.flatnonzero(keep)[hit]
         ti, sj = ti[hit], si[rows]
         for f in FIELDS:
-            out[f][ti, sj] = _parse_number(table.column(reading.cols[f]), f, where)[rows]
+            out[f][ti, sj] = _numbers(table.column(reading.cols[f]), f, where)[rows]
     return out
 
 
