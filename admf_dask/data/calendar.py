@@ -137,6 +137,20 @@ def bar_vol_scale(cfg: DataConfig) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def _seconds(times: np.ndarray) -> np.ndarray:
+    """int64 seconds since 1970 (floored) of datetime64 times."""
+    if times.dtype == np.dtype("datetime64[ns]"):
+        return np.floor_divide(times.view(np.int64), 1_000_000_000)
+    return times.astype("datetime64[s]").astype(np.int64)
+
+
+def _runs(sorted_ids: np.ndarray) -> np.ndarray:
+    """Run numbers 0, 1, ... of equal neighbours in a sorted array (``np.unique``'s inverse)."""
+    out = np.zeros(sorted_ids.size, dtype=np.int64)
+    np.cumsum(sorted_ids[1:] != sorted_ids[:-1], out=out[1:])
+    return out
+
+
 def _mixed(label: str, times: np.ndarray, i: int, mode: int, step: int) -> DataError:
     return DataError(
         f"{label} time {str(times[i])[:19]}",
@@ -178,7 +192,7 @@ def infer_frequency(times: np.ndarray, label: str) -> str:
     times = np.asarray(times)
     if times.size < 2:
         return "1D"
-    sec = times.astype("datetime64[s]").astype(np.int64)
+    sec = _seconds(times)
     day = np.floor_divide(sec, _DAY)
     step = np.diff(sec)
     within = day[1:] == day[:-1]
@@ -188,9 +202,8 @@ def infer_frequency(times: np.ndarray, label: str) -> str:
             if gap <= limit:
                 return name
         return "1Y"
-    steps = step[within]
-    values, counts = np.unique(steps, return_counts=True)
-    mode = int(values[np.argmax(counts)])  # ties: the shorter step
+    steps = step[within]  # 0 <= step < a day: counted in O(n)
+    mode = int(np.argmax(np.bincount(steps)))  # ties: the shorter step
     if mode < 1:
         i = int(np.flatnonzero(within & (step < 1))[0]) + 1
         raise DataError(
@@ -199,16 +212,18 @@ def infer_frequency(times: np.ndarray, label: str) -> str:
             "use bars of 1s or more",
         )
     first = []
-    off_grid = np.flatnonzero(within & (step % mode != 0))
+    other_step = np.flatnonzero(within & (step != mode))
+    off_grid = other_step[step[other_step] % mode != 0]
     if off_grid.size:
         first.append(int(off_grid[0]))
     # days of two intraday steps or more, none of them the modal step: another frequency
     pos = np.flatnonzero(within)
-    ids, inverse, n_steps = np.unique(day[1:][pos], return_inverse=True, return_counts=True)
-    n_mode = np.bincount(inverse, weights=(steps == mode), minlength=ids.size)
+    group = _runs(day[1:][pos])  # the steps' day, numbered 0, 1, ... (times are sorted)
+    n_steps = np.bincount(group)
+    n_mode = np.bincount(group, weights=(steps == mode), minlength=n_steps.size)
     other = np.flatnonzero((n_steps >= 2) & (n_mode == 0))
     if other.size:
-        first.append(int(pos[np.argmax(inverse == other[0])]))
+        first.append(int(pos[np.searchsorted(group, other[0])]))
     if first:
         i = min(first)
         raise _mixed(label, times, i + 1, mode, int(step[i]))
@@ -273,9 +288,9 @@ def time_attrs(cfg: DataConfig, times: np.ndarray, label: str) -> dict[str, Any]
                 "remove data.session",
             )
         return {"frequency": freq}
-    sec = np.asarray(times).astype("datetime64[s]").astype(np.int64)
+    sec = _seconds(np.asarray(times))
     if cfg.session is None:
-        _, counts = np.unique(np.floor_divide(sec, _DAY), return_counts=True)
+        counts = np.bincount(_runs(np.floor_divide(sec, _DAY)))  # bars of each day
         per_day = int(np.bincount(counts).argmax())
         return {"frequency": freq, "session": "", "bars_per_day": per_day}
     start, end = session_seconds(cfg.session)
