@@ -66,30 +66,54 @@ def _orders_table(orders: OrderRecords, spec: BatchSpec, t0: int, times: np.ndar
     comm = buffers.get("o_commission", n, f8)
     times_ns = np.ascontiguousarray(times, dtype="datetime64[ns]").view(i8)
     K.order_columns(orders.records, spec.p0, t0, times_ns, port, time_ns, sym, qty, px, comm, why)
-    return pa.table(
-        {
-            "portfolio": pa.array(port),
-            "time": pa.array(time_ns.view("datetime64[ns]")),
-            "symbol": pa.DictionaryArray.from_arrays(
-                pa.array(sym), pa.array(list(spec.symbols), type=pa.string())
-            ),
-            "qty": pa.array(qty),
-            "price": pa.array(px),
-            "commission": pa.array(comm),
-            "reason": pa.DictionaryArray.from_arrays(
-                pa.array(why), pa.array(list(K.REASON_NAMES), type=pa.string())
-            ),
-        }
-    )
+    cols = [
+        pa.array(port),
+        pa.array(time_ns.view("datetime64[ns]")),
+        pa.DictionaryArray.from_arrays(pa.array(sym), pa.array(list(spec.symbols), pa.string())),
+        pa.array(qty),
+        pa.array(px),
+        pa.array(comm),
+        pa.DictionaryArray.from_arrays(pa.array(why), pa.array(list(K.REASON_NAMES), pa.string())),
+    ]
+    return pa.Table.from_arrays(cols, schema=orders_schema())
+
+
+def orders_schema():
+    """The Arrow schema of orders.parquet. No column has nulls: declared required, the writer
+    encodes no definition levels (that took 40% of the write); readers get the same dtypes."""
+    import pyarrow as pa
+
+    f8 = pa.float64()
+    types = {
+        "portfolio": pa.int64(),
+        "time": pa.timestamp("ns"),
+        "symbol": pa.dictionary(pa.int32(), pa.string()),
+        "qty": f8,
+        "price": f8,
+        "commission": f8,
+        "reason": pa.dictionary(pa.int8(), pa.string()),
+    }
+    return pa.schema([pa.field(name, types[name], nullable=False) for name in K.ORDER_FIELDS])
 
 
 _PARQUET_OPTIONS = {
     # lz4 (LZ4_RAW): as fast as snappy here and half the bytes on sorted order records
     "compression": "lz4",
-    # floats are not worth a dictionary (nor statistics); ids, bars and labels repeat a lot
-    "use_dictionary": ["portfolio", "time", "symbol", "reason"],
+    # symbols and reasons are Arrow dictionaries (written as they are); portfolios and bars come
+    # in sorted runs that lz4 packs as well as a dictionary would, at a fraction of the hashing
+    "use_dictionary": ["symbol", "reason"],
     "write_statistics": ["portfolio", "time"],
+    # large write batches and pages cut the per-page overhead
+    "write_batch_size": 1 << 16,
+    "data_page_size": 1 << 22,
 }
+
+
+def _write_orders(table, orders_dir: str, name: str) -> None:
+    """Write one batch × time chunk file of orders.parquet."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, os.path.join(orders_dir, name), **_PARQUET_OPTIONS)
 
 
 def step_task(
@@ -157,11 +181,8 @@ def step_task(
     open_array(spec.store, "cash")[t0:t1, spec.p0 : spec.p1] = cash
     toc = clock()
     if spec.orders_dir is not None:
-        import pyarrow.parquet as pq
-
         name = f"part-b{spec.index:05d}-c{chunk:05d}.parquet"
-        table = _orders_table(orders, spec, t0, times, buffers)
-        pq.write_table(table, os.path.join(spec.orders_dir, name), **_PARQUET_OPTIONS)
+        _write_orders(_orders_table(orders, spec, t0, times, buffers), spec.orders_dir, name)
     tt = clock()
     if spec.trades_dir is not None:
         n_bars = len(spec.times)
