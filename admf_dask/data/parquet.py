@@ -496,7 +496,9 @@ def _dup_info(
     )
 
 
-def _keys(part: Part, reading: Reading, times: np.ndarray | None) -> dict[str, Any]:
+def _keys(
+    part: Part, reading: Reading, times: np.ndarray | None, places: bool = True
+) -> dict[str, Any]:
     """Rows of a part at `times` (all when None): their time, symbol, row and place."""
     table = _read_part(part, reading)
     where = _part_locate(part, reading, table)
@@ -508,7 +510,7 @@ def _keys(part: Part, reading: Reading, times: np.ndarray | None) -> dict[str, A
         "t": t[rows],
         "s": sym[rows],
         "row": rows + part.start,
-        "where": [where(int(i)) for i in rows] if rows.size <= 100_000 else None,
+        "where": [where(int(i)) for i in rows] if places and rows.size <= 100_000 else None,
         "local": rows,
         "part": part,
     }
@@ -606,7 +608,7 @@ def _check_duplicates(
 
 
 def _symbol_times(part: Part, reading: Reading, wanted: list[str]) -> np.ndarray:
-    got = _keys(part, reading, None)
+    got = _keys(part, reading, None, places=False)
     return np.unique(got["t"][pd.Index(got["s"]).isin(wanted)])
 
 
