@@ -206,3 +206,26 @@ def test_cli_report_and_research_of_a_run_on_a_store(s3, client, small_pipeline)
     assert "runs/r/report.html" in _keys(s3, bucket)
     missing = _cli_env(env, "report", f"s3://{bucket}/runs/none")
     assert_one_line_error(missing, "not a run (it has no run.json)")
+
+
+def test_a_target_that_appears_during_the_run_is_kept(s3, client, small_pipeline):
+    import contextlib
+
+    from admf_dask.pipeline.runner import LogReporter
+
+    bucket = s3.bucket()
+    fs = s3.fs()
+
+    class Intruder(LogReporter):
+        """Someone else writes at the target while the run computes."""
+
+        @contextlib.contextmanager
+        def stage(self, name):
+            with super().stage(name) as note:
+                if name == "write":
+                    fs.pipe(f"{bucket}/runs/x/theirs.txt", b"theirs")
+                yield note
+
+    with pytest.raises(ConfigError, match="appeared during the run"):
+        ad.run(_to_s3(small_pipeline, s3), client, out=f"s3://{bucket}/runs/x", reporter=Intruder())
+    assert _keys(s3, bucket) == ["runs/x/theirs.txt"]  # no temporary prefix, theirs untouched
