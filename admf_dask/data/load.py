@@ -323,7 +323,7 @@ def fingerprint(ds: xr.Dataset, client: Any = None) -> str:
     values = []
     for f in variables:
         v = ds[f].transpose("time", "symbol").data
-        values.append(v if f == "universe" else v.astype(np.float64))
+        values.append(v if f == "universe" or v.dtype == np.float64 else v.astype(np.float64))
     check = ds.attrs.get(_CHECK)
     digests = lazy.row_digests(values, check=check, client=client)
     if check is not None:

@@ -354,7 +354,10 @@ def load_prices(
         try:
             from admf_dask.data import load_market_data
 
-            data = load_market_data(spec, base_dir=manifest.get("pipeline_dir"))
+            # lazy, unfingerprinted: only the traded symbols' closes are read
+            data = load_market_data(
+                spec, base_dir=manifest.get("pipeline_dir"), compute_fingerprint=False
+            )
         except Exception as exc:  # noqa: BLE001 - any failure just means "no price line"
             return None, f"market data not reloadable ({type(exc).__name__}: {exc})"[:200]
     try:
