@@ -487,8 +487,11 @@ def step_chunk(
 
     Returns
     -------
-    ndarray of ORDER_DTYPE
-        The orders. Rows are grouped by (bar block, mix, portfolio) and sorted by time within a
+    rec : ndarray of ORDER_DTYPE
+        The record buffer (``rec`` or the larger one that replaced it); its first ``n`` rows are
+        the orders.
+    n : int
+        Number of orders. Rows are grouped by (bar block, mix, portfolio) and sorted by time within a
         group; within a bar, the fills at the open in symbol order, then the intrabar exits in
         symbol order.
     """
@@ -978,4 +981,4 @@ def step_chunk(
             state.gross_sum[p] = gs
             state.n_orders[p] = no
 
-    return rec[:n]
+    return rec, n

@@ -175,6 +175,15 @@ class Scratch:
             b = self._bufs[name] = np.empty(size, dtype)
         return b[:n]
 
+    def at_least(self, name: str, n: int, dtype) -> np.ndarray:
+        """The whole buffer ``name`` when it has at least ``n`` items, else a new one."""
+        self.get(name, n, dtype)
+        return self._bufs[name]
+
+    def keep(self, name: str, buffer: np.ndarray) -> None:
+        """Make ``buffer`` (e.g. one a kernel grew) the buffer ``name``."""
+        self._bufs[name] = buffer
+
 
 _LOCAL = threading.local()
 
@@ -261,8 +270,9 @@ def step(
     else:
         equity = buffers.get("equity", T * P, f8).reshape(T, P)
         cash = buffers.get("cash", T * P, f8).reshape(T, P)
-        rec = buffers.get("records", cap, ORDER_DTYPE)
-    records = K.step_chunk(
+        # the whole buffer: the kernel grows a full one, and the first task of a chain has no hint
+        rec = buffers.at_least("records", cap, ORDER_DTYPE)
+    rec, n = K.step_chunk(
         open_,
         high,
         low,
@@ -279,7 +289,9 @@ def step(
         record,
         rec,
     )
-    orders = OrderRecords(records)
+    if buffers is not None and record:
+        buffers.keep("records", rec)
+    orders = OrderRecords(rec[:n])
     update_accumulator(st.perf, equity)
     st.n_bars += T
     return st, equity, cash, orders
