@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         _RELAY = interrupt.StderrRelay()  # before any worker starts: they inherit its stderr
     try:
         args = build_parser().parse_args(argv)
-        _setup_logging()
-        rc = _run_in_thread(args)
+        rc = _run_in_thread(args, early=program)
     except BaseException:
         if _RELAY is not None:  # argparse's line or a bug's traceback: to the real stderr
             _RELAY.close()
@@ -199,12 +198,19 @@ def main(argv: list[str] | None = None) -> int:
 _RELAY: interrupt.StderrRelay | None = None
 
 
-def _run_in_thread(args: argparse.Namespace) -> int:
-    """Run the command in a thread; the main thread only waits, and cleans up after a signal."""
+def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
+    """Run the command in a thread; the main thread only waits, and cleans up after a signal.
+
+    `early`: the console script, whose process does nothing else: a run starts its workers'
+    server first of all (`_start_workers_server`).
+    """
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
+            if early:
+                _start_workers_server(args)
+            _setup_logging()
             outcome["rc"] = _command(args)
         except BaseException as exc:  # noqa: BLE001 - handed over to the main thread
             outcome["exc"] = exc
@@ -229,6 +235,18 @@ def _run_in_thread(args: argparse.Namespace) -> int:
 
         with contextlib.suppress(Exception):
             close_session()
+
+
+def _start_workers_server(args: argparse.Namespace) -> None:
+    """A run on a local cluster: the workers' forkserver first of all (this thread's signal mask
+    is the workers'), so it imports their modules and loads the kernels while this thread
+    imports the pipeline's and reads it (`admf_dask.cluster.start_forkserver`). A run that
+    turns out not to need it (``cluster.address`` in the file, bad input) ends it with the
+    session (`admf_dask.cluster.close_session`)."""
+    if args.command == "run" and not args.address:
+        from admf_dask.cluster import start_forkserver
+
+        start_forkserver()
 
 
 _INTERRUPTED = {

@@ -49,13 +49,18 @@ class ClusterPlan:
 
 def detect_machine() -> dict[str, Any]:
     """Cores usable by this process, total memory in bytes and whether CUDA is present."""
+    cores, memory = _cores_memory()
+    return {"cores": cores, "memory": memory, "gpu": cuda_available()}
+
+
+def _cores_memory() -> tuple[int, int]:
     import psutil
 
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return {"cores": cores, "memory": int(psutil.virtual_memory().total), "gpu": cuda_available()}
+    return cores, int(psutil.virtual_memory().total)
 
 
 def cuda_available() -> bool:
@@ -141,13 +146,16 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     """
     from distributed import Client, LocalCluster
 
-    from admf_dask.cluster.plugin import register
+    from admf_dask.cluster.plugin import WARM_MIN_MEMORY, register
     from admf_dask.config.models import ClusterConfig
 
     cfg = cfg or ClusterConfig()
     if plan is None:
         m = detect_machine()
         plan = plan_cluster(cfg, m["cores"], m["memory"], m["gpu"])
+    if _FORKSERVER_WARM and any(w.memory_limit < WARM_MIN_MEMORY for w in plan.workers):
+        # a server that loaded the kernels would start these workers with that memory in use
+        _start_forkserver(warm=False)
     cluster = LocalCluster(
         n_workers=0,
         threads_per_worker=1,
@@ -180,32 +188,104 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     return cluster
 
 
-def start_forkserver() -> None:
+def start_forkserver(cfg: ClusterConfig | None = None) -> None:
     """Start this process's workers by forking a server that has imported their modules.
 
     The server (``multiprocessing`` forkserver) is a single-threaded process started now, so it
-    imports ``distributed``, numpy, xarray, zarr and the engine (`plugin.FORKSERVER_PRELOAD`)
+    imports ``distributed``, numpy, xarray, zarr and the engine (`_server.FORKSERVER_PRELOAD`)
     while this process goes on with other work; each worker is then a fork of it (already
-    warm) instead of a fresh interpreter, and exits at once on close. Process-wide: every later
-    LocalCluster of this process starts its workers so. The nanny's ``pre-spawn-environ``
-    (``OMP_NUM_THREADS=1`` ...) is set here first, as the nanny would, because forked workers get
-    the server's environment. Call it from the thread that starts the cluster (its signal mask
-    is the workers', `admf_dask.pipeline.interrupt.start_shielded`).
+    warm) instead of a fresh interpreter, and exits at once on close. When every worker of `cfg`
+    may be warmed at start (`_server.WARM_MIN_MEMORY`; no `cfg`: assumed so) and numba's cache
+    holds the kernels, the server also loads them, once for all its workers
+    (`_server.FORKSERVER_WARM`). A server already running in the other mode is replaced.
+    Process-wide: every later LocalCluster of this process starts its workers so, until
+    `stop_forkserver`. The nanny's ``pre-spawn-environ`` (``OMP_NUM_THREADS=1`` ...) is set here
+    first, as the nanny would, because forked workers get the server's environment. Call it from
+    the thread that starts the cluster (its signal mask is the workers',
+    `admf_dask.pipeline.interrupt.start_shielded`).
     """
+    _start_forkserver(_warm_at_start(cfg))
+
+
+def _start_forkserver(warm: bool) -> None:
+    global _FORKSERVER_WARM, _METHOD_BEFORE
     import multiprocessing
     from multiprocessing import forkserver
 
     import dask
 
-    from admf_dask.cluster.plugin import FORKSERVER_PRELOAD
+    from admf_dask.cluster._server import FORKSERVER_EXIT, FORKSERVER_PRELOAD, FORKSERVER_WARM
 
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
         return
-    for key, value in (dask.config.get("distributed.nanny.pre-spawn-environ") or {}).items():
+    running = _forkserver_pid() is not None
+    if running and _FORKSERVER_WARM is not None and _FORKSERVER_WARM != warm:
+        stop_forkserver()  # started by us in the other mode
+        running = False
+    for key, value in _pre_spawn_environ().items():
         os.environ.setdefault(str(key), str(value))
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    preload = [*FORKSERVER_PRELOAD, *([FORKSERVER_WARM] if warm else []), FORKSERVER_EXIT]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     forkserver.ensure_running()
-    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    if not running:
+        _FORKSERVER_WARM = warm
+    key = "distributed.worker.multiprocessing-method"
+    if _METHOD_BEFORE is None:
+        _METHOD_BEFORE = (_distributed_config(key),)
+    dask.config.set({key: "forkserver"})
+
+
+#: preload mode of the forkserver `start_forkserver` started (None: none running)
+_FORKSERVER_WARM: bool | None = None
+#: the workers' start method before `start_forkserver` (put back by `stop_forkserver`)
+_METHOD_BEFORE: tuple[Any] | None = None
+
+
+def _warm_at_start(cfg: ClusterConfig | None) -> bool:
+    """Whether every worker `cfg` plans has the memory to be warmed as it starts."""
+    from admf_dask.cluster._server import WARM_MIN_MEMORY
+
+    if cfg is None:
+        return True
+    try:
+        cores, memory = _cores_memory()
+        plan = plan_cluster(cfg, cores, memory)  # memory limits do not depend on a GPU
+    except ConfigError:
+        return True  # the cluster start says what is wrong
+    return all(w.memory_limit >= WARM_MIN_MEMORY for w in plan.workers)
+
+
+def _pre_spawn_environ() -> dict[str, Any]:
+    """The nanny's ``distributed.nanny.pre-spawn-environ``."""
+    return dict(_distributed_config("distributed.nanny.pre-spawn-environ") or {})
+
+
+def _distributed_config(key: str) -> Any:
+    """``dask.config.get(key)`` of a ``distributed`` setting, also before ``distributed`` is
+    imported (seconds; the CLI starts the server before): its defaults from its config file."""
+    import sys
+
+    import dask
+
+    if "distributed" in sys.modules:
+        return dask.config.get(key, None)
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("distributed")
+    if spec is None or spec.origin is None:  # pragma: no cover - distributed is a dependency
+        return dask.config.get(key, None)
+    with open(os.path.join(os.path.dirname(spec.origin), "distributed.yaml")) as fh:
+        defaults = yaml.safe_load(fh)
+    return dask.config.get(key, None, config=dask.config.merge(defaults, dask.config.config))
+
+
+def _forkserver_pid() -> int | None:
+    import sys
+
+    mod = sys.modules.get("multiprocessing.forkserver")
+    return getattr(getattr(mod, "_forkserver", None), "_forkserver_pid", None)
 
 
 def _wait_started(cluster: Any, n: int, timeout: float) -> None:
@@ -329,9 +409,17 @@ def close_session() -> None:
 
 def stop_forkserver() -> None:
     """Stop the forkserver of `start_forkserver` (a later one starts it again)."""
+    global _FORKSERVER_WARM, _METHOD_BEFORE
     import sys
     import threading
 
+    if _METHOD_BEFORE is not None:  # later clusters start their workers as before
+        import dask
+
+        if _METHOD_BEFORE[0] is not None:
+            dask.config.set({"distributed.worker.multiprocessing-method": _METHOD_BEFORE[0]})
+        _METHOD_BEFORE = None
+    _FORKSERVER_WARM = None
     mod = sys.modules.get("multiprocessing.forkserver")
     server = getattr(mod, "_forkserver", None)
     pid = getattr(server, "_forkserver_pid", None)
@@ -349,10 +437,27 @@ def stop_forkserver() -> None:
     with contextlib.suppress(OSError, TypeError, AttributeError):
         if not mod.util.is_abstract_socket_namespace(address):
             os.unlink(address)
+    if not _has_children(pid):
+        # no worker depends on it: end it now, rather than after the imports it may still be
+        # doing (a run that stopped before its cluster started: bad input, an interrupt)
+        import signal
+
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     # reaped in the background when it exits (no zombie, no wait here)
     threading.Thread(
         target=_reap, args=(pid,), name="admf-dask-forkserver-reap", daemon=True
     ).start()
+
+
+def _has_children(pid: int) -> bool:
+    """Whether process `pid` has child processes (when that cannot be told: True)."""
+    try:
+        import psutil
+
+        return bool(psutil.Process(pid).children())
+    except Exception:  # noqa: BLE001 - gone, or no /proc: leave it to end by itself
+        return True
 
 
 def _reap(pid: int) -> None:

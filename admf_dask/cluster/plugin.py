@@ -25,6 +25,13 @@ import os
 import sys
 from typing import Any
 
+from admf_dask.cluster._server import (  # noqa: F401 - the plugin's settings, named here too
+    FORKSERVER_EXIT,
+    FORKSERVER_PRELOAD,
+    FORKSERVER_WARM,
+    WARM_IMPORTS,
+    WARM_MIN_MEMORY,
+)
 from admf_dask.dasktools import WORKER_PLUGIN
 from admf_dask.dasktools.lru import LRU
 
@@ -32,17 +39,7 @@ log = logging.getLogger("admf_dask")
 
 #: fold models a worker keeps deserialized (the inference tasks of one fold arrive together)
 FOLD_MODELS = 8
-#: imported at setup: what a worker's first feature / signal / portfolio task needs
-WARM_IMPORTS = ("numpy", "pandas", "xarray", "zarr", "numcodecs", "dask.array")
 ML_TAG = "ML"
-#: imported by the server that workers are forked from (`admf_dask.cluster.start_forkserver`)
-FORKSERVER_PRELOAD = (
-    "distributed",
-    *WARM_IMPORTS,
-    "pyarrow",
-    "admf_dask.portfolio",
-    "admf_dask.cluster.plugin",
-)
 
 
 def _distributed_plugin_base() -> type:
@@ -73,10 +70,6 @@ def set_torch_threads(nthreads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = n
     elif torch.get_num_threads() != int(n):
         torch.set_num_threads(int(n))
-
-
-#: workers with a smaller memory limit are not warmed at setup (bytes)
-WARM_MIN_MEMORY = 1 << 30
 
 
 class WorkerSetup(_distributed_plugin_base()):
