@@ -272,12 +272,15 @@ class ZarrLocator:
         are unsorted).
     symbols : list of str
         The selection's symbols.
+    storage_options : dict, optional
+        Of a URL (fsspec).
     """
 
     path: str
     label: str
     rows: slice | np.ndarray
     symbols: list[str]
+    storage_options: dict | None = None
 
     def __call__(self, row0: int) -> Callable[[int], str]:
         """``locate(i)`` for a chunk whose first row is selection row ``row0``."""
@@ -286,9 +289,14 @@ class ZarrLocator:
         def locate(i: int) -> str:
             import xarray as xr
 
-            time = np.asarray(xr.open_zarr(self.path)["time"].values)[self.rows]
-            t = time.astype("datetime64[ns]")[row0 + i // n_sym]
-            return f"{self.label} time={str(t)[:19]} symbol={self.symbols[i % n_sym]}"
+            row = row0 + i // n_sym
+            try:
+                store = xr.open_zarr(self.path, storage_options=self.storage_options)
+                t = np.asarray(store["time"].values)[self.rows].astype("datetime64[ns]")[row]
+                when = f"time={str(t)[:19]}"
+            except Exception:  # noqa: BLE001 - the store went away meanwhile: name the row
+                when = f"row {row + 1}"
+            return f"{self.label} {when} symbol={self.symbols[i % n_sym]}"
 
         return locate
 

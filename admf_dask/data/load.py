@@ -273,7 +273,9 @@ def _from_zarr(
         arrays[f] = a.rechunk({0: tuple(np.diff(_bounds(0, i1 - i0, size)).tolist()), 1: -1})
     ds = _lazy_dataset(store.time[i0:i1], names, arrays, attrs)
     # the bars are checked by the fingerprint's tasks (`finish_fingerprint`)
-    ds.attrs[_CHECK] = lazy.ZarrLocator(store.path, store.label, rows, list(names))
+    ds.attrs[_CHECK] = lazy.ZarrLocator(
+        store.path, store.label, rows, list(names), store.storage_options
+    )
     return ds
 
 

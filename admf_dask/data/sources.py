@@ -396,6 +396,7 @@ class ZarrStore:
     symbols: list[str]
     order: np.ndarray | None  # the store's rows in time order (None: already sorted)
     arrays: dict[str, da.Array]  # float64 (time, symbol) per field, in the store's row order
+    storage_options: dict | None = None  # of a URL, for reading the store again in tasks
 
 
 def read_zarr(path: Path | str, label: str) -> ZarrStore:
@@ -475,7 +476,7 @@ def read_zarr(path: Path | str, label: str) -> ZarrStore:
     for f in FIELDS:
         var = ds[by_lower[f]].transpose("time", "symbol").data
         arrays[f] = da.asarray(var).astype(np.float64)
-    return ZarrStore(str(path), label, time, symbols, order, arrays)
+    return ZarrStore(str(path), label, time, symbols, order, arrays, opts)
 
 
 # ----------------------------------------------------------------------------- synthetic
