@@ -246,7 +246,8 @@ def _start_workers_server(args: argparse.Namespace) -> None:
     if args.command == "run" and not args.address:
         from admf_dask.cluster import start_forkserver
 
-        start_forkserver()
+        with contextlib.suppress(Exception):  # only a head start: the run starts it otherwise
+            start_forkserver()
 
 
 _INTERRUPTED = {
