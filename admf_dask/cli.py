@@ -332,7 +332,12 @@ def _command(args: argparse.Namespace) -> int:
 
             cfg = load_pipeline(args.pipeline, args.overrides)
             # the data too: a bad file is found now, not after a cluster has started
-            data = load_market_data(cfg.data, base_dir=Path(cfg.base_dir) if cfg.base_dir else None)
+            # a file's bars are checked with its fingerprint; the synthetic market is valid as made
+            data = load_market_data(
+                cfg.data,
+                base_dir=Path(cfg.base_dir) if cfg.base_dir else None,
+                compute_fingerprint=cfg.data.source != "synthetic",
+            )
             from admf_dask.pipeline.research import research_fits
 
             research_fits(cfg.research, data.sizes["time"])  # settings the data cannot meet
