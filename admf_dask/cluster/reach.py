@@ -269,3 +269,68 @@ def check_run_paths(
     """
     paths: dict[str, Any] = {where: target, **worker_inputs(cfg.data, base_dir)}
     check_reachable(client, paths, run_id, output=where)
+
+
+def check_store_reach(client: Any, prefix: Any, where: str, shown: Any, timeout: float = TIMEOUT):
+    """Raise a one-line `ConfigError` unless every worker may write under `prefix` on a store.
+
+    A run to a URL is written by the workers straight to the store (docs/ARCHITECTURE.md,
+    "Object stores"), so each worker writes and deletes a marker object under the run's
+    temporary prefix (one `client.run`): a worker without the store's credentials or route to
+    its endpoint is named before anything is computed.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The run's client.
+    prefix : Loc
+        The run's temporary prefix (carries the URL and ``storage_options``).
+    where : str
+        ``output.path`` or ``--out``.
+    shown : Loc
+        The run folder, named in the message.
+    timeout : float
+        Seconds the workers have to answer.
+    """
+    try:
+        answers = client.sync(
+            client._run, _write_marker, prefix, on_error="return", callback_timeout=timeout
+        )
+    except TimeoutError as exc:
+        raise ConfigError(
+            "cluster.address",
+            f"the workers did not answer within {timeout:.0f} s (asked whether they can write "
+            f"to {shown})",
+            "check that the workers are running (their logs, the dashboard)",
+        ) from exc
+    failed = {
+        addr: (f"{type(a).__name__}: {a}" if isinstance(a, BaseException) else a)
+        for addr, a in sorted(answers.items())
+        if a is not None
+    }
+    if not failed:
+        return
+    addrs = list(failed)
+    names = ", ".join(addrs[:SHOWN]) + (f" ({len(addrs)} in all)" if len(addrs) > SHOWN else "")
+    who = f"worker {names}" if len(addrs) == 1 else f"workers {names}"
+    why = " ".join(str(failed[addrs[0]]).split())[:200]
+    raise ConfigError(
+        where,
+        f"{who} cannot write to {shown} ({why}); the workers write the run to the store "
+        "themselves",
+        "give the workers the store's credentials (their environment, or "
+        "output.storage_options) and a route to its endpoint",
+    )
+
+
+def _write_marker(prefix: Any) -> str | None:
+    """On a worker: write and delete a marker object under `prefix`; None, or why it failed."""
+    from admf_dask.dasktools.fs import store_error
+
+    marker = prefix / f"{MARKER_PREFIX}{secrets.token_hex(8)}"
+    try:
+        marker.write_bytes(b"")
+        marker.fs.rm_file(marker.path)
+    except Exception as exc:  # noqa: BLE001 - every store raises its own types
+        return store_error(exc, prefix, "", writing=True).what
+    return None

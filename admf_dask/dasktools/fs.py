@@ -355,3 +355,54 @@ def stage_input(
     except Exception as exc:  # noqa: BLE001 - every store raises its own types
         raise store_error(exc, loc, where, writing=False) from None
     return local
+
+
+# ------------------------------------------------------------------ writes that take either
+# The portfolio tasks, the research stage and the signals write into the run folder, which is a
+# local path or, for a run to a store, its temporary prefix (a `Loc`: the workers write straight
+# to the store, docs/ARCHITECTURE.md "Object stores"). These take either; a local path keeps its
+# plain path code.
+
+
+def direct_writes(loc: Loc) -> bool:
+    """True when workers write a run to `loc` directly (a URL other processes can reach).
+
+    ``memory://`` lives in one process only: a run there is computed in a local staging folder
+    and uploaded (the workers are other processes).
+    """
+    return not loc.is_local and loc.scheme != "memory"
+
+
+def join(base: str | os.PathLike[str] | Loc, name: str) -> str | Loc:
+    """``base/name``: a `Loc` under a `Loc`, else a plain path string."""
+    if isinstance(base, Loc):
+        return base / name
+    return os.path.join(base, name)
+
+
+def zarr_target(where: Any, read_only: bool = False) -> Any:
+    """What zarr / xarray take as a store: a path as given, or an fsspec store of a URL."""
+    if isinstance(where, Loc) and not where.is_local:
+        from zarr.storage import FsspecStore
+
+        return FsspecStore.from_url(
+            where.url, storage_options=where.storage_options or None, read_only=read_only
+        )
+    return str(where) if isinstance(where, Loc) else where
+
+
+def arrow_target(where: str | os.PathLike[str] | Loc) -> tuple[str, Any]:
+    """``(path, filesystem)`` for pyarrow's ``write_table`` / ``dataset``: None for a local path."""
+    if isinstance(where, Loc) and not where.is_local:
+        return where.path, where.fs
+    return os.fspath(str(where) if isinstance(where, Loc) else where), None
+
+
+def remove_tree(where: str | os.PathLike[str] | Loc) -> None:
+    """Remove a folder or prefix and everything under it (absent: nothing to do)."""
+    if isinstance(where, Loc) and not where.is_local:
+        where.rm()
+        return
+    import shutil
+
+    shutil.rmtree(str(where), ignore_errors=True)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from admf_dask.dasktools.fs import Loc
 from admf_dask.errors import ConfigError, InputError
 
 __all__ = ["research", "research_fits", "research_step", "summary_text"]
@@ -36,13 +37,18 @@ def research_fits(cfg: Any, n_bars: int) -> bool:
     return True
 
 
-def research_step(run_dir: Path, cfg: Any) -> str:
-    """Compute and write the statistics into a run folder; a one-line note for the reporter."""
+def research_step(run_dir: Path, cfg: Any, results: Path | Loc | None = None) -> str:
+    """Compute and write the statistics into a run folder; a one-line note for the reporter.
+
+    `results`: the run's results.zarr when it is not in `run_dir` (a run to a store: under the
+    temporary prefix the workers write into).
+    """
     from admf_dask.research.stage import research_stage
     from admf_dask.research.write import write_research
 
-    res = research_stage(Path(run_dir) / "results.zarr", cfg)
-    write_research(run_dir, res)
+    results = Path(run_dir) / "results.zarr" if results is None else results
+    res = research_stage(results, cfg)
+    write_research(run_dir, res, results=results)
     return _note(res)
 
 

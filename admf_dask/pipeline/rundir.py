@@ -40,9 +40,13 @@ KNOWN_OUTPUTS = frozenset(
 _ALWAYS = frozenset({"run.json", "report.html", "profile.html"})
 
 
-def outputs(folder: Path) -> list[str]:
-    """Top-level names in a run folder being written (for run.json's ``outputs``)."""
-    return sorted({p.name for p in Path(folder).iterdir()} | {"run.json"})
+def outputs(folder: Path, work: Path | Loc | None = None) -> list[str]:
+    """Top-level names in a run folder being written (for run.json's ``outputs``); with `work`,
+    also those under the prefix the workers wrote into (a run to a store)."""
+    names = {p.name for p in Path(folder).iterdir()} | {"run.json"}
+    if isinstance(work, Loc):
+        names |= set(_listing(work))
+    return sorted(names)
 
 
 def run_folder_problem(folder: Path) -> str | None:
@@ -205,10 +209,14 @@ def discard_pending(timeout: float = 15.0) -> None:
 
 
 # ----------------------------------------------------------------------------- object stores
-# A run whose output.path is a URL is computed into a local staging folder (`stage_dir`), then
-# `commit_remote` uploads it under a temporary prefix next to the target, copies that prefix to
-# the target with run.json written last, and deletes the temporary prefix. A prefix without
-# run.json is never a run (`open_run` refuses it). docs/ARCHITECTURE.md, "Object stores".
+# A run whose output.path is a URL: the workers write results.zarr, the ledgers and signals.zarr
+# straight under a temporary prefix next to the target (`remote_dir`); the client's own files
+# (run.json, report.html, research.json, models) go to a local staging folder (`stage_dir`) and
+# are uploaded into that prefix at the end (`upload_remote`); `commit_remote` copies the prefix
+# to the target with run.json written last, and deletes the temporary prefix. A prefix without
+# run.json is never a run (`open_run` refuses it). ``memory://`` is one process's memory: there
+# the workers write into the staging folder, uploaded whole. docs/ARCHITECTURE.md, "Object
+# stores".
 
 
 def remote_temp(target: Loc, run_id: str) -> Loc:
@@ -280,9 +288,17 @@ def check_remote_target(target: Loc, overwrite: bool, where: str = "output.path"
         raise _refuse_overwrite(target, problem, where)
 
 
+def remote_dir(target: Loc, run_id: str) -> Loc:
+    """`remote_temp`, where the workers write a run to `target`; deleted by `discard_remote`
+    (a failure, an interrupt) or by `commit_remote`."""
+    tmp = remote_temp(target, run_id)
+    _PENDING_REMOTE.add(tmp)
+    return tmp
+
+
 def stage_path(run_id: str) -> Path:
-    """Local folder a run to a URL is computed into: in the temporary folder (``TMPDIR``),
-    which the workers must see too (they write the results there)."""
+    """Local folder of a run to a URL: the client's own files (run.json, report.html, ...), or
+    the whole run for ``memory://`` (in the temporary folder, ``TMPDIR``)."""
     import tempfile
 
     return Path(tempfile.gettempdir()).resolve() / f".admf-dask-stage-{run_id}"
@@ -346,14 +362,23 @@ def commit_remote(
 _PENDING_REMOTE: set[Loc] = set()
 
 
-def discard_remote(staging: Loc | None) -> None:
-    """Delete a run's temporary prefix on a store (absent: nothing to do)."""
-    if staging is None:
+def discard_remote(staging: Loc | None, timeout: float = 15.0) -> None:
+    """Delete a run's temporary prefix on a store (absent: nothing to do).
+
+    Like `discard`: workers still finishing a task may write under it while it is deleted, so
+    the deletion is retried until the prefix stays empty for a moment (at most `timeout` s).
+    """
+    if staging is None or staging not in _PENDING_REMOTE:  # deleted already (committed)
         return
-    try:
-        staging.rm()
-    except Exception:  # noqa: BLE001, S110 - best effort: the prefix has no run.json either way
-        pass
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            staging.rm()
+            time.sleep(0.1)
+            if not _listing(staging) or time.monotonic() > deadline:
+                break
+        except Exception:  # noqa: BLE001 - best effort: the prefix has no run.json either way
+            break
     _PENDING_REMOTE.discard(staging)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from admf_dask.config import PipelineConfig, config_hash, load_pipeline
-from admf_dask.dasktools.fs import is_url, probe
+from admf_dask.dasktools.fs import Loc, direct_writes, is_url, probe, zarr_target
 from admf_dask.dasktools.fs import resolve as resolve_loc
 from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
@@ -192,8 +192,9 @@ def run(
     run_id = new_run_id()
     RunIdFilter.run_id = run_id
     where = "--out" if out is not None else "output.path"
-    # a URL (s3://...) is computed into a local staging folder and committed to the store at
-    # the end (rundir.commit_remote); a local path keeps the rename commit
+    # a URL (s3://...): the workers write the results straight under the run's temporary prefix
+    # on the store, the client's own files are uploaded there at the end, and the prefix is
+    # committed (rundir.commit_remote); a local path keeps the rename commit
     dest = resolve_loc(
         out if out is not None else cfg.output.path, cfg.output.storage_options, where=where
     )
@@ -262,6 +263,10 @@ def run(
     tmp: Path | None = (
         rundir.temp_dir_for(target, run_id) if remote is None else rundir.stage_dir(run_id)
     )
+    # where the workers write results.zarr, the ledgers and signals.zarr: the run folder, or the
+    # run's temporary prefix on the store (docs/ARCHITECTURE.md, "Object stores")
+    direct = remote is not None and direct_writes(remote)
+    work = rundir.remote_dir(remote, run_id) if direct else tmp
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
@@ -319,7 +324,7 @@ def run(
                     signals,
                     features,
                     book,
-                    tmp,
+                    work,
                     client=client,
                     run_id=run_id,
                     write_orders=cfg.output.orders,
@@ -333,10 +338,12 @@ def run(
                 _no_orders(book.n_portfolios, strict, reporter, ctx.warnings)
             if do_research and cfg.research.is_on(book.n_portfolios):
                 with reporter.stage("research") as note, timer("research"):
-                    note(research_step(tmp, cfg.research))
+                    note(research_step(tmp, cfg.research, results=work / "results.zarr"))
             with reporter.stage("write") as note, timer("write"):
                 if cfg.output.save_signals:
-                    signals.to_dataset(name="signals").to_zarr(tmp / "signals.zarr", mode="w")
+                    signals.to_dataset(name="signals").to_zarr(
+                        zarr_target(work / "signals.zarr"), mode="w"
+                    )
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
                     "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
@@ -373,11 +380,11 @@ def run(
                 if cfg.output.report:
                     from admf_dask.report import build_report
 
-                    build_report(tmp, market_data=data)
+                    build_report(tmp, market_data=data, data_dir=work)
                 note(str(dest))
             timer.timings["total"] = round(time.perf_counter() - t_start, 4)
             manifest["timings"] = dict(timer.timings)
-            manifest["outputs"] = rundir.outputs(tmp)
+            manifest["outputs"] = rundir.outputs(tmp, work)
             write_manifest(tmp / "run.json", manifest)
         staging = rundir.upload_remote(tmp, remote, run_id) if remote is not None else None
         with interrupt.commit_guard():  # an interrupt now: the target ends absent or complete
@@ -390,6 +397,8 @@ def run(
             tmp = None
     finally:
         rundir.discard(tmp)
+        if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
+            rundir.discard_remote(work)
     res = open_run(target if remote is None else remote)
     res.features = features
     res.signals = signals
@@ -447,8 +456,17 @@ def _check_reach(client, cfg, out, where: str, base_dir, run_id: str) -> None:
     if not is_url(target):
         check_run_paths(client, cfg, target, where, base_dir, run_id)
         return
-    # a run to a URL is computed in a local staging folder, then uploaded: the workers write
-    # into that folder, so they must see it (docs/ARCHITECTURE.md, "Object stores")
+    loc = resolve_loc(target, cfg.output.storage_options, where=where)
+    if direct_writes(loc):
+        # the workers write the run under its temporary prefix on the store: each must reach
+        # the store with its credentials (docs/ARCHITECTURE.md, "Object stores")
+        from admf_dask.cluster.reach import check_store_reach
+
+        check_run_paths(client, cfg, target, where, base_dir, run_id)  # (the inputs)
+        check_store_reach(client, rundir.remote_temp(loc, run_id), where, loc)
+        return
+    # memory:// is computed in a local staging folder, then uploaded: the workers write into
+    # that folder, so they must see it
     stage = rundir.stage_path(run_id)
     try:
         check_run_paths(client, cfg, stage, where, base_dir, run_id)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from admf_dask.dasktools.fs import Loc, remove_tree, zarr_target
 from admf_dask.errors import ConfigError, DataError, did_you_mean
 from admf_dask.portfolio.grid import PortfolioBook
 from admf_dask.portfolio.store import create_store, metrics_dataset
@@ -81,11 +82,11 @@ class PortfolioResult:
 
     equity: xr.DataArray
     metrics: xr.Dataset
-    orders_path: Path | None
+    orders_path: Path | Loc | None
     n_orders: int
     timings: dict[str, float] = field(default_factory=dict)
-    results_path: Path | None = None
-    trades_path: Path | None = None
+    results_path: Path | Loc | None = None
+    trades_path: Path | Loc | None = None
 
 
 # -- client side ---------------------------------------------------------------------------------
@@ -187,6 +188,14 @@ def _bar_prices(data, name: str, symbols) -> xr.DataArray:
     return x
 
 
+def _spec_path(where: Path | Loc | None) -> str | Loc | None:
+    """A task's output location: a local path as a string, a store's prefix as its `Loc`
+    (plain data: it pickles, and the task rebuilds the filesystem from its options)."""
+    if where is None or isinstance(where, Loc):
+        return where
+    return str(where)
+
+
 def _default_client():
     """The distributed client dask.compute would use, if any (None: local scheduler)."""
     import dask
@@ -225,7 +234,7 @@ def run_portfolios(
     signals: xr.DataArray,
     features: xr.Dataset | None,
     book: PortfolioBook,
-    out_dir: str | Path,
+    out_dir: str | Path | Loc,
     *,
     client: Client | None = None,
     run_id: str = "",
@@ -248,8 +257,9 @@ def run_portfolios(
         Features; needed when a portfolio uses vol_target sizing (its ``vol_feature``).
     book : PortfolioBook
         The portfolios, from `expand_grid`.
-    out_dir : str or Path
-        Run folder: ``results.zarr`` and ``orders.parquet/`` are written there (replaced).
+    out_dir : str, Path or Loc
+        Run folder: ``results.zarr`` and ``orders.parquet/`` are written there (replaced). A
+        `Loc` of a URL: the tasks write straight to that prefix of the store.
     client : distributed.Client, optional
         Runs the tasks; None uses dask's current scheduler (the default distributed client if
         one is set, else the local threaded scheduler).
@@ -279,10 +289,12 @@ def run_portfolios(
     timings: dict[str, float] = {}
     if client is None:
         client = _default_client()
-    out = Path(out_dir)
+    remote = isinstance(out_dir, Loc) and not out_dir.is_local
+    out = out_dir if remote else Path(str(out_dir))
     arrays, tchunks, times, symbols = _prepare(data, signals, features, book)
     bench = benchmark_index(benchmark, [str(s) for s in symbols])
-    out.mkdir(parents=True, exist_ok=True)  # after the checks: bad input writes nothing
+    if not remote:  # (a store has no folders to make)
+        out.mkdir(parents=True, exist_ok=True)  # after the checks: bad input writes nothing
     N, S = book.n_portfolios, len(symbols)
     if batch_size is None:
         bs = min(book.batch_size, max(1, math.ceil(N / _n_threads(client))))
@@ -300,10 +312,9 @@ def run_portfolios(
     trades_dir = out / "trades.parquet" if write_trades else None
     for d in (orders_dir, trades_dir):
         if d is not None:
-            import shutil
-
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True)
+            remove_tree(d)
+            if not remote:
+                d.mkdir(parents=True)
     if trades_dir is not None:
         write_batches(trades_dir, [(sl.start, sl.stop) for sl in batches])
 
@@ -332,10 +343,10 @@ def run_portfolios(
             capital=book.capital,
             periods_per_year=book.periods_per_year,
             n_symbols=S,
-            store=str(store),
-            orders_dir=str(orders_dir) if orders_dir is not None else None,
+            store=_spec_path(store),
+            orders_dir=_spec_path(orders_dir),
             symbols=tuple(str(s) for s in symbols),
-            trades_dir=str(trades_dir) if trades_dir is not None else None,
+            trades_dir=_spec_path(trades_dir),
             times=time_values,
             benchmark=bench,
         )
@@ -378,7 +389,7 @@ def run_portfolios(
 
     tic = time.perf_counter()
     # the metadata was consolidated when the store was made (the tasks only write chunks)
-    ds = xr.open_zarr(store)
+    ds = xr.open_zarr(zarr_target(store, read_only=True) if remote else store)
     metrics = metrics_dataset(book, [r["metrics"] for r in results], run_id)
     n_orders = int(sum(r["n_orders"] for r in results))
     for key in (

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from admf_dask.dasktools.fs import Loc, zarr_target
 from admf_dask.metrics import METRIC_NAMES
 from admf_dask.portfolio.grid import PortfolioBook, grid_coord_name
 from admf_dask.portfolio.trades import RELATIVE_METRIC_DOC, TRADE_METRIC_DOC
@@ -41,10 +42,11 @@ def zarr_quiet() -> Iterator[None]:
         yield
 
 
-def open_array(store: str, name: str):
+def open_array(store: str | Loc, name: str):
+    """An array of results.zarr for region writes (`store`: a path, or a URL's `Loc`)."""
     import zarr
 
-    return zarr.open_array(store=store, path=name, mode="r+")
+    return zarr.open_array(store=zarr_target(store), path=name, mode="r+")
 
 
 def portfolio_coords(book: PortfolioBook) -> dict[str, Any]:
@@ -71,7 +73,7 @@ def metrics_dataset(book: PortfolioBook, parts: list[dict[str, np.ndarray]], run
 
 
 def create_store(
-    path: Path,
+    path: Path | Loc,
     book: PortfolioBook,
     times,
     symbols,
@@ -131,4 +133,4 @@ def create_store(
         if name not in ("n_orders", "n_trades"):
             encoding[name]["fill_value"] = np.nan
     with zarr_quiet():
-        ds.to_zarr(path, mode="w", compute=False, consolidated=True, encoding=encoding)
+        ds.to_zarr(zarr_target(path), mode="w", compute=False, consolidated=True, encoding=encoding)

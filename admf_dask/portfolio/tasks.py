@@ -9,13 +9,13 @@ workers import them.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from admf_dask.dasktools.fs import Loc, arrow_target, join
 from admf_dask.metrics import finalize_metrics
 from admf_dask.metrics.relative import finalize_relative, init_relative, update_relative
 from admf_dask.portfolio import _kernels as K
@@ -38,11 +38,12 @@ class BatchSpec:
     capital: float
     periods_per_year: float
     n_symbols: int
-    store: str
-    orders_dir: str | None
+    #: results.zarr and the ledgers' folders: paths, or `Loc` prefixes of a run on a store
+    store: str | Loc
+    orders_dir: str | Loc | None
     symbols: tuple[str, ...]
     #: trades.parquet/ (None: no trades), the run's bar times, the benchmark's symbol index
-    trades_dir: str | None = None
+    trades_dir: str | Loc | None = None
     times: np.ndarray | None = None
     benchmark: int | None = None
 
@@ -109,11 +110,12 @@ _PARQUET_OPTIONS = {
 }
 
 
-def _write_orders(table, orders_dir: str, name: str) -> None:
-    """Write one batch × time chunk file of orders.parquet."""
+def _write_orders(table, orders_dir: str | Loc, name: str) -> None:
+    """Write one batch × time chunk file of orders.parquet (a folder, or a prefix on a store)."""
     import pyarrow.parquet as pq
 
-    pq.write_table(table, os.path.join(orders_dir, name), **_PARQUET_OPTIONS)
+    path, fs = arrow_target(join(orders_dir, name))
+    pq.write_table(table, path, filesystem=fs, **_PARQUET_OPTIONS)
 
 
 def step_task(
@@ -187,7 +189,7 @@ def step_task(
     if spec.trades_dir is not None:
         n_bars = len(spec.times)
         trades = ledger_step(state.trades, orders, close, t0, n_bars, state.last_close, buffers)
-        path = os.path.join(spec.trades_dir, part_name(spec.index, chunk))
+        path = join(spec.trades_dir, part_name(spec.index, chunk))
         write_trades(trades, path, spec.p0, spec.times, spec.symbols)
     if spec.benchmark is not None:
         update_relative(state.relative, equity, close[:, spec.benchmark])

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from admf_dask.dasktools.fs import Loc, arrow_target
 from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.portfolio._trades import (
     N_TFL,
@@ -164,21 +165,26 @@ def part_name(batch: int, chunk: int) -> str:
 
 def write_trades(
     table: TradeTable,
-    path: str | os.PathLike,
+    path: str | os.PathLike | Loc,
     p0: int,
     times: np.ndarray,
     symbols: Sequence[str],
 ) -> None:
-    """Write one batch × time chunk file of trades.parquet."""
+    """Write one batch × time chunk file of trades.parquet (a path, or a `Loc` on a store)."""
     import pyarrow.parquet as pq
 
-    pq.write_table(trades_arrow(table, p0, times, symbols), os.fspath(path), **PARQUET_OPTIONS)
+    where, fs = arrow_target(path)
+    pq.write_table(trades_arrow(table, p0, times, symbols), where, filesystem=fs, **PARQUET_OPTIONS)
 
 
-def write_batches(trades_dir: str | os.PathLike, bounds: Iterable[tuple[int, int]]) -> None:
+def write_batches(trades_dir: str | os.PathLike | Loc, bounds: Iterable[tuple[int, int]]) -> None:
     """Write ``_batches.json``: ``[p0, p1)`` of batch b at index b."""
+    text = json.dumps({"batches": [[int(a), int(b)] for a, b in bounds]})
+    if isinstance(trades_dir, Loc):
+        (trades_dir / BATCHES_FILE).write_bytes(text.encode())
+        return
     path = Path(trades_dir) / BATCHES_FILE
-    path.write_text(json.dumps({"batches": [[int(a), int(b)] for a, b in bounds]}))
+    path.write_text(text)
 
 
 def _wanted(values: Any) -> list | None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from admf_dask.dasktools.fs import Loc, arrow_target, zarr_target
 from admf_dask.errors import InputError
 from admf_dask.report import _aggregate as agg
 
@@ -111,14 +112,15 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise InputError(str(path), f"not valid JSON ({exc})", "re-run the pipeline") from exc
 
 
-def open_results(run_dir: Path) -> xr.Dataset:
-    """Open ``results.zarr`` lazily (no dask: plain indexing reads only the chunks asked for)."""
+def open_results(run_dir: Path | Loc) -> xr.Dataset:
+    """Open ``results.zarr`` lazily (no dask: plain indexing reads only the chunks asked for);
+    `run_dir` may be a store's prefix (a run being written there)."""
     path = run_dir / "results.zarr"
     if not path.exists():
         raise InputError(
             str(run_dir), "no results.zarr in this folder", "point at a run folder written by run"
         )
-    ds = xr.open_zarr(path, chunks=None)
+    ds = xr.open_zarr(zarr_target(path, read_only=True), chunks=None)
     if "equity" not in ds:
         raise InputError(str(path), "has no 'equity' variable", "re-run the pipeline")
     return ds
@@ -300,7 +302,7 @@ def equity_columns(equity: xr.DataArray, ids: list[int]) -> np.ndarray:
     return cols[:, [pos[i] for i in ids]]
 
 
-def read_orders(run_dir: Path, ids: list[int]) -> tuple[pd.DataFrame | None, int]:
+def read_orders(run_dir: Path | Loc, ids: list[int]) -> tuple[pd.DataFrame | None, int]:
     """Orders of the portfolios ``ids`` and the total order count of the run.
 
     Returns ``(None, 0)`` when the run wrote no orders. Only row groups that may hold these
@@ -311,10 +313,17 @@ def read_orders(run_dir: Path, ids: list[int]) -> tuple[pd.DataFrame | None, int
         return None, 0
     import pyarrow.dataset as pads
 
-    files = [p for p in path.rglob("*.parquet") if p.is_file()] if path.is_dir() else [path]
-    if not files:
-        return None, 0
-    dataset = pads.dataset([str(f) for f in sorted(files)], format="parquet")
+    if isinstance(path, Loc) and not path.is_local:  # a run being written to a store
+        root, fs = arrow_target(path)
+        files = sorted(f for f in fs.find(root) if f.endswith(".parquet"))
+        if not files:
+            return None, 0
+        dataset = pads.dataset(files, format="parquet", filesystem=fs)
+    else:
+        files = [p for p in path.rglob("*.parquet") if p.is_file()] if path.is_dir() else [path]
+        if not files:
+            return None, 0
+        dataset = pads.dataset([str(f) for f in sorted(files)], format="parquet")
     total = int(dataset.count_rows())
     cols = [
         c

@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 from bokeh.models import ColumnDataSource, CustomJS
 
+from admf_dask.dasktools.fs import Loc
 from admf_dask.errors import InputError
 from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load
@@ -96,8 +97,10 @@ def build_context(
     chosen_portfolio: int | None,
     market_data: xr.Dataset | None,
     top: int,
+    data_dir: Path | Loc | None = None,
 ) -> ReportContext:
-    """Load and rank what the tabs show (the same inputs for every tab)."""
+    """Load and rank what the tabs show (the same inputs for every tab); `data_dir`: where
+    orders.parquet/ is when not in `run_dir` (a run being written to a store)."""
     from admf_dask.report.tabs.research_data import load_research  # tabs import this module
 
     run = _load.load_run(run_dir, ds)
@@ -112,7 +115,9 @@ def build_context(
     pick = _load.distinct_score(run, ds, score_values)  # best/worst: one portfolio per duplicate
     lines = highlighted_lines(ds["equity"], pick, run.params, score_name)
     picked = choices(run, score_values, score_name, chosen_portfolio, top, pick)
-    orders, n_orders = _load.read_orders(run_dir, [c.pid for c in picked])
+    orders, n_orders = _load.read_orders(
+        run_dir if data_dir is None else data_dir, [c.pid for c in picked]
+    )
     prices, price_note = (None, "the run wrote no orders")
     if orders is not None:
         traded = sorted(set(orders["symbol"]))

@@ -22,6 +22,7 @@ from bokeh.models import Div, Tabs
 from bokeh.resources import INLINE
 
 from admf_dask.dasktools.files import atomic_write_bytes
+from admf_dask.dasktools.fs import Loc
 from admf_dask.errors import InputError
 from admf_dask.report import _load
 from admf_dask.report.context import TOP_N, ReportContext, build_context
@@ -36,6 +37,7 @@ def build_report(
     chosen_portfolio: int | None = None,
     market_data: xr.Dataset | None = None,
     top: int = TOP_N,
+    data_dir: Path | Loc | None = None,
 ) -> Path:
     """Write the standalone HTML report of a run folder.
 
@@ -52,6 +54,9 @@ def build_report(
         omitted it is reloaded from the run's data config if possible, else fill prices are used.
     top : int
         How many of the best portfolios are selectable on the Portfolio tab.
+    data_dir : Path or Loc, optional
+        Where results.zarr and orders.parquet/ are when not in `run_dir` (a run being written
+        to a store: its temporary prefix there).
 
     Returns
     -------
@@ -66,9 +71,9 @@ def build_report(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(str(run_dir), "no such run folder", "pass the folder a run wrote (--out)")
-    ds = _load.open_results(run_dir)
+    ds = _load.open_results(run_dir if data_dir is None else data_dir)
     try:
-        ctx = build_context(run_dir, ds, chosen_portfolio, market_data, top)
+        ctx = build_context(run_dir, ds, chosen_portfolio, market_data, top, data_dir)
         page = render_page(ctx)
     finally:
         ds.close()

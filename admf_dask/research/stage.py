@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from admf_dask.dasktools.fs import Loc, zarr_target
 from admf_dask.errors import InputError
 from admf_dask.research import _kernels as _k
 from admf_dask.research.config import ResearchConfig, check_research
@@ -148,7 +149,7 @@ def portfolio_chunk(n_bars: int, n_portfolios: int, stored: int, n_tasks: int = 
 
 
 def research_stage(
-    results_path: str | Path,
+    results_path: str | Path | Loc,
     cfg: ResearchConfig,
     *,
     capital: float | None = None,
@@ -178,9 +179,13 @@ def research_stage(
     import dask
     import xarray as xr
 
-    path = Path(results_path)
-    if not (path / "equity").is_dir():
+    # a Loc: results.zarr under the temporary prefix of a run to a store (read by the tasks)
+    remote = isinstance(results_path, Loc) and not results_path.is_local
+    path = results_path if remote else Path(results_path)
+    found = (path / "equity" / "zarr.json").exists() if remote else (path / "equity").is_dir()
+    if not found:
         raise InputError(str(path), "holds no equity", "run the pipeline again to write it")
+    path = zarr_target(path, read_only=True) if remote else path
     meta = xr.open_zarr(path)
     T, P = meta["equity"].shape
     check_research(cfg, T)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from admf_dask.dasktools.files import atomic_write_bytes
+from admf_dask.dasktools.fs import Loc, zarr_target
 from admf_dask.research.stage import ResearchResult
 
 #: the variables the research stage owns in results.zarr
@@ -33,7 +34,9 @@ _DOC = {
 }
 
 
-def write_research(run_dir: str | Path, result: ResearchResult) -> list[str]:
+def write_research(
+    run_dir: str | Path, result: ResearchResult, results: Path | Loc | None = None
+) -> list[str]:
     """Write ``psr``, ``dsr`` (and ``wfo_equity``) into ``run_dir/results.zarr`` and
     ``run_dir/research.json``.
 
@@ -43,6 +46,9 @@ def write_research(run_dir: str | Path, result: ResearchResult) -> list[str]:
         A run folder (finished, or the temporary folder of a run being written).
     result : ResearchResult
         From `admf_dask.research.research_stage`.
+    results : Path or Loc, optional
+        The run's results.zarr when not in `run_dir` (a run being written to a store: under
+        its temporary prefix).
 
     Returns
     -------
@@ -56,7 +62,8 @@ def write_research(run_dir: str | Path, result: ResearchResult) -> list[str]:
     }
     if result.wfo_equity is not None:
         new["wfo_equity"] = (("time",), result.wfo_equity)
-    replace_variables(run_dir / "results.zarr", new, drop=[v for v in VARIABLES if v not in new])
+    store = run_dir / "results.zarr" if results is None else results
+    replace_variables(store, new, drop=[v for v in VARIABLES if v not in new])
     write_json_atomic(run_dir / "research.json", result.summary)
     return ["research.json"]
 
@@ -80,16 +87,24 @@ def _clean(obj: Any) -> Any:
 
 
 def replace_variables(
-    store: Path,
+    store: Path | Loc,
     new: dict[str, tuple[tuple[str, ...], np.ndarray]],
     drop: list[str] | tuple[str, ...] = (),
 ) -> None:
     """Add or replace variables of a Zarr v3 store (and remove those in ``drop``), the
-    consolidated metadata switched last, in one rename."""
+    consolidated metadata switched last, in one rename.
+
+    A `Loc` on an object store is the results.zarr of a run being written (under its temporary
+    prefix, which no reader opens before the commit): there is no rename, the variables are
+    written in place and the metadata consolidated again.
+    """
     import xarray as xr
     from zarr.codecs import BloscCodec
 
-    store = Path(store)
+    if isinstance(store, Loc) and not store.is_local:
+        _write_variables_in_place(store, new, drop)
+        return
+    store = Path(str(store))
     root_meta = json.loads((store / "zarr.json").read_text(encoding="utf-8"))
     tmp = store.parent / f".{store.name}.research-{secrets.token_hex(4)}"
     try:
@@ -121,3 +136,48 @@ def replace_variables(
         os.replace(tmp / "zarr.json", store / "zarr.json")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _variables(new: dict[str, tuple[tuple[str, ...], np.ndarray]]):
+    """The new variables as a Dataset and their encoding (as `replace_variables` writes them)."""
+    import xarray as xr
+    from zarr.codecs import BloscCodec
+
+    ds = xr.Dataset(
+        {
+            k: (dims, np.asarray(v, dtype=np.float64), {"description": _DOC.get(k, k)})
+            for k, (dims, v) in new.items()
+        }
+    )
+    fast = [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
+    return ds, {k: {"compressors": fast, "fill_value": np.nan} for k in new}
+
+
+def _write_variables_in_place(
+    store: Loc, new: dict[str, tuple[tuple[str, ...], np.ndarray]], drop
+) -> None:
+    """`replace_variables` on a store prefix no reader sees yet (a run's temporary prefix): the
+    variables are written beside the store, copied in (a store has no rename), and the root's
+    consolidated metadata updated as the local path does (the same variable order)."""
+    root_meta = json.loads((store / "zarr.json").read_text())
+    tmp = store.parent / f".{store.name}.research-{secrets.token_hex(4)}"
+    try:
+        ds, enc = _variables(new)
+        made = tmp / "new.zarr"
+        ds.to_zarr(zarr_target(made), mode="w", zarr_format=3, consolidated=False, encoding=enc)
+        metas = {name: json.loads((made / name / "zarr.json").read_text()) for name in new}
+        consolidated = root_meta.get("consolidated_metadata")
+        if isinstance(consolidated, dict) and isinstance(consolidated.get("metadata"), dict):
+            for name in drop:
+                consolidated["metadata"].pop(name, None)
+            consolidated["metadata"].update(metas)
+        fs = store.fs
+        for name in [*new, *drop]:
+            (store / name).rm()
+        for name in new:
+            src = sorted(fs.find((made / name).path))
+            base = (made / name).path.rstrip("/") + "/"
+            fs.copy(src, [(store / name / s[len(base) :]).path for s in src])
+        (store / "zarr.json").write_bytes(json.dumps(root_meta, indent=2).encode())
+    finally:
+        tmp.rm()
