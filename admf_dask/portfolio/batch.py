@@ -165,6 +165,9 @@ class Scratch:
 
     def __init__(self) -> None:
         self._bufs: dict[str, np.ndarray] = {}
+        #: orders per portfolio·symbol·bar step of the thread's last task (a size hint for the
+        #: first task of the next chain, which has none of its own)
+        self.orders_per_step = 0.0
 
     def get(self, name: str, n: int, dtype) -> np.ndarray:
         """A 1-D buffer of at least ``n`` items (its first ``n``), contents undefined."""
@@ -183,6 +186,10 @@ class Scratch:
     def keep(self, name: str, buffer: np.ndarray) -> None:
         """Make ``buffer`` (e.g. one a kernel grew) the buffer ``name``."""
         self._bufs[name] = buffer
+
+    def clear(self) -> None:
+        """Drop the buffers (the size hint stays)."""
+        self._bufs.clear()
 
 
 _LOCAL = threading.local()

@@ -158,8 +158,9 @@ def step_task(
     record = spec.orders_dir is not None or spec.trades_dir is not None  # trades: from orders
     n_steps = close.size * (spec.p1 - spec.p0)
     # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
-    hint = int(n_steps * stats["orders_per_step"] * 1.1) + 1024 if record else 0
     buffers = scratch()
+    rate = stats["orders_per_step"] or buffers.orders_per_step
+    hint = int(n_steps * rate * 1.1) + 1024 if record else 0
     state, equity, cash, orders = step(
         state,
         open_,
@@ -177,6 +178,8 @@ def step_task(
         buffers=buffers,
     )
     stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
+    if record:
+        buffers.orders_per_step = stats["orders_per_step"]
     tac = clock()
     t1 = state.n_bars
     open_array(spec.store, "equity")[t0:t1, spec.p0 : spec.p1] = equity
@@ -219,6 +222,9 @@ def finish_task(carried: tuple[BatchState, dict[str, float]], spec: BatchSpec) -
     for name in metrics:
         open_array(spec.store, name)[spec.p0 : spec.p1] = metrics[name]
     open_array(spec.store, "positions")[spec.p0 : spec.p1, :] = state.q
+    # the chain is done: its buffers go back (between chains, and after the stage, a worker holds
+    # no ledger memory; the next chain refills them once, its later tasks reuse them)
+    scratch().clear()
     kinds = ("kernel", "zarr", "orders", "trades", "cpu")
     out: dict[str, Any] = {f"task_{k}": stats[k] for k in kinds}
     out["task_metrics"] = time.perf_counter() - tic
