@@ -337,9 +337,11 @@ def stage_input(
 ) -> Loc | Path:
     """A ``data.path`` URL as the readers take it.
 
-    A Zarr store (`keep_remote`) stays a `Loc` (xarray reads its chunks from the store, in the
-    tasks); a CSV or Parquet table is copied into a local temporary folder once (it is read
-    whole, and the Parquet reader's tasks read local files) and its local path returned.
+    A Zarr store or a Parquet table (`keep_remote`) stays a `Loc`: the tasks read its chunks or
+    row groups from the store (workers on other machines too). A CSV is copied into a local
+    temporary folder once and its local path returned: the client reads it (a cluster given by
+    ``cluster.address`` gets its values from the client; a local cluster may convert it into the
+    disk cache, which its workers see).
     """
     import tempfile
 

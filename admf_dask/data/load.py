@@ -595,8 +595,8 @@ def _resolve(
         raise ConfigError("data.path", "this source needs a path", "add data.path")
     from admf_dask.dasktools.fs import is_url, stage_input
 
-    if is_url(path):  # a Zarr URL is read lazily; a table is copied here (dasktools.fs)
-        return stage_input(path, storage_options, keep_remote=source == "zarr")
+    if is_url(path):  # Zarr and Parquet URLs are read lazily by the tasks; a CSV is copied here
+        return stage_input(path, storage_options, keep_remote=source in ("zarr", "parquet"))
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = Path(base_dir or Path.cwd()) / p

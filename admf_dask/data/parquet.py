@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from admf_dask.dasktools.fs import Loc
 from admf_dask.data.validate import FIELDS, check_bars, check_time_range, map_columns
 from admf_dask.errors import DataError
 
@@ -206,7 +207,7 @@ def _any_in(sorted_times: np.ndarray, lo: int, hi: int) -> bool:
 
 
 def open_parquet(
-    path: Path,
+    path: Path | Loc,
     label: str,
     *,
     date_format: str | None = None,
@@ -218,8 +219,9 @@ def open_parquet(
 
     Parameters
     ----------
-    path : pathlib.Path
-        A ``.parquet`` file or a folder of them (hive partitions such as ``symbol=AAPL/``).
+    path : pathlib.Path or Loc
+        A ``.parquet`` file or a folder of them (hive partitions such as ``symbol=AAPL/``), or
+        one at a URL (the tasks read it through fsspec).
     label : str
         The path as the user wrote it, for messages (``prices.parquet row 17``).
     date_format : str, optional
@@ -246,14 +248,20 @@ def open_parquet(
     """
     import pyarrow.dataset as pds
 
-    if source_label is None and path.is_dir():
+    # a URL (`Loc`): the tasks read its row groups from the store through fsspec (nothing is
+    # copied to the client, and workers on other machines reach it too)
+    remote = isinstance(path, Loc) and not path.is_local
+    fs = path.fs if remote else None
+    root = path.path.rstrip("/") if remote else str(path)
+    is_dir = path.is_dir()
+    if source_label is None and is_dir and not remote:
         from admf_dask.data.ingest import read_manifest
 
         manifest = read_manifest(path)  # a store of `admf-dask ingest`: name the CSV's rows
         if manifest is not None:
             source_label = str(manifest.get("label") or label)
     try:
-        dataset = pds.dataset(str(path), format="parquet", partitioning="hive")
+        dataset = pds.dataset(root, format="parquet", partitioning="hive", filesystem=fs)
         fragments = list(dataset.get_fragments())
     except (OSError, pa.ArrowException) as e:
         raise DataError(label, f"cannot read Parquet ({e})", "check the path and format") from e
@@ -267,8 +275,9 @@ def open_parquet(
     n = 0
     for frag in fragments:
         name = label
-        if path.is_dir():
-            name = f"{label.rstrip('/')}/{Path(frag.path).relative_to(path).as_posix()}"
+        if is_dir:
+            rel = frag.path[len(root) + 1 :] if remote else Path(frag.path).relative_to(path)
+            name = f"{label.rstrip('/')}/{Path(rel).as_posix()}"
             partition_keys = set(dataset.schema.names) - set(frag.physical_schema.names)
             map_columns(
                 frag.physical_schema.names + sorted(partition_keys),
@@ -278,10 +287,15 @@ def open_parquet(
             )
         try:
             groups = frag.split_by_row_group()
-            st = Path(frag.path).stat()
+            if remote:  # the object's size and version (ETag, else its modification time)
+                info = fs.info(frag.path)
+                version = info.get("ETag") or info.get("LastModified") or info.get("mtime")
+                ident.append((frag.path, info.get("size"), str(version)))
+            else:
+                st = Path(frag.path).stat()
+                ident.append((frag.path, st.st_size, st.st_mtime_ns))
         except (OSError, pa.ArrowException) as e:
             raise DataError(name, f"cannot read Parquet ({e})", "check the file") from e
-        ident.append((frag.path, st.st_size, st.st_mtime_ns))
         first = 0
         for g in groups:
             rows = g.row_groups[0].num_rows

@@ -2,7 +2,9 @@
 private mount namespace (``unshare -m``) with an empty tmpfs over a folder the client sees full.
 
 A run whose local output or input the workers cannot see stops before computing, with one line
-(exit 2) and nothing written; one they do see gives the results of a local run.
+(exit 2) and nothing written; one they do see gives the results of a local run. The workers do
+not see the client's temporary folder either: a run to ``s3://`` and a Parquet input there are
+written and read by the workers on the store itself.
 """
 
 from __future__ import annotations
@@ -244,13 +246,15 @@ def test_paths_the_workers_see_give_the_local_results(tmp_path, pipeline, unshar
     pd.testing.assert_frame_equal(remote.orders, local.orders)
 
 
-def _run_to_s3(p: Path, url: str, address: str, client_tmp: Path) -> subprocess.CompletedProcess:
+def _run_to_s3(
+    p: Path, url: str, address: str, client_tmp: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", url, "--address", address],
         capture_output=True,
         text=True,
         timeout=300,
-        env=dict(os.environ, TMPDIR=str(client_tmp), PYTHONWARNINGS="ignore"),
+        env=dict(os.environ, TMPDIR=str(client_tmp), PYTHONWARNINGS="ignore", **(env or {})),
     )
 
 
@@ -263,37 +267,57 @@ def s3():
 
 
 def test_s3_run_folder_on_unshared_workers_equals_the_local_run(
-    tmp_path, pipeline, unshared, client, s3
+    tmp_path, pipeline, unshared, client, s3, request
 ):
-    """An ``s3://`` run folder from workers in their own mount namespace: the results of a local
-    run. (The run is computed in the client's temporary folder and uploaded at the end, so the
-    workers must see that folder: the next test.)"""
+    """An ``s3://`` run folder and an ``s3://`` Parquet input, on workers that see neither the
+    client's files nor its temporary folder: they read the input and write the run on the store
+    themselves, and the results are those of a local run."""
+    _prices(tmp_path / "prices.parquet")
+    pipeline["data"] = {"source": "parquet", "path": str(tmp_path / "prices.parquet")}
+    pipeline["research"] = {"enabled": True}
     local = ad.run(pipeline, client, out=tmp_path / "local")
-    client_tmp = tmp_path / "client-tmp"
-    client_tmp.mkdir()
+    client_tmp = _folder(unshared.client_tmp, request)  # hidden from the workers
     bucket = s3.bucket()
+    s3.fs().put(str(tmp_path / "prices.parquet"), f"{bucket}/in/prices.parquet")
+    pipeline["data"] = {
+        "source": "parquet",
+        "path": f"s3://{bucket}/in/prices.parquet",
+        "storage_options": s3.options(),
+    }
     pipeline["output"]["storage_options"] = s3.options()
     url = f"s3://{bucket}/runs/x"
     proc = _run_to_s3(write_pipeline(tmp_path, pipeline), url, unshared.address, client_tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     remote = ad.open_run(url, storage_options=s3.options())
     np.testing.assert_array_equal(remote.equity.values, local.equity.values)
+    np.testing.assert_array_equal(remote.cash.values, local.cash.values)
     pd.testing.assert_frame_equal(remote.metrics, local.metrics)
     pd.testing.assert_frame_equal(remote.orders, local.orders)
+    pd.testing.assert_frame_equal(remote.trades(), local.trades())
     assert remote.manifest["cluster"]["scheduler"] == unshared.address
+    assert remote.manifest["outputs"] == local.manifest["outputs"]
+    # the run's files only: no temporary prefix, no marker of the workers' check
+    names = {k.split("/")[3] for k in s3.fs().find(f"{bucket}/runs")}
+    assert names == set(local.manifest["outputs"])
     assert list(client_tmp.iterdir()) == []
 
 
-def test_s3_run_folder_staged_where_the_workers_cannot_see(
-    tmp_path, pipeline, unshared, s3, request
-):
-    """The client's temporary folder hidden from the workers: one line before computing, nothing
-    in the bucket, nothing left in the temporary folder."""
+def test_s3_run_folder_the_workers_cannot_write(tmp_path, pipeline, unshared, s3, request):
+    """Credentials on the client only (its environment): the workers cannot write to the store,
+    so the run stops before computing with one line naming them; nothing in the bucket, nothing
+    left in the client's temporary folder."""
     client_tmp = _folder(unshared.client_tmp, request)
     bucket = s3.bucket()
-    pipeline["output"]["storage_options"] = s3.options()
+    options = {k: v for k, v in s3.options().items() if k not in ("key", "secret")}
+    pipeline["output"]["storage_options"] = options
     p = write_pipeline(tmp_path, pipeline)
-    proc = _run_to_s3(p, f"s3://{bucket}/runs/x", unshared.address, client_tmp)
-    assert_one_line_error(proc, "--out:", str(client_tmp), "cannot see", "TMPDIR")
+    creds = {"AWS_ACCESS_KEY_ID": "testing-key", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+    proc = _run_to_s3(p, f"s3://{bucket}/runs/x", unshared.address, client_tmp, creds)
+    assert_one_line_error(
+        proc,
+        "--out: workers tcp://127.0.0.1:",
+        f"cannot write to s3://{bucket}/runs/x",
+        "credentials",
+    )
     assert s3.fs().find(bucket) == []
     assert list(client_tmp.iterdir()) == []

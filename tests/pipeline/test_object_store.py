@@ -167,7 +167,7 @@ def test_data_path_urls_read_like_local_files(s3, tmp_path):
         url = f"s3://{bucket}/in/{name}"
         remote = load_market_data({"source": source, "path": url, "storage_options": s3.options()})
         xr.testing.assert_equal(remote.compute(), local.compute())
-        if source == "zarr":
+        if source != "csv":  # read from the store by the tasks (a CSV is copied here)
             assert remote.attrs["path"] == url
     with pytest.raises(DataError) as info:
         load_market_data(
