@@ -191,6 +191,10 @@ class Scratch:
         """Drop the buffers (the size hint stays)."""
         self._bufs.clear()
 
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self._bufs.values())
+
 
 _LOCAL = threading.local()
 
