@@ -8,6 +8,8 @@ arrays (docs/ARCHITECTURE.md, data stage), so the client holds coordinates and r
 * part b: 100 symbols × 1,000,000 minute bars from a Zarr store (written once, with the lazy
   synthetic market, into ``--store``), 20 portfolios and the report. Target: client <= 1 GiB.
 * part c: a local vs an S3 run folder (`object_store.part_c`).
+* part ingest: a 100 × 200,000 minute-bar CSV parsed on the client vs converted once into the
+  disk cache vs read from it (`ingest.main`).
 
 Each run is a child process (``admf_dask.run`` on the session LocalCluster sized to the
 machine): its client peak RSS is ``getrusage(RUSAGE_SELF).ru_maxrss`` inside it; the whole
@@ -136,7 +138,7 @@ def write_store(path: Path, symbols: int, bars: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["a", "b", "c"], default="a")
+    ap.add_argument("--part", choices=["a", "b", "c", "ingest"], default="a")
     ap.add_argument("--symbols", type=int, help="default: a 2000, b 100")
     ap.add_argument("--bars", type=int, help="default: a 5040, b 1000000")
     ap.add_argument("--portfolios", type=int, help="default: a 100, b 20")
@@ -146,6 +148,12 @@ def main() -> None:
     args, rest = ap.parse_known_args()
     if args.child:
         child(args)
+        return
+    if args.part == "ingest":
+        from ingest import main as part_ingest
+
+        sizes = [f"--{k}={v}" for k, v in (("symbols", args.symbols), ("bars", args.bars)) if v]
+        part_ingest([*sizes, *rest])
         return
     if args.part == "c":
         from object_store import part_c

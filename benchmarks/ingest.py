@@ -12,6 +12,7 @@ Each loads the data and reduces every chunk (``close.mean()``), so all values ar
 
     .venv/bin/python benchmarks/ingest.py                      # 100 x 200,000 (about 1.3 GB)
     .venv/bin/python benchmarks/ingest.py --symbols 100 --bars 20000
+    .venv/bin/python benchmarks/big_data.py --part ingest       # the same
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def write_csv(path: Path, symbols: int, bars: int, seed: int = 7, block: int = 2
     from admf_dask.data._synthetic import symbol_names, synthetic_ohlcv
 
     names = np.asarray(symbol_names(symbols), dtype=object)
-    values = synthetic_ohlcv(bars, symbols, seed)
+    values = synthetic_ohlcv(bars, symbols, seed, vol_scale=(1 / 390) ** 0.5)  # minute bars
     times = pd.date_range("2024-01-02 09:30", periods=bars, freq="1min")
     with open(path, "w") as f:
         f.write("time,symbol,open,high,low,close,volume\n")
@@ -50,7 +51,7 @@ def write_csv(path: Path, symbols: int, bars: int, seed: int = 7, block: int = 2
                     "volume": values["volume"][a:b].ravel(),
                 }
             )
-            frame.to_csv(f, header=False, index=False, float_format="%.6f")
+            frame.to_csv(f, header=False, index=False, float_format="%.7g")
     return path.stat().st_size
 
 
@@ -79,13 +80,14 @@ def child(csv: str, cache_dir: str, use_cache: bool, chunk: int) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The three runs and their table (``benchmarks/big_data.py --part ingest`` calls it)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=100)
     ap.add_argument("--bars", type=int, default=200_000)
     ap.add_argument("--chunk", type=int, default=20_000, help="bars per time chunk")
     ap.add_argument("--child", nargs=3, metavar=("CSV", "CACHE", "USE"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.child:
         csv, cache_dir, use = args.child
         child(csv, cache_dir, use == "1", args.chunk)
