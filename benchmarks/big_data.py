@@ -63,6 +63,9 @@ def pipeline(data: dict[str, Any], portfolios: int, report: bool) -> dict[str, A
             "capital": 1_000_000,
             "vol_feature": "vol",
             "sizing": "vol_target",
+            # re-target a position only past a 20% weight drift: without a band vol targeting
+            # trades every symbol on every bar (a ledger benchmark, not a data one)
+            "rebalance_band": 0.2,
             "grid": _grid(portfolios),
         },
         "cluster": {"ml_workers": 0},
