@@ -28,6 +28,7 @@ __all__ = [
     "display_edges",
     "display_rows",
     "drawdown",
+    "ExposureStream",
     "exposure",
     "exposure_from_orders",
     "group_mean",
@@ -240,6 +241,60 @@ def exposure(
         return np.abs(value).sum(axis=1) / eq, value.sum(axis=1) / eq
 
 
+class ExposureStream:
+    """Gross and net exposure of one portfolio from its orders, fed blocks of bars in time order.
+
+    The values of `positions_from_orders` then `exposure` with marks at the close for every
+    symbol in ``use_close`` (a finite close on some bar), else at its fill prices, in
+    O(block × symbols) memory: the shares and the last mark are carried from block to block (the
+    running sums add in the same order, so the result is the same to the bit whatever the blocks).
+    """
+
+    def __init__(
+        self,
+        time_idx: np.ndarray,
+        symbol_idx: np.ndarray,
+        qty: np.ndarray,
+        fill_price: np.ndarray,
+        n_symbols: int,
+        use_close: np.ndarray | None = None,
+    ) -> None:
+        order = np.argsort(np.asarray(time_idx, np.int64), kind="stable")
+        self.t = np.asarray(time_idx, np.int64)[order]
+        self.s = np.asarray(symbol_idx, np.int64)[order]
+        self.q = np.asarray(qty, np.float64)[order]
+        self.p = np.asarray(fill_price, np.float64)[order]
+        self.n_symbols = n_symbols
+        self.use_close = np.zeros(n_symbols, bool) if use_close is None else use_close
+        self.shares = np.zeros(n_symbols)
+        self.mark = np.full(n_symbols, np.nan)  # last finite mark before the next block
+
+    def step(
+        self, a: int, equity: np.ndarray, close: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gross and net exposure of bars ``a : a + len(equity)``; ``close`` (those bars ×
+        symbols) is read only for the ``use_close`` columns."""
+        n_sym, cols = self.n_symbols, np.arange(self.n_symbols)
+        b = a + len(equity)
+        t, s, q, p = self.t, self.s, self.q, self.p
+        i0, i1 = np.searchsorted(t, [a, b])
+        flow = np.zeros((b - a + 1, n_sym))  # row 0: the shares carried in
+        flow[0] = self.shares
+        np.add.at(flow, (t[i0:i1] - a + 1, s[i0:i1]), q[i0:i1])
+        held = np.cumsum(flow, axis=0)
+        marks = np.full((b - a + 1, n_sym), np.nan)  # row 0: the last mark carried in
+        marks[0] = self.mark
+        marks[t[i0:i1] - a + 1, s[i0:i1]] = p[i0:i1]
+        if close is not None and self.use_close.any():
+            marks[1:, self.use_close] = np.asarray(close, np.float64)[:, self.use_close]
+        g, n = exposure(held, marks, np.r_[1.0, np.asarray(equity, np.float64)])
+        self.shares = held[-1]
+        fin = np.isfinite(marks)
+        last = marks.shape[0] - 1 - np.argmax(fin[::-1], axis=0)
+        self.mark = np.where(fin.any(axis=0), marks[last, cols], np.nan)
+        return g[1:], n[1:]
+
+
 def exposure_from_orders(
     time_idx: np.ndarray,
     symbol_idx: np.ndarray,
@@ -250,12 +305,8 @@ def exposure_from_orders(
     close: np.ndarray | None = None,
     block: int = 16_384,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gross and net exposure of one portfolio from its orders, ``block`` bars at a time.
-
-    The values of `positions_from_orders` then `exposure` with marks at the close (``close``,
-    shape (time, symbol)) for every symbol that has a finite close, else at its fill prices,
-    but in O(block × symbols) memory: shares and the last mark are carried from block to block
-    (the running sums add in the same order, so the result is the same to the bit).
+    """Gross and net exposure of one portfolio from its orders, ``block`` bars at a time
+    (`ExposureStream` over a whole series; ``close``: shape (time, symbol) or None).
 
     Returns
     -------
@@ -263,37 +314,15 @@ def exposure_from_orders(
     """
     eq = np.asarray(equity, dtype=np.float64)
     n_t = eq.shape[0]
-    order = np.argsort(np.asarray(time_idx, np.int64), kind="stable")
-    t = np.asarray(time_idx, np.int64)[order]
-    s = np.asarray(symbol_idx, np.int64)[order]
-    q = np.asarray(qty, np.float64)[order]
-    p = np.asarray(fill_price, np.float64)[order]
     use_close = np.zeros(n_symbols, bool)
     if close is not None:
         for a in range(0, n_t, block):
             use_close |= np.isfinite(close[a : a + block]).any(axis=0)
-    shares = np.zeros(n_symbols)
-    mark = np.full(n_symbols, np.nan)  # last finite mark before the block
+    stream = ExposureStream(time_idx, symbol_idx, qty, fill_price, n_symbols, use_close)
     gross, net = np.empty(n_t), np.empty(n_t)
-    cols = np.arange(n_symbols)
     for a in range(0, n_t, block):
         b = min(n_t, a + block)
-        i0, i1 = np.searchsorted(t, [a, b])
-        flow = np.zeros((b - a + 1, n_symbols))  # row 0: the shares carried in
-        flow[0] = shares
-        np.add.at(flow, (t[i0:i1] - a + 1, s[i0:i1]), q[i0:i1])
-        held = np.cumsum(flow, axis=0)
-        marks = np.full((b - a + 1, n_symbols), np.nan)  # row 0: the last mark carried in
-        marks[0] = mark
-        marks[t[i0:i1] - a + 1, s[i0:i1]] = p[i0:i1]
-        if close is not None and use_close.any():
-            marks[1:, use_close] = np.asarray(close[a:b], np.float64)[:, use_close]
-        g, n = exposure(held, marks, np.r_[1.0, eq[a:b]])
-        gross[a:b], net[a:b] = g[1:], n[1:]
-        shares = held[-1]
-        fin = np.isfinite(marks)
-        last = marks.shape[0] - 1 - np.argmax(fin[::-1], axis=0)
-        mark = np.where(fin.any(axis=0), marks[last, cols], np.nan)
+        gross[a:b], net[a:b] = stream.step(a, eq[a:b], None if close is None else close[a:b])
     return gross, net
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,6 +286,49 @@ def display_columns(
     return out
 
 
+class DisplaySink:
+    """Columns of `display_columns`, fed block by block (in time order) instead of whole.
+
+    Within ``points`` each series is kept whole (the blocks concatenated); beyond it only its
+    min/max display buckets are kept (O(points) per series): the same values as
+    ``display_columns`` of the whole series, without holding them.
+    """
+
+    def __init__(self, n_bars: int, points: int = DISPLAY_POINTS) -> None:
+        self.edges = agg.display_edges(n_bars, points)
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self._acc: dict[str, tuple[np.ndarray, ...]] = {}
+        self._dtype: dict[str, np.dtype] = {}
+
+    def add(self, name: str, row0: int, block: np.ndarray) -> None:
+        """Rows ``row0 : row0 + len(block)`` of the series ``name`` (columns keep the order of
+        their first block; the dtype is the first block's)."""
+        block = np.asarray(block)
+        self._dtype.setdefault(name, block.dtype)
+        if self.edges is None:
+            self._parts.setdefault(name, []).append(block)
+            return
+        acc = self._acc.get(name)
+        if acc is None:
+            acc = self._acc[name] = agg.minmax_init(self.edges, 1)
+        agg.minmax_update(block, row0, self.edges, acc)
+
+    def columns(self, time: np.ndarray) -> dict[str, Any]:
+        """``time`` and every series, as `display_columns` would give them."""
+        if self.edges is None:
+            out: dict[str, Any] = {"time": time}
+            for k, parts in self._parts.items():
+                out[k] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            return out
+        out = {"time": np.asarray(time)[agg.display_rows(self.edges)]}
+        for k, acc in self._acc.items():
+            dt = self._dtype[k]
+            out[k] = agg.minmax_points(self.edges, acc)[1][:, 0].astype(
+                dt if dt.kind == "f" else np.float64
+            )
+        return out
+
+
 def bars_per_point(n_bars: int, points: int = DISPLAY_POINTS) -> int | None:
     """Bars behind each drawn point of an ``n_bars`` series (the largest bucket), or None."""
     edges = agg.display_edges(n_bars, points)
@@ -343,10 +387,104 @@ def read_orders(run_dir: Path | Loc, ids: list[int]) -> tuple[pd.DataFrame | Non
     return df.sort_values(["portfolio", "time"], kind="stable").reset_index(drop=True), total
 
 
+#: bytes of close prices the report reads at once (one block of bars × the traded symbols)
+CLOSE_BLOCK_BYTES = 32 * 2**20
+
+
+@dataclass
+class Closes:
+    """Close prices of some symbols on the run's bars, read block by block (never whole).
+
+    ``close`` is the market data's lazy (dask or Zarr-backed) ``close`` of `symbols`; ``rows``
+    maps each bar of the run to its row there (-1: the data has no such bar, read as NaN), i.e.
+    the values of ``close.to_pandas().reindex(run time)``, without holding bars × symbols.
+    """
+
+    close: xr.DataArray  # (time, symbol)
+    symbols: list[str]
+    rows: np.ndarray  # int64, one per bar of the run
+    step: int  # bars per block: whole stored time chunks when they fit CLOSE_BLOCK_BYTES
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self.symbols
+
+    @classmethod
+    def of(
+        cls, close: xr.DataArray, time: np.ndarray, block_bytes: int = CLOSE_BLOCK_BYTES
+    ) -> Closes:
+        """`Closes` of ``close`` (time × symbol) on the bars ``time`` of a run."""
+        close = close.transpose("time", "symbol")
+        rows = pd.DatetimeIndex(close["time"].values).get_indexer(pd.DatetimeIndex(time))
+        row_bytes = 8 * max(1, close.sizes["symbol"])
+        chunk = 0
+        if close.chunks:  # dask: read whole chunks, each computed once
+            chunk = int(max(close.chunks[0]))
+        elif close.encoding.get("chunks"):
+            chunk = int(close.encoding["chunks"][0])
+        budget = max(1, block_bytes // row_bytes)
+        if 0 < chunk <= budget:
+            step = chunk * (budget // chunk)
+        else:
+            step = max(1024, budget)
+        return cls(close, [str(s) for s in close["symbol"].values], rows.astype(np.int64), step)
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.rows)
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Closes of bars ``a:b`` of the run, shape (b - a, len(symbols)), float64."""
+        r = self.rows[a:b]
+        out = np.full((len(r), len(self.symbols)), np.nan)
+        ok = r >= 0
+        if not ok.any():
+            return out
+        lo, hi = int(r[ok].min()), int(r[ok].max()) + 1
+        if hi - lo <= 2 * len(r) + 1024:  # the usual case: the run's bars are the data's
+            vals = np.asarray(self.close.isel(time=slice(lo, hi)).values, np.float64)
+            out[ok] = vals[r[ok] - lo]
+        else:
+            want = np.unique(r[ok])
+            vals = np.asarray(self.close.isel(time=want).values, np.float64)
+            out[ok] = vals[np.searchsorted(want, r[ok])]
+        return out
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(a, b, read(a, b))`` over the run's bars, in time order."""
+        for a in range(0, self.n_bars, self.step):
+            b = min(self.n_bars, a + self.step)
+            yield a, b, self.read(a, b)
+
+    def finite_any(self) -> np.ndarray:
+        """Per symbol: has it a finite close on some bar of the run?"""
+        out = np.zeros(len(self.symbols), bool)
+        r = self.rows
+        n = len(r)
+        if n and r[0] >= 0 and np.array_equal(r, np.arange(r[0], r[0] + n)) and self.close.chunks:
+            # the run's bars are a slice of the data's: one reduction on the workers
+            part = self.close.isel(time=slice(int(r[0]), int(r[0]) + n)).data
+            import dask.array as da
+
+            return np.asarray(da.isfinite(part).any(axis=0).compute(), bool)
+        for _, _, block in self.blocks():
+            out |= np.isfinite(block).any(axis=0)
+        return out
+
+    def column(self, symbol: str) -> np.ndarray:
+        """The closes of one symbol on every bar of the run (O(bars))."""
+        one = Closes.of(self.close.sel(symbol=[symbol]), np.empty(0, "datetime64[ns]"))
+        one.rows = self.rows
+        return np.concatenate([blk[:, 0] for _, _, blk in one.blocks()] or [np.empty(0)])
+
+
 def load_prices(
-    manifest: dict[str, Any], symbols: list[str], market_data: xr.Dataset | None
-) -> tuple[pd.DataFrame | None, str]:
-    """Close prices (time × symbol) of ``symbols`` and where they came from.
+    manifest: dict[str, Any],
+    symbols: list[str],
+    market_data: xr.Dataset | None,
+    time: np.ndarray | None = None,
+) -> tuple[Closes | None, str]:
+    """Close prices of ``symbols`` on the run's bars ``time`` (default: the data's own bars),
+    read lazily (`Closes`), and where they came from.
 
     The run folder has no prices: use ``market_data`` when the caller passes it (the pipeline
     has it in hand), else reload the data source from the resolved config (deterministic for
@@ -374,37 +512,36 @@ def load_prices(
         have = [s for s in symbols if s in available]
         if not have:
             return None, "the market data has none of the traded symbols"
-        close = data["close"].sel(symbol=have).transpose("time", "symbol")
-        values = np.asarray(close.values, np.float64)
-        df = pd.DataFrame(values, index=pd.DatetimeIndex(close["time"].values), columns=have)
+        close = data["close"].sel(symbol=have)
+        closes = Closes.of(close, close["time"].values if time is None else time)
     except Exception as exc:  # noqa: BLE001
         return None, f"market data has no close prices ({type(exc).__name__})"
-    return df, "close prices of the market data"
+    return closes, "close prices of the market data"
 
 
 def benchmark_equity(
     manifest: dict[str, Any],
     time: np.ndarray,
     market_data: xr.Dataset | None,
-    prices: pd.DataFrame | None = None,
+    prices: Closes | None = None,
 ) -> tuple[str, np.ndarray] | None:
     """The run's benchmark (``portfolios.benchmark``) as a buy-and-hold equity line on ``time``.
 
     ``capital * Π(1 + b[t])`` with ``b`` the close-to-close return of the symbol (docs/TRADES.md,
     benchmark), a missing close contributing 0: i.e. ``capital * close[t] / first finite close``,
     the last close carried through gaps (``capital`` before the first close). None: the run has
-    no benchmark or its closes cannot be loaded (`load_prices`; ``prices`` already loaded are
-    reused when they hold the symbol).
+    no benchmark or its closes cannot be loaded (`load_prices`; ``prices`` already loaded on
+    ``time`` are reused when they hold the symbol). O(bars) memory: the closes are read in blocks.
     """
     portfolios = (manifest.get("config") or {}).get("portfolios") or {}
     symbol = portfolios.get("benchmark")
     if not symbol:
         return None
-    if prices is None or str(symbol) not in prices:
-        prices, _ = load_prices(manifest, [str(symbol)], market_data)
+    if prices is None or str(symbol) not in prices or prices.n_bars != len(time):
+        prices, _ = load_prices(manifest, [str(symbol)], market_data, time)
     if prices is None or str(symbol) not in prices:
         return None
-    close = prices[str(symbol)].reindex(pd.DatetimeIndex(time)).to_numpy(np.float64)
+    close = prices.column(str(symbol))
     ok = np.isfinite(close) & (close > 0)
     if not ok.any():
         return None

@@ -54,8 +54,9 @@ class ReportContext:
         The portfolios selectable on the Portfolio tab.
     orders : pandas.DataFrame or None
         Orders of the choices (None: the run wrote none); ``n_orders``: all orders of the run.
-    prices : pandas.DataFrame or None
-        Close prices (time × traded symbol), with ``price_note`` saying where they came from.
+    prices : Closes or None
+        Close prices of the traded symbols on the run's bars, read block by block
+        (`_load.Closes`), with ``price_note`` saying where they came from.
     top : int
         How many top portfolios are selectable.
     on_ready : list of CustomJS
@@ -77,7 +78,7 @@ class ReportContext:
     choices: list[Choice]
     orders: pd.DataFrame | None
     n_orders: int
-    prices: pd.DataFrame | None
+    prices: _load.Closes | None
     price_note: str
     top: int = TOP_N
     on_ready: list[CustomJS] = field(default_factory=list)
@@ -121,7 +122,7 @@ def build_context(
     prices, price_note = (None, "the run wrote no orders")
     if orders is not None:
         traded = sorted(set(orders["symbol"]))
-        prices, price_note = _load.load_prices(run.manifest, traded, market_data)
+        prices, price_note = _load.load_prices(run.manifest, traded, market_data, run.time.values)
     return ReportContext(
         run=run,
         ds=ds,
