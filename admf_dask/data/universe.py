@@ -1,8 +1,8 @@
 """Point-in-time universes: a table of listing intervals turned into a (time, symbol) mask.
 
 The table (CSV or Parquet) has one row per symbol: ``symbol``, ``start`` (first bar in the
-universe, inclusive) and ``end`` (last bar in the universe, inclusive; empty or the column left
-out: still listed). Column names are matched case-insensitively. A symbol of the data without a
+universe, inclusive) and ``end`` (last bar in the universe, inclusive: a date without a time keeps that whole day's bars,
+as ``data.end``; empty or the column left out: still listed). Column names are matched case-insensitively. A symbol of the data without a
 row is never in the universe; a row naming a symbol the data does not have is reported (a
 warning), not an error. The mask is the market data's ``universe`` variable (README, pipeline file).
 """
@@ -121,7 +121,7 @@ def read_universe(path: Path, display: str, where: str = "data.universe") -> Uni
         end = np.full(len(symbols), np.datetime64("NaT"), dtype="datetime64[ns]")
     else:
         end = _dates(end_col, "end", where, optional=True)
-    bad = np.flatnonzero(~np.isnat(end) & (start > end))
+    bad = np.flatnonzero(~np.isnat(end) & (start >= _stops(end)))
     if bad.size:
         i = int(bad[0])
         raise DataError(
@@ -131,6 +131,14 @@ def read_universe(path: Path, display: str, where: str = "data.universe") -> Uni
             "swap them or fix the dates",
         )
     return UniverseTable(symbols, start, end)
+
+
+def _stops(end: np.ndarray) -> np.ndarray:
+    """Exclusive upper bounds of inclusive ``end`` times: an end at midnight (a date) keeps that
+    whole day's intraday bars, as ``data.end`` does (`admf_dask.data.load`); NaT stays NaT."""
+    end = np.asarray(end, dtype="datetime64[ns]")
+    day = end.astype("datetime64[D]").astype("datetime64[ns]")
+    return np.where(end == day, day + np.timedelta64(1, "D"), end + np.timedelta64(1, "ns"))
 
 
 def universe_mask(
@@ -150,21 +158,21 @@ def universe_mask(
     Returns
     -------
     (ndarray of bool, list of str)
-        The mask (True: in the universe, ``start <= t <= end``) and the table's symbols the
+        The mask (True: in the universe, ``start <= t <= end``, a date ``end`` its whole day) and the table's symbols the
         data does not have.
     """
     t = np.asarray(time).astype("datetime64[ns]")
     mask = np.zeros((t.size, len(symbols)), dtype=bool)
     col = {s: j for j, s in enumerate(symbols)}
     unknown = []
-    for s, a, b in zip(table.symbols, table.start, table.end, strict=True):
+    for s, a, b in zip(table.symbols, table.start, _stops(table.end), strict=True):
         j = col.get(s)
         if j is None:
             unknown.append(s)
             continue
         inside = t >= a
         if not np.isnat(b):
-            inside &= t <= b
+            inside &= t < b
         mask[:, j] = inside
     return mask, unknown
 
@@ -197,13 +205,13 @@ def universe_rows(
     hi = np.zeros(len(symbols), dtype=np.int64)
     col = {s: j for j, s in enumerate(symbols)}
     unknown = []
-    for s, a, b in zip(table.symbols, table.start, table.end, strict=True):
+    for s, a, b in zip(table.symbols, table.start, _stops(table.end), strict=True):
         j = col.get(s)
         if j is None:
             unknown.append(s)
             continue
         lo[j] = np.searchsorted(t, a, side="left")  # first bar >= start
-        hi[j] = t.size if np.isnat(b) else np.searchsorted(t, b, side="right")  # bars <= end
+        hi[j] = t.size if np.isnat(b) else np.searchsorted(t, b, side="left")  # bars <= end
         hi[j] = max(hi[j], lo[j])
     return lo, hi, unknown
 

@@ -123,3 +123,27 @@ def test_synthetic_delisted():
         load_market_data({**SYN, "delisted": 0.0}).attrs["fingerprint"]
         == (load_market_data(SYN).attrs["fingerprint"])
     )
+
+
+def test_date_end_keeps_that_days_intraday_bars(tmp_path):
+    """An ``end`` given as a date keeps every bar of that day (as ``data.end``); an end with a
+    time keeps the bars up to it, inclusive; the row bounds and the mask agree."""
+    from admf_dask.data.universe import read_universe, universe_mask, universe_rows
+
+    p = _write(
+        tmp_path,
+        "symbol,start,end\nA,2020-01-02,2020-01-03\nB,2020-01-02 10:00,2020-01-03 11:00\n"
+        "C,2020-01-03 14:00,2020-01-03\n",
+    )
+    table = read_universe(p, "u.csv")
+    t = pd.date_range("2020-01-02 09:00", "2020-01-06 16:00", freq="h")
+    t = t[(t.hour >= 9) & (t.hour <= 16)]
+    mask, unknown = universe_mask(table, t.values, ["A", "B", "C"])
+    assert unknown == []
+    np.testing.assert_array_equal(mask[:, 0], t < "2020-01-04")  # all of Jan 3's bars
+    np.testing.assert_array_equal(mask[:, 1], (t >= "2020-01-02 10:00") & (t <= "2020-01-03 11:00"))
+    np.testing.assert_array_equal(mask[:, 2], (t >= "2020-01-03 14:00") & (t < "2020-01-04"))
+    assert mask[:, 0].sum() == 16 and mask[:, 2].sum() == 3
+    lo, hi, _ = universe_rows(table, t.values, ["A", "B", "C"])
+    rows = np.arange(len(t))[:, None]
+    np.testing.assert_array_equal((rows >= lo) & (rows < hi), mask)
