@@ -425,7 +425,7 @@ class Closes:
         if 0 < chunk <= budget:
             step = chunk * (budget // chunk)
         else:
-            step = max(1024, budget)
+            step = max(64, budget)
         return cls(close, [str(s) for s in close["symbol"].values], rows.astype(np.int64), step)
 
     @property
