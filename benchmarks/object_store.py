@@ -1,9 +1,10 @@
 """The same pipeline with a local run folder and an S3 run folder: wall times and their ratio.
 
 The S3 side is moto's S3-compatible server on 127.0.0.1 (``moto[server]``, reached through
-s3fs like any S3 endpoint): the ratio measures what the object-store commit costs (the staging
-upload under a temporary prefix, the server-side copy, run.json last, docs/ARCHITECTURE.md
-"Object stores") and reading the run back, not a network. Local and S3 runs alternate, on one
+s3fs like any S3 endpoint): the ratio measures what writing to the store costs (the workers'
+region and part writes under the run's temporary prefix, the upload of the client's files, the
+server-side copy, run.json last, docs/ARCHITECTURE.md "Object stores") and reading the run
+back, not a network. Local and S3 runs alternate, on one
 LocalCluster, after one warm-up run each (kernel compilation, imports).
 
     .venv/bin/python benchmarks/object_store.py
