@@ -1,8 +1,9 @@
 """Read a run folder into the small, aggregated pieces the report draws.
 
 Nothing here holds all equity curves at once: the distribution band streams ``equity`` from Zarr
-in blocks through the kernels of `_aggregate`, and orders are read only for the few portfolios the
-report shows (Parquet predicate push-down).
+in blocks through the kernels of `_aggregate`, orders are read only for the few portfolios the
+report shows (Parquet predicate push-down), and the traded symbols' closes are read block by block
+of bars (`Closes`), each block folded into the shown series' display points (`DisplaySink`).
 
 Long series are drawn at most `DISPLAY_POINTS` points per line: the band's quantiles are reduced
 block by block as they are computed, other series by `display_columns` (min/max per bucket of
