@@ -199,6 +199,9 @@ def admf_child(args) -> None:
         client=client,
         run_id="warm",
         write_orders=not args.no_orders,
+        # equal work: vectorbt's from_orders records orders only (its trades are derived when
+        # asked for); admf's trade ledger has its own row in portfolio_scaling.py
+        write_trades=False,
     )
     shutil.rmtree(out, ignore_errors=True)
 
@@ -215,6 +218,9 @@ def admf_child(args) -> None:
         client=client,
         run_id="bench",
         write_orders=not args.no_orders,
+        # equal work: vectorbt's from_orders records orders only (its trades are derived when
+        # asked for); admf's trade ledger has its own row in portfolio_scaling.py
+        write_trades=False,
     )
     wall = time.perf_counter() - tic
     cpu = tree.cpu_seconds() - cpu0
