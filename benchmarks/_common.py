@@ -157,6 +157,44 @@ def run_child(
 # -- numbers ---------------------------------------------------------------------------------------
 
 
+def synthetic_data(symbols: int, bars: int, seed: int = 5) -> dict[str, Any]:
+    """The benchmarks' synthetic market section: ``symbols`` × ``bars``, time chunks of 504."""
+    return {
+        "source": "synthetic",
+        "symbols": symbols,
+        "bars": bars,
+        "seed": seed,
+        "chunks": {"time": 504},
+    }
+
+
+def trend_pipeline(
+    name: str, data: dict[str, Any], grid: dict[str, list[float]], **portfolios: Any
+) -> dict[str, Any]:
+    """The quickstart's EMA-crossover pipeline, vol-targeted, over `data` and a portfolio `grid`.
+
+    Extra keyword arguments go into the ``portfolios`` section (e.g. ``rebalance_band``); the
+    caller adds ``cluster`` and ``output``.
+    """
+    return {
+        "name": name,
+        "data": data,
+        "features": {
+            "fast": {"kind": "ema", "window": 10},
+            "slow": {"kind": "ema", "window": 50},
+            "vol": {"kind": "volatility", "window": 20},
+        },
+        "strategies": {"trend": {"kind": "ma_crossover", "fast": "fast", "slow": "slow"}},
+        "portfolios": {
+            "capital": 1_000_000,
+            "vol_feature": "vol",
+            "sizing": "vol_target",
+            **portfolios,
+            "grid": grid,
+        },
+    }
+
+
 def median(xs: Iterable[float]) -> float:
     xs = [x for x in xs if x == x]
     return statistics.median(xs) if xs else float("nan")

@@ -33,7 +33,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import child_result, command_line, load_str, log, machine_header, md_table, run_child
+from _common import (
+    child_result,
+    command_line,
+    load_str,
+    log,
+    machine_header,
+    md_table,
+    run_child,
+    trend_pipeline,
+)
 
 MIB = 1 << 20
 
@@ -50,27 +59,12 @@ def _grid(n: int) -> dict[str, list[float]]:
 
 def pipeline(data: dict[str, Any], portfolios: int, report: bool) -> dict[str, Any]:
     """A quickstart-like trend pipeline over `data` with about `portfolios` portfolios."""
-    return {
-        "name": "big-data",
-        "data": data,
-        "features": {
-            "fast": {"kind": "ema", "window": 10},
-            "slow": {"kind": "ema", "window": 50},
-            "vol": {"kind": "volatility", "window": 20},
-        },
-        "strategies": {"trend": {"kind": "ma_crossover", "fast": "fast", "slow": "slow"}},
-        "portfolios": {
-            "capital": 1_000_000,
-            "vol_feature": "vol",
-            "sizing": "vol_target",
-            # re-target a position only past a 20% weight drift: without a band vol targeting
-            # trades every symbol on every bar (a ledger benchmark, not a data one)
-            "rebalance_band": 0.2,
-            "grid": _grid(portfolios),
-        },
-        "cluster": {"ml_workers": 0},
-        "output": {"report": report, "orders": False},
-    }
+    # re-target a position only past a 20% weight drift: without a band vol targeting trades
+    # every symbol on every bar (a ledger benchmark, not a data one)
+    cfg = trend_pipeline("big-data", data, _grid(portfolios), rebalance_band=0.2)
+    cfg["cluster"] = {"ml_workers": 0}
+    cfg["output"] = {"report": report, "orders": False}
+    return cfg
 
 
 def _graph_bytes(data: dict[str, Any], base_dir: str | None) -> int:

@@ -27,39 +27,28 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import LoadTracker, command_line, log, md_table, spread
+from _common import (
+    LoadTracker,
+    command_line,
+    log,
+    md_table,
+    spread,
+    synthetic_data,
+    trend_pipeline,
+)
 
 
 def spec(n_side: int, symbols: int, bars: int, out: Path) -> dict:
     """A trend pipeline with an ``n_side``⁴ portfolio grid (notebooks/04_sweep_10k's layout)."""
-    return {
-        "name": "report-bench",
-        "data": {
-            "source": "synthetic",
-            "symbols": symbols,
-            "bars": bars,
-            "seed": 5,
-            "chunks": {"time": 504},
-        },
-        "features": {
-            "fast": {"kind": "ema", "window": 10},
-            "slow": {"kind": "ema", "window": 50},
-            "vol": {"kind": "volatility", "window": 20},
-        },
-        "strategies": {"trend": {"kind": "ma_crossover", "fast": "fast", "slow": "slow"}},
-        "portfolios": {
-            "capital": 1_000_000,
-            "vol_feature": "vol",
-            "sizing": "vol_target",
-            "grid": {
-                "target_vol": [round(float(x), 3) for x in np.linspace(0.05, 0.3, n_side)],
-                "stop_loss": [round(float(x), 3) for x in np.linspace(0.02, 0.2, n_side)],
-                "max_gross": [round(float(x), 2) for x in np.linspace(0.5, 2.0, n_side)],
-                "rebalance_band": [round(float(x), 4) for x in np.linspace(0.0, 0.02, n_side)],
-            },
-        },
-        "output": {"path": str(out), "report": False, "overwrite": True},
+    grid = {
+        "target_vol": [round(float(x), 3) for x in np.linspace(0.05, 0.3, n_side)],
+        "stop_loss": [round(float(x), 3) for x in np.linspace(0.02, 0.2, n_side)],
+        "max_gross": [round(float(x), 2) for x in np.linspace(0.5, 2.0, n_side)],
+        "rebalance_band": [round(float(x), 4) for x in np.linspace(0.0, 0.02, n_side)],
     }
+    cfg = trend_pipeline("report-bench", synthetic_data(symbols, bars), grid)
+    cfg["output"] = {"path": str(out), "report": False, "overwrite": True}
+    return cfg
 
 
 def _timed(fn, repeats: int) -> tuple[list[float], object]:

@@ -27,37 +27,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import LoadTracker, command_line, log, md_table, spread
+from _common import (
+    LoadTracker,
+    command_line,
+    log,
+    md_table,
+    spread,
+    synthetic_data,
+    trend_pipeline,
+)
 
 
 def spec(symbols: int, bars: int, side: int) -> dict[str, Any]:
     """A trend pipeline with a ``side``² portfolio grid, orders, trades and the report."""
-    return {
-        "name": "object-store-bench",
-        "data": {
-            "source": "synthetic",
-            "symbols": symbols,
-            "bars": bars,
-            "seed": 5,
-            "chunks": {"time": 504},
-        },
-        "features": {
-            "fast": {"kind": "ema", "window": 10},
-            "slow": {"kind": "ema", "window": 50},
-            "vol": {"kind": "volatility", "window": 20},
-        },
-        "strategies": {"trend": {"kind": "ma_crossover", "fast": "fast", "slow": "slow"}},
-        "portfolios": {
-            "capital": 1_000_000,
-            "vol_feature": "vol",
-            "sizing": "vol_target",
-            "grid": {
-                "target_vol": [round(float(x), 3) for x in np.linspace(0.05, 0.3, side)],
-                "stop_loss": [round(float(x), 3) for x in np.linspace(0.02, 0.2, side)],
-            },
-        },
-        "output": {"report": True},
+    grid = {
+        "target_vol": [round(float(x), 3) for x in np.linspace(0.05, 0.3, side)],
+        "stop_loss": [round(float(x), 3) for x in np.linspace(0.02, 0.2, side)],
     }
+    cfg = trend_pipeline("object-store-bench", synthetic_data(symbols, bars), grid)
+    cfg["output"] = {"report": True}
+    return cfg
 
 
 def _size(folder: Path) -> int:
