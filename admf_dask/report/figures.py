@@ -101,6 +101,38 @@ def style(fig: figure, *, datetime_x: bool = False) -> figure:
     return fig
 
 
+TIME_TOOLS = "xpan,xwheel_zoom,box_zoom,reset,save"
+
+
+def time_figure(
+    title: str,
+    width: int,
+    height: int,
+    *,
+    y_label: str | None = None,
+    y_format: str | None = None,
+    x_range: Range1d | None = None,
+) -> figure:
+    """A styled figure over time: x pan/zoom tools, no scroll zoom, ``y_format`` a numeral
+    format (e.g. ``"0,0"``, ``"0%"``); share ``x_range`` to pan with another figure."""
+    kw = {"x_range": x_range} if x_range is not None else {}
+    if y_label is not None:
+        kw["y_axis_label"] = y_label
+    fig = figure(
+        title=title,
+        x_axis_type="datetime",
+        width=width,
+        height=height,
+        tools=TIME_TOOLS,
+        active_scroll=None,
+        **kw,
+    )
+    style(fig, datetime_x=True)
+    if y_format is not None:
+        fig.yaxis.formatter = NumeralTickFormatter(format=y_format)
+    return fig
+
+
 def style_legend(legend: Legend) -> None:
     legend.label_text_font = FONT
     legend.label_text_font_size = "11px"
@@ -224,17 +256,7 @@ def _band_plot(
     """The equity band, the highlighted ``lines`` and, with its symbol as ``benchmark``, the
     source's ``benchmark`` column."""
     cols = set(source.data)
-    fig = figure(
-        title=title,
-        x_axis_type="datetime",
-        width=width,
-        height=height,
-        tools="xpan,xwheel_zoom,box_zoom,reset,save",
-        active_scroll=None,
-        y_axis_label="equity",
-    )
-    style(fig, datetime_x=True)
-    fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
+    fig = time_figure(title, width, height, y_label="equity", y_format="0,0")
     items = []
     if {"q05", "q95"} <= cols:
         r = fig.varea(
@@ -304,18 +326,7 @@ def _drawdown_plot(
 ) -> figure:
     """Drawdown of the highlighted portfolios from a `band_source` (``dd_<role>`` columns);
     share ``x_range`` with the equity figure so both pan together."""
-    kw = {"x_range": x_range} if x_range is not None else {}
-    fig = figure(
-        title=title,
-        x_axis_type="datetime",
-        width=width,
-        height=height,
-        tools="xpan,xwheel_zoom,box_zoom,reset,save",
-        active_scroll=None,
-        y_axis_label="drawdown",
-        **kw,
-    )
-    style(fig, datetime_x=True)
+    fig = time_figure(title, width, height, y_label="drawdown", x_range=x_range)
     fig.yaxis.formatter = NumeralTickFormatter(format="0%")
     rs = [
         fig.line(

@@ -19,16 +19,20 @@ from bokeh.models import (
     HoverTool,
     Legend,
     NumberFormatter,
-    NumeralTickFormatter,
     Select,
     TableColumn,
     TabPanel,
 )
-from bokeh.plotting import figure
 
 from admf_dask.report._load import bars_per_point
 from admf_dask.report.context import TOP_N, ReportContext
-from admf_dask.report.figures import COLORS, WIDTH, downsample_text, style, style_legend
+from admf_dask.report.figures import (
+    COLORS,
+    WIDTH,
+    downsample_text,
+    style_legend,
+    time_figure,
+)
 from admf_dask.report.render import div, script, template_div
 from admf_dask.report.tabs.portfolio_data import portfolio_data
 
@@ -110,18 +114,9 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
     )
     info = div("", width=WIDTH)  # the callback fills it
 
-    tools = "xpan,xwheel_zoom,box_zoom,reset,save"
-    eqf = figure(
-        title="Equity of the selected portfolio",
-        x_axis_type="datetime",
-        width=WIDTH // 2 - 10,
-        height=250,
-        tools=tools,
-        active_scroll=None,
-        y_axis_label="equity",
+    eqf = time_figure(
+        "Equity of the selected portfolio", WIDTH // 2 - 10, 250, y_label="equity", y_format="0,0"
     )
-    style(eqf, datetime_x=True)
-    eqf.yaxis.formatter = NumeralTickFormatter(format="0,0")
     eq_r = eqf.line("time", "equity", source=cur, color=COLORS["chosen"], line_width=1.8)
     if bench is not None:
         eqf.line(
@@ -142,22 +137,18 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
             mode="vline",
         )
     )
-    side = figure(
-        title=(
+    side = time_figure(
+        (
             "Exposure (fraction of equity)"
             + ("" if d.has_close else ", marked at last fill prices")
             if has_orders
             else "Drawdown of the selected portfolio"
         ),
-        x_axis_type="datetime",
-        width=WIDTH // 2 - 10,
-        height=250,
+        WIDTH // 2 - 10,
+        250,
+        y_format="0%",
         x_range=eqf.x_range,
-        tools=tools,
-        active_scroll=None,
     )
-    style(side, datetime_x=True)
-    side.yaxis.formatter = NumeralTickFormatter(format="0%")
     if has_orders:
         side.line(
             "time", "gross", source=cur, color=COLORS["gross"], line_width=1.6, legend_label="gross"
@@ -175,17 +166,7 @@ def layout(ctx: ReportContext) -> tuple[Any, CustomJS]:
         side.line("time", "dd", source=cur, color=COLORS["worst"], line_width=1.2)
         tips = [("date", "@time{%F}"), ("drawdown", "@dd{0.0%}")]
     side.add_tools(HoverTool(tooltips=tips, formatters={"@time": "datetime"}, mode="vline"))
-    pf = figure(
-        title="Price",
-        x_axis_type="datetime",
-        width=WIDTH,
-        height=320,
-        x_range=eqf.x_range,
-        tools=tools,
-        active_scroll=None,
-        y_axis_label="price",
-    )
-    style(pf, datetime_x=True)
+    pf = time_figure("Price", WIDTH, 320, y_label="price", x_range=eqf.x_range)
     pf.line("time", "price", source=price_view, color="#555555", line_width=1.2)
     marker_tips = HoverTool(
         tooltips=[

@@ -13,7 +13,6 @@ from bokeh.models import (
     HoverTool,
     Legend,
     NumberFormatter,
-    NumeralTickFormatter,
     Span,
     StringFormatter,
     TableColumn,
@@ -23,7 +22,14 @@ from bokeh.plotting import figure
 
 from admf_dask.report import _load
 from admf_dask.report.context import ReportContext
-from admf_dask.report.figures import COLORS, WIDTH, portfolio_label, style, style_legend
+from admf_dask.report.figures import (
+    COLORS,
+    WIDTH,
+    portfolio_label,
+    style,
+    style_legend,
+    time_figure,
+)
 from admf_dask.report.render import template_div
 from admf_dask.report.tabs.research_data import as_float, scatter_rows
 
@@ -204,17 +210,13 @@ def _equity_figure(ctx: ReportContext, view):
         data["best"] = view.best
     # long runs: min/max per bucket of bars (spikes and troughs exact), as the other tabs draw
     src = ColumnDataSource(_load.display_columns(data), name="research_wf_equity")
-    f = figure(
-        title="Walk-forward equity (stitched out-of-sample path) vs the best full-sample portfolio",
-        width=WIDTH,
-        height=360,
-        x_axis_type="datetime",
-        tools="xpan,xwheel_zoom,box_zoom,reset,save",
-        active_scroll=None,
-        y_axis_label="equity",
+    f = time_figure(
+        "Walk-forward equity (stitched out-of-sample path) vs the best full-sample portfolio",
+        WIDTH,
+        360,
+        y_label="equity",
+        y_format="0,0",
     )
-    style(f, datetime_x=True)
-    f.yaxis.formatter = NumeralTickFormatter(format="0,0")
     items = [("walk-forward", [f.line("time", "wfo", source=src, color=COLORS["chosen"], width=2)])]
     if view.best is not None:
         r = f.line("time", "best", source=src, color=COLORS["best"], width=1.5, alpha=0.8)
