@@ -22,7 +22,7 @@ import xarray as xr
 from admf_dask.errors import ConfigError, DataError
 from admf_dask.kinds import STRATEGIES, StrategyContext
 from admf_dask.params import refs
-from admf_dask.strategies.replay import _ALIASES, _parse_times, _read_table, resolve_path
+from admf_dask.strategies.replay import resolve_path, signal_times
 from admf_dask.strategies.stage import _feature_refs
 
 #: the spec parameters of an indicator that set how many bars it needs before its first value
@@ -97,13 +97,9 @@ def _time_of_day(t: pd.DatetimeIndex) -> str:
 def _replay_reason(name: str, spec: Mapping[str, Any], data: xr.Dataset, ctx: Any) -> str:
     """Why a replayed file gives no signal: its rows match no bar, or the matching ones are 0."""
     label = str(spec["path"])
-    path = resolve_path(label, getattr(ctx, "base_dir", None), f"strategies.{name}.path")
-    df = _read_table(path, label)
-    lower = {str(c).strip().lower(): c for c in df.columns}
-    col = next(lower[a] for a in _ALIASES["time"] if a in lower)  # the reader checked it exists
-    raw = df[col].reset_index(drop=True)
-    fmt = spec.get("date_format")
-    when = _parse_times(raw, label, fmt) if fmt else _parse_times(raw, label)
+    where = f"strategies.{name}.path"
+    path = resolve_path(label, getattr(ctx, "base_dir", None), where, spec.get("storage_options"))
+    when = signal_times(path, label, spec.get("date_format"))  # the time column only
     times = pd.DatetimeIndex(data["time"].values)
     n = len(when)
     if n == 0:

@@ -36,7 +36,7 @@ from admf_dask.features.graph import chain_map
 from admf_dask.kinds import STRATEGIES, register_strategy
 from admf_dask.params import ParamError, Params, ref_field
 from admf_dask.strategies import _kernels as K
-from admf_dask.strategies.replay import read_signal_table, resolve_path
+from admf_dask.strategies.replay import resolve_path, signal_array
 
 if TYPE_CHECKING:
     from admf_dask.kinds import StrategyContext
@@ -181,13 +181,32 @@ def top_k(
 
 
 class ReplayParams(Params):
-    path: str = Field(description="Parquet or CSV table: time, symbol, signal")
+    path: str = Field(
+        description="Parquet or CSV table: time, symbol, signal (a path, or an fsspec URL)"
+    )
     date_format: str | None = Field(
         None, description="strftime format of text times, e.g. %d/%m/%Y (null: inferred)"
     )
+    storage_options: dict[str, Any] | None = Field(
+        None,
+        description="options of a URL's filesystem (endpoint_url, ...), as data.storage_options "
+        "(null: credentials from the environment)",
+    )
 
 
-@register_strategy("signals", params=ReplayParams, files=("path",))
+def _replay_spec(name: str, spec: dict[str, Any], feature_names: list[str] | None) -> dict:
+    """The model's check; ``storage_options`` kept only when given (an unset one leaves the
+    normalized spec, and so the signal cache key, as it was before the option existed)."""
+    from admf_dask.params import validate_params
+
+    rest = {k: v for k, v in spec.items() if k != "kind"}
+    params = validate_params(ReplayParams, f"strategies.{name}", "signals", rest)
+    if not params.get("storage_options"):
+        params.pop("storage_options", None)
+    return {"kind": "signals", **params}
+
+
+@register_strategy("signals", params=ReplayParams, files=("path",), validate=_replay_spec)
 def signals(
     data: xr.Dataset,
     features: xr.Dataset,
@@ -195,22 +214,30 @@ def signals(
     ctx: StrategyContext,
     name: str = "signals",
 ) -> xr.DataArray:
-    """Replay a long table time, symbol, signal aligned to the data (missing rows are 0)."""
-    path = resolve_path(spec["path"], ctx.base_dir, f"strategies.{name}.path")
+    """Replay a long table time, symbol, signal aligned to the data (missing rows are 0).
+
+    The file is read in tasks (`admf_dask.strategies.replay.signal_array`): the graph holds
+    the file's row groups and the data's coordinates, no signal values.
+    """
+    where = f"strategies.{name}.path"
+    path = resolve_path(spec["path"], ctx.base_dir, where, spec.get("storage_options"))
     times = pd.DatetimeIndex(data["time"].values)
     symbols = [str(s) for s in data["symbol"].values]
-    values = read_signal_table(
+    chunks = _close(data).chunks or ((len(times),), (len(symbols),))
+    arr = signal_array(
         path,
         spec["path"],
         times,
         symbols,
+        chunks[0],
         ctx.warnings,
         ctx.strict,
         date_format=spec.get("date_format"),
         option=f"strategies.{name}.date_format",
+        client=ctx.client,
     )
-    chunks = _close(data).chunks or ((len(times),), (len(symbols),))
-    arr = da.from_array(values, chunks=chunks, name=f"replay-{tokenize(values)}")
+    if arr.chunks[1] != chunks[1]:
+        arr = arr.rechunk(chunks)
     return xr.DataArray(
         arr, dims=("time", "symbol"), coords={"time": data["time"], "symbol": data["symbol"]}
     )
