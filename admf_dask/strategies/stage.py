@@ -67,7 +67,8 @@ def _file_hashes(norm: Mapping[str, Mapping[str, Any]], ctx: StrategyContext) ->
         for param in STRATEGIES[spec["kind"]].files:
             if spec.get(param) is None:
                 continue
-            path = resolve_path(spec[param], ctx.base_dir, f"strategies.{name}.{param}")
+            where = f"strategies.{name}.{param}"
+            path = resolve_path(spec[param], ctx.base_dir, where, spec.get("storage_options"))
             out[f"{name}.{param}"] = file_hash(path)
     return out
 
