@@ -65,8 +65,8 @@ def worker_inputs(data: Any, base_dir: str | Path | None = None) -> dict[str, Pa
     """The input files the workers read, by pipeline key, resolved like the data loader does.
 
     Only ``data.path`` of a Parquet or Zarr source: the workers open those where the data is
-    computed. A CSV table, the universe table, replayed signals and model files are read by
-    the client (the fold-model cache checks its own folder, `admf_dask.cache.open_cache`).
+    computed (replayed Parquet signals: `replay_inputs`). A CSV table, the universe table, a
+    replayed CSV and model files are read by the client (the fold-model cache checks its own folder, `admf_dask.cache.open_cache`).
 
     Parameters
     ----------
@@ -85,6 +85,28 @@ def worker_inputs(data: Any, base_dir: str | Path | None = None) -> dict[str, Pa
         return {}
     p = local_path(data.path, base_dir)  # relative to the pipeline file's folder
     return {"data.path": p} if p is not None and p.exists() else {}
+
+
+def replay_inputs(strategies: Mapping[str, Any], base_dir: str | Path | None = None) -> dict:
+    """Replayed Parquet signal files (``kind: signals``), by pipeline key: the workers read their
+    row groups (`admf_dask.strategies.replay.signal_array`); a CSV one is read by the client.
+
+    Returns
+    -------
+    dict
+        ``{"strategies.<name>.path": Path}`` for each local Parquet file or folder that exists
+        on this machine.
+    """
+    out: dict[str, Path] = {}
+    for name, spec in (strategies or {}).items():
+        spec = dict(spec) if isinstance(spec, Mapping) else {}
+        if spec.get("kind") != "signals" or not spec.get("path"):
+            continue
+        p = local_path(spec["path"], base_dir)
+        if p is not None and p.exists():
+            if p.is_dir() or p.name.lower().endswith((".parquet", ".pq")):
+                out[f"strategies.{name}.path"] = p
+    return out
 
 
 def check_reachable(
@@ -268,6 +290,7 @@ def check_run_paths(
         The run's id.
     """
     paths: dict[str, Any] = {where: target, **worker_inputs(cfg.data, base_dir)}
+    paths.update(replay_inputs(getattr(cfg, "strategies", None) or {}, base_dir))
     check_reachable(client, paths, run_id, output=where)
 
 

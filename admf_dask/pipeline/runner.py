@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from admf_dask.config import PipelineConfig, config_hash, load_pipeline
 from admf_dask.dasktools.fs import Loc, direct_writes, is_url, probe, zarr_target
 from admf_dask.dasktools.fs import resolve as resolve_loc
+from admf_dask.data.calendar import bar_label
 from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
 from admf_dask.pipeline.results import RunResult, open_run
@@ -358,8 +359,9 @@ def run(
                         "source": cfg.data.source,
                         "fingerprint": data.attrs.get("fingerprint"),
                         "symbols": [str(s) for s in data.symbol.values],
-                        "start": str(data.time.values[0])[:10],
-                        "end": str(data.time.values[-1])[:10],
+                        # a date; intraday bars: the full time (docs/TIME.md)
+                        "start": bar_label(data.time.values[0], data.attrs.get("frequency")),
+                        "end": bar_label(data.time.values[-1], data.attrs.get("frequency")),
                         "bars": int(data.sizes["time"]),
                         "frequency": data.attrs.get("frequency"),  # docs/TIME.md
                         "periods_per_year": book.periods_per_year,
@@ -413,6 +415,9 @@ def _public_config(cfg: PipelineConfig) -> dict[str, Any]:
     for section in ("data", "output"):
         if dumped.get(section, {}).get("storage_options"):
             dumped[section]["storage_options"] = redact(dumped[section]["storage_options"])
+    for spec in (dumped.get("strategies") or {}).values():  # a replayed file's URL options
+        if isinstance(spec, dict) and spec.get("storage_options"):
+            spec["storage_options"] = redact(spec["storage_options"])
     return dumped
 
 

@@ -253,3 +253,41 @@ def test_graph_of_big_replayed_signals_is_small_and_holds_no_value_arrays(tmp_pa
     assert sum(len(f) for f in dumps(graph)) < 1_000_000
     block = arr.blocks[1].compute()  # bars 252..503: rows at bars 280, 320, ...
     assert (block[280 - 252] != 0).all() and (block[0] == 0).all()
+
+
+def test_an_unset_storage_options_leaves_the_spec_and_cache_key_as_before():
+    from admf_dask.strategies import validate_strategy_spec
+
+    spec = {"kind": "signals", "path": "s.parquet"}
+    want = {"kind": "signals", "path": "s.parquet", "date_format": None}
+    assert validate_strategy_spec("r", spec, None) == want
+    assert validate_strategy_spec("r", {**spec, "storage_options": {}}, None) == want
+    got = validate_strategy_spec("r", {**spec, "storage_options": {"anon": True}}, None)
+    assert got["storage_options"] == {"anon": True}
+
+
+def test_run_json_masks_a_replay_urls_credentials(small_pipeline):
+    from admf_dask.config import load_pipeline
+    from admf_dask.pipeline.runner import _public_config
+
+    small_pipeline["strategies"]["rep"] = {
+        "kind": "signals",
+        "path": "s3://bucket/sig.parquet",
+        "storage_options": {"key": "AKIA-SECRET", "endpoint_url": "http://minio:9000"},
+    }
+    public = _public_config(load_pipeline(small_pipeline))["strategies"]["rep"]
+    assert public["storage_options"] == {"key": "***", "endpoint_url": "http://minio:9000"}
+
+
+def test_workers_on_other_machines_must_see_a_local_parquet_replay(tmp_path):
+    from admf_dask.cluster.reach import replay_inputs
+
+    pd.DataFrame({"time": [], "symbol": [], "signal": []}).to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "s.csv").write_text("time,symbol,signal\n")
+    strategies = {
+        "p": {"kind": "signals", "path": "s.parquet"},
+        "c": {"kind": "signals", "path": "s.csv"},  # the client reads a CSV
+        "u": {"kind": "signals", "path": "s3://bucket/s.parquet"},  # the store's own checks
+        "t": {"kind": "ma_crossover", "fast": "a", "slow": "b"},
+    }
+    assert replay_inputs(strategies, tmp_path) == {"strategies.p.path": tmp_path / "s.parquet"}
