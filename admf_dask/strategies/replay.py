@@ -128,7 +128,7 @@ def _parse_times(
             text, locate=lambda i: _row(label, i), date_format=date_format, option=option
         )
         times = pd.DatetimeIndex(parsed.values)
-        i = int(np.argmax(parsed.bad))
+        i = int(np.argmax(parsed.bad)) if len(parsed.bad) else 0  # a file without rows
         if parsed.bad.any() and date_format is not None:
             raise DataError(
                 _row(label, i),

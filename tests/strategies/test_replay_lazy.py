@@ -153,7 +153,7 @@ def _faulty(market, rng) -> pd.DataFrame:
 def test_the_first_error_in_the_eager_order_across_parts(market, tmp_path, fmt):
     seen = set()
     path = tmp_path / f"sig.{fmt}"
-    for seed in range(24):
+    for seed in range(14):
         df = _faulty(market, np.random.default_rng(seed))
         if fmt == "csv":
             df.to_csv(path, index=False)
@@ -164,6 +164,17 @@ def test_the_first_error_in_the_eager_order_across_parts(market, tmp_path, fmt):
             seen.add(line.split(": ", 1)[-1].split(" ")[0] if line else "ok")
             seen.add("two" if "two signals" in line else "not a bar" if "not a bar" in line else "")
     assert {"ok", "two", "not a bar", "unknown", "signal", "unparseable"} <= seen, seen
+
+
+@pytest.mark.parametrize("name", ["e.csv", "e.parquet"])
+def test_a_file_without_rows_replays_zeros(market, tmp_path, name):
+    empty = pd.DataFrame({"time": pd.Series([], dtype=str), "symbol": [], "signal": []})
+    if name.endswith(".csv"):
+        empty.to_csv(tmp_path / name, index=False)
+    else:
+        empty.astype({"time": "datetime64[ns]"}).to_parquet(tmp_path / name)
+    assert _same_outcome(market, tmp_path / name, name) == ""
+    assert not _lazy(market, tmp_path / name, name).compute().any()
 
 
 def test_duplicates_across_row_groups_name_the_eager_rows(market, tmp_path):
