@@ -3,92 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import yaml
-
-BIN = Path(sys.executable).parent
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        args, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+from _deploy import start_proc, start_scheduler, stop_proc, wait_for_workers, worker_command
 
 
 @pytest.fixture
 def deployment(tmp_path):
     """`dask scheduler` and two `dask worker` processes (one tagged ML) on loopback."""
-    sched_file = tmp_path / "scheduler.json"
-    procs = [
-        _start(
-            [
-                str(BIN / "dask"),
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            tmp_path / "scheduler.log",
-        )
-    ]
+    sched, address = start_scheduler(tmp_path)
+    procs = [sched]
     try:
-        deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        assert sched_file.exists(), (tmp_path / "scheduler.log").read_text()
-        address = json.loads(sched_file.read_text())["address"]
         for name, extra in (("ml-0", ["--resources", "ML=1"]), ("cpu-1", [])):
-            procs.append(
-                _start(
-                    [
-                        str(BIN / "dask"),
-                        "worker",
-                        address,
-                        "--host",
-                        "127.0.0.1",
-                        "--nthreads",
-                        "1",
-                        "--nworkers",
-                        "1",
-                        "--name",
-                        name,
-                        "--memory-limit",
-                        "3GiB",
-                        *extra,
-                    ],
-                    tmp_path / f"{name}.log",
-                )
-            )
-        from distributed import Client
-
-        with Client(address, timeout="30s") as c:
-            c.wait_for_workers(2, timeout=60)
+            options = ["--nthreads", "1", "--nworkers", "1", "--name", name]
+            options += ["--memory-limit", "3GiB", *extra]
+            procs.append(start_proc(worker_command(address, *options), tmp_path / f"{name}.log"))
+        wait_for_workers(address, 2, [tmp_path / "ml-0.log", tmp_path / "cpu-1.log"])
         yield address
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop_proc(p)
 
 
 def test_run_on_existing_scheduler(tmp_path, small_pipeline, deployment):

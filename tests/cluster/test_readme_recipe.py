@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import psutil
+from _deploy import BIN, start_proc, stop_proc, wait_for_workers, wait_scheduler
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-BIN = Path(sys.executable).parent
 
 
 def _recipe() -> list[list[str]]:
@@ -58,42 +53,18 @@ def test_readme_cluster_recipe_listens_on_loopback_only(tmp_path):
     sched = [a if a != "8786" else "0" for a in sched] + ["--scheduler-file", str(sched_file)]
     sched = [re.sub(r":8787$", ":0", a) for a in sched]
     procs: list[subprocess.Popen] = []
-
-    def start(argv: list[str], name: str) -> None:
-        log = (tmp_path / f"{name}.log").open("w")
-        procs.append(
-            subprocess.Popen(
-                [str(BIN / "dask"), *argv[1:]],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-
     try:
-        start(sched, "scheduler")
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            assert procs[0].poll() is None, (tmp_path / "scheduler.log").read_text()
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        for i, argv in enumerate(workers):
-            start([a.replace("tcp://127.0.0.1:8786", address) for a in argv], f"worker{i}")
-        from distributed import Client
-
-        with Client(address, timeout="30s") as c:
-            c.wait_for_workers(len(workers), timeout=60)
+        procs.append(start_proc([str(BIN / "dask"), *sched[1:]], tmp_path / "scheduler.log"))
+        address = wait_scheduler(procs[0], sched_file, tmp_path / "scheduler.log")
+        logs = [tmp_path / f"worker{i}.log" for i in range(len(workers))]
+        for argv, log in zip(workers, logs, strict=True):
+            argv = [a.replace("tcp://127.0.0.1:8786", address) for a in argv]
+            procs.append(start_proc([str(BIN / "dask"), *argv[1:]], log))
+        wait_for_workers(address, len(workers), logs)
         sockets = _listening(_tree(procs))
         # scheduler + its dashboard, and per worker: nanny, worker, worker dashboard
         assert len(sockets) >= 2 + 3 * len(workers), sockets
         assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
     finally:
         for p in reversed(procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
+            stop_proc(p)

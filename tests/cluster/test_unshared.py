@@ -10,13 +10,11 @@ written and read by the workers on the store itself.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_existing_scheduler import BIN, _start, _stop
+from _deploy import start_proc, start_scheduler, stop_proc, wait_for_workers, worker_command
 
 import admf_dask as ad
 from admf_dask.errors import ConfigError
@@ -53,56 +51,18 @@ def unshared_cluster(logs: Path, hidden: list[Path]) -> Iterator[str]:
     if UNSHARE is None:
         pytest.fail("unshare (util-linux) is needed for this test")
     logs.mkdir(exist_ok=True)
-    sched_file = logs / "scheduler.json"
-    procs = [
-        _start(
-            [
-                str(BIN / "dask"),
-                "scheduler",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--scheduler-file",
-                str(sched_file),
-            ],
-            logs / "scheduler.log",
-        )
-    ]
+    sched, address = start_scheduler(logs)
+    procs = [sched]
     try:
-        deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        assert sched_file.exists(), (logs / "scheduler.log").read_text()
-        address = json.loads(sched_file.read_text())["address"]
         mounts = " && ".join(f"mount -t tmpfs tmpfs {shlex.quote(str(h))}" for h in hidden)
-        worker = shlex.join(
-            [
-                str(BIN / "dask"),
-                "worker",
-                address,
-                "--host",
-                "127.0.0.1",
-                "--nworkers",
-                "2",
-                "--nthreads",
-                "1",
-                "--memory-limit",
-                "2GiB",
-            ]
-        )
+        options = ["--nworkers", "2", "--nthreads", "1", "--memory-limit", "2GiB"]
+        worker = shlex.join(worker_command(address, *options))
         script = f"{mounts} && exec {worker}" if hidden else f"exec {worker}"
-        procs.append(_start([UNSHARE, "-m", "sh", "-c", script], logs / "workers.log"))
+        procs.append(start_proc([UNSHARE, "-m", "sh", "-c", script], logs / "workers.log"))
+        wait_for_workers(address, 2, [logs / "workers.log"])
         from distributed import Client
 
-        with Client(address, timeout="30s") as c:
-            try:
-                c.wait_for_workers(2, timeout=60)
-            except TimeoutError:
-                pytest.fail((logs / "workers.log").read_text()[-3000:])
-
+        with Client(address, timeout="30s", set_as_default=False) as c:
             # the workers really do not see the client's files there
             def _names(path: str) -> list[str]:  # local: sent by value to the workers
                 import os
@@ -114,7 +74,7 @@ def unshared_cluster(logs: Path, hidden: list[Path]) -> Iterator[str]:
         yield address
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop_proc(p)
 
 
 @dataclass(frozen=True)

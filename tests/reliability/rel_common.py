@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from _deploy import start_proc, start_scheduler, stop_proc, wait_for_workers, worker_command
 
-BIN = Path(sys.executable).parent
 FIELDS = ("open", "high", "low", "close", "volume")
 
 #: a small valid pipeline on the synthetic market (fails nowhere; cases break one thing)
@@ -88,29 +83,6 @@ def to_dataset(df: pd.DataFrame):
 # ----------------------------------------------------------------------------- deployment
 
 
-def start_proc(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-    """Start a process in its own session (its group can be killed as a whole)."""
-    return subprocess.Popen(
-        args,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=None if env is None else {**os.environ, **env},
-    )
-
-
-def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 @contextlib.contextmanager
 def deployment(
     folder: Path,
@@ -121,42 +93,17 @@ def deployment(
 ) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
     """`dask scheduler` + one `dask worker` per name on 127.0.0.1; all stopped on exit.
 
-    `env` (dask config variables) goes to every process. Yields the scheduler address and ``{worker name: Popen}`` (each its own process group:
-    nanny and worker die together with ``os.killpg``).
+    `env` (dask config variables) goes to every process. Yields the scheduler address and
+    ``{worker name: Popen}`` (each its own process group: nanny and worker die together with
+    ``os.killpg``).
     """
-    sched_file = folder / "scheduler.json"
-    sched = start_proc(
-        [
-            str(BIN / "dask"),
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--dashboard-address",
-            "127.0.0.1:0",
-            "--scheduler-file",
-            str(sched_file),
-        ],
-        folder / "scheduler.log",
-        env=env,
-    )
+    sched, address = start_scheduler(folder, env=env)
     procs: dict[str, subprocess.Popen] = {}
     try:
-        deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            assert sched.poll() is None, (folder / "scheduler.log").read_text()
-            time.sleep(0.1)
-        assert sched_file.exists(), (folder / "scheduler.log").read_text()
-        address = json.loads(sched_file.read_text())["address"]
         for name, extra in workers.items():
             procs[name] = start_proc(
-                [
-                    str(BIN / "dask"),
-                    "worker",
+                worker_command(
                     address,
-                    "--host",
-                    "127.0.0.1",
                     "--nthreads",
                     "1",
                     "--nworkers",
@@ -167,15 +114,12 @@ def deployment(
                     memory_limit,
                     "--no-dashboard",
                     *extra,
-                ],
+                ),
                 folder / f"{name}.log",
                 env=env,
             )
         if wait:
-            from distributed import Client
-
-            with Client(address, timeout="30s") as c:
-                c.wait_for_workers(len(workers), timeout=60)
+            wait_for_workers(address, len(workers), [folder / f"{n}.log" for n in workers])
         yield address, procs
     finally:
         for p in procs.values():
