@@ -210,6 +210,7 @@ def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
         try:
             if early:
                 _start_workers_server(args)
+                _import_arrays(args)
             _setup_logging()
             outcome["rc"] = _command(args)
         except BaseException as exc:  # noqa: BLE001 - handed over to the main thread
@@ -248,6 +249,16 @@ def _start_workers_server(args: argparse.Namespace) -> None:
 
         with contextlib.suppress(Exception):  # only a head start: the run starts it otherwise
             start_forkserver()
+
+
+def _import_arrays(args: argparse.Namespace) -> None:
+    """The commands that build dask arrays import ``dask.array`` without the scipy modules it
+    would register and the engine never uses (`admf_dask.cluster._server.import_dask_array`);
+    this process runs the engine's code only."""
+    if args.command in ("run", "validate"):
+        from admf_dask.cluster._server import import_dask_array
+
+        import_dask_array()
 
 
 _INTERRUPTED = {
@@ -381,19 +392,18 @@ def _command(args: argparse.Namespace) -> int:
         overrides = list(args.overrides)
         if args.address:
             overrides.append(f"cluster.address={args.address}")
+        from admf_dask.config import load_pipeline
         from admf_dask.dasktools.fs import refuse_process_local
 
         if args.out is not None:
             refuse_process_local(args.out, "--out")
-        else:
-            from admf_dask.config import load_pipeline
-
-            refuse_process_local(load_pipeline(args.pipeline, overrides).output.path, "output.path")
+        cfg = load_pipeline(args.pipeline, overrides)  # the file is read once: run takes cfg
+        if args.out is None:
+            refuse_process_local(cfg.output.path, "output.path")
         reporter = RichReporter(quiet=args.quiet)
         result = run(
-            args.pipeline,
+            cfg,
             out=args.out,
-            overrides=overrides,
             reporter=reporter,
             profile=args.profile,
             strict=args.strict,
