@@ -414,7 +414,10 @@ def _check_part(
     part's distinct times and symbol columns, the bars it touches, its first duplicate and its
     rows at times inside the bars' span that are not bars.
     """
-    df = _frame(source, reading)
+    try:
+        df = _frame(source, reading)
+    except DataError as e:  # returned, not raised: a task failing on a worker logs it there
+        return {"error": ((-1, part.start), e.where, e.what, e.fix)}
     label = reading.label
     tcol, scol, vcol = reading.cols
 
