@@ -237,6 +237,18 @@ def test_a_url_is_read_in_tasks_with_its_storage_options(market, tmp_path):
 
         loc = resolve_path(spec["path"], None, "strategies.r.path")
         assert file_hash(loc) == file_hash(tmp_path / "sig.parquet")
+        # the signal check's diagnosis reads the URL's time column too
+        from admf_dask.strategies.diagnose import check_signals
+
+        late = df.assign(time=df["time"] + pd.Timedelta(hours=16))
+        fs.pipe("/replay-test/late.parquet", late.to_parquet())
+        ctx = StrategyContext()
+        spec = {**spec, "path": "memory://replay-test/late.parquet"}
+        check_signals(compute_signals(market, feats, {"late": spec}, ctx), market, feats, ctx)
+        assert ctx.warnings == [
+            f"strategy 'late': 0 of {len(df)} signal rows match a bar of the data "
+            "(times 16:00:00 vs bars at 00:00:00)"
+        ]
     finally:
         fs.rm("/replay-test", recursive=True)
 
