@@ -11,6 +11,9 @@ import pytest
 
 from admf_dask.dasktools import WORKER_PLUGIN
 
+#: seconds a restart may take (distributed's default: 4 x the connect timeout, 120 s)
+RESTART_TIMEOUT = 300
+
 
 def _state(dask_worker) -> dict:
     import sys
@@ -66,7 +69,12 @@ def plugin_client():
 
     from admf_dask.cluster import make_local_cluster
     from admf_dask.config.models import ClusterConfig
+    from admf_dask.portfolio import warm_kernels
 
+    # numba's cache filled here first (a cold or stale one is compiled once, in this process):
+    # the workers' setups then load the kernels from it, also under the timeout of a restart,
+    # instead of each compiling them there (minutes on a loaded machine)
+    warm_kernels()
     cluster = make_local_cluster(
         ClusterConfig(
             n_workers=2,
@@ -88,7 +96,8 @@ def test_workers_start_warm_and_own_the_fold_model_cache(plugin_client):
 
 def test_restarted_workers_come_back_warm(plugin_client):
     before = {n: s["pid"] for n, s in _by_name(plugin_client).items()}
-    plugin_client.restart()
+    # the workers count as back once set up again: the timeout covers their warm-up too
+    plugin_client.restart(timeout=RESTART_TIMEOUT)
     after = _by_name(plugin_client)
     assert all(after[n]["pid"] != before[n] for n in before)
     _check_ready(after)
