@@ -194,6 +194,25 @@ def test_task_grouping_keeps_numbers(market, book, expected, tmp_path, monkeypat
     assert "part-b00000-c00004.parquet" in names and "part-b00000-c00001.parquet" not in names
 
 
+def test_orders_written_row_group_by_row_group(market, book, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from admf_dask.portfolio import tasks
+
+    whole = _run(market, book, tmp_path, "rg1", time_chunk=100)
+    monkeypatch.setattr(tasks, "ROW_GROUP", 64)  # many row groups per file
+    parts = _run(market, book, tmp_path, "rg2", time_chunk=100)
+    names = sorted(p.name for p in whole.orders_path.iterdir())
+    assert names == sorted(p.name for p in parts.orders_path.iterdir())
+    for name in names:
+        a = pq.ParquetFile(whole.orders_path / name)
+        b = pq.ParquetFile(parts.orders_path / name)
+        assert b.metadata.num_rows == a.metadata.num_rows > 64
+        assert b.metadata.num_row_groups == -(-a.metadata.num_rows // 64)
+        assert b.schema_arrow == a.schema_arrow
+        pd.testing.assert_frame_equal(b.read().to_pandas(), a.read().to_pandas())
+
+
 def test_distributed_client_same_numbers(market, book, expected, tmp_path):
     import distributed
 
