@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from admf_dask.config.models import DataConfig, is_intraday, step_name
-from admf_dask.data.validate import in_ns_range
+from admf_dask.data.dates import as_time, time_unit
 from admf_dask.errors import ConfigError, DataError
 
 #: trading hours of synthetic intraday bars when ``data.session`` is not given
@@ -84,12 +84,13 @@ def synthetic_times(cfg: DataConfig) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Sorted unique datetime64[ns] times, one per bar.
+        Sorted unique times, one per bar: datetime64[ns], or datetime64[s] when they do not all
+        fit datetime64[ns] (`admf_dask.data.dates.time_unit`).
 
     Raises
     ------
     ConfigError
-        ``calendar_start`` is not a date, or the bars run past 2262-04-11 (datetime64[ns]).
+        ``calendar_start`` is not a date.
     """
     first = _first_day(cfg)
     freq = cfg.frequency or "1B"
@@ -98,19 +99,12 @@ def synthetic_times(cfg: DataConfig) -> np.ndarray:
     offsets = np.zeros(1, dtype="timedelta64[s]")
     if is_intraday(freq):
         offsets = bar_offsets(freq, cfg.session or DEFAULT_SESSION).astype("timedelta64[s]")
-    if not in_ns_range(np.concatenate([days[:1], days[-1:] + offsets[-1]])).all():
-        raise ConfigError(
-            "data.bars",
-            f"{cfg.bars} bars"
-            + (f" ({days.size} business days)" if is_intraday(freq) else " of business days")
-            + f" from {first.date()} run past 2262-04-11, the last date a datetime64[ns] time "
-            "axis can hold",
-            "use fewer bars or an earlier data.calendar_start (e.g. 1700-01-01)",
-        )
-    days = days.astype("datetime64[ns]")
+    # far dates (past 2262-04-11) give a datetime64[s] axis: docs/TIME.md
+    unit = time_unit(np.concatenate([days[:1], days[-1:] + offsets[-1]]))
+    days = as_time(days, unit)
     if not is_intraday(freq):
         return days
-    return (days[:, None] + offsets[None, :]).ravel()[: cfg.bars].astype("datetime64[ns]")
+    return as_time((days[:, None] + offsets[None, :]).ravel()[: cfg.bars], unit)
 
 
 def bar_vol_scale(cfg: DataConfig) -> float:
@@ -310,6 +304,26 @@ def time_attrs(cfg: DataConfig, times: np.ndarray, label: str) -> dict[str, Any]
     }
 
 
+def bar_label(time: np.datetime64, frequency: str | None) -> str:
+    """A bar's time as text for run.json: the date of daily (and longer) bars, ``2024-01-02``;
+    the full time of intraday bars, ``2024-01-02T09:30:00``.
+
+    Parameters
+    ----------
+    time : numpy.datetime64
+        The bar (any unit; past 2262 too).
+    frequency : str or None
+        The data's canonical frequency (``attrs["frequency"]``).
+
+    Returns
+    -------
+    str
+    """
+    if not is_intraday(frequency):
+        return str(time)[:10]
+    return str(np.datetime64(time, "s"))
+
+
 def periods_per_year(given: float | None, attrs: Mapping[str, Any] | None = None) -> float:
     """Bars per year for annualizing: the given value, else derived from the data's frequency.
 
@@ -343,6 +357,7 @@ def periods_per_year(given: float | None, attrs: Mapping[str, Any] | None = None
 __all__ = [
     "DEFAULT_SESSION",
     "TRADING_DAYS",
+    "bar_label",
     "bar_offsets",
     "bar_vol_scale",
     "bars_per_day",

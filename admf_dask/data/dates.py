@@ -1,4 +1,8 @@
-"""Text dates → datetime64[ns], one format for a whole column.
+"""Text dates → datetime64, one format for a whole column; the market's time unit.
+
+A time axis is datetime64[ns] when every time fits it (1677-09-22 to 2262-04-11: all data so
+far, unchanged), else datetime64[s] (`time_unit`, `as_time`: docs/TIME.md). Casting a far date
+to ``[ns]`` wraps around silently in numpy, so every cast of a market time goes through `as_time`.
 
 Parsing each value on its own (``pd.to_datetime(format="mixed")``) reads ``01/03/2000`` as
 3 January and ``13/03/2000`` as 13 March in the same column, so a day-first file lands half its
@@ -14,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +26,184 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from admf_dask.config.models import check_format
+from admf_dask.data.validate import NS_MAX as _NS_MAX
+from admf_dask.data.validate import NS_MIN as _NS_MIN
+from admf_dask.data.validate import in_ns_range
 from admf_dask.errors import DataError
 
 ISO = "ISO8601"  # pandas' own ISO 8601 parser (dates, times, offsets)
+
+
+def time_unit(values: np.ndarray) -> str:
+    """The unit of a time axis: ``"ns"`` when every time fits datetime64[ns], else ``"s"``.
+
+    Parameters
+    ----------
+    values : array-like of datetime64 (any unit; NaT ignored)
+
+    Returns
+    -------
+    str
+        ``"ns"`` or ``"s"``.
+    """
+    t = np.asarray(values)
+    if t.size == 0 or t.dtype == np.dtype("datetime64[ns]"):
+        return "ns"
+    if not np.issubdtype(t.dtype, np.datetime64):
+        t = t.astype("datetime64[us]")
+    return "ns" if (np.isnat(t) | in_ns_range(t)).all() else "s"
+
+
+def unit_of(values: np.ndarray | np.dtype) -> str:
+    """The unit of a datetime64 array or dtype (``"ns"``, ``"s"``, ...)."""
+    dtype = values if isinstance(values, np.dtype) else np.asarray(values).dtype
+    return np.datetime_data(dtype)[0]
+
+
+def as_time(
+    values: np.ndarray,
+    like: np.ndarray | np.dtype | str | None = None,
+    *,
+    where: str = "data",
+) -> np.ndarray:
+    """`values` as datetime64 at the market's unit, never wrapping around.
+
+    Parameters
+    ----------
+    values : array-like of datetime64 (any unit)
+        Times.
+    like : array, dtype or unit str, optional
+        Take this unit (the market's time axis); default `time_unit` of `values`.
+    where : str
+        The place named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        datetime64[ns] or datetime64[s].
+
+    Raises
+    ------
+    DataError
+        A time does not fit the unit: a time with a fraction of a second where the axis is held
+        in seconds (past 2262-04-11 or before 1677-09-22), or a far date on a ``[ns]`` axis.
+    """
+    t = np.asarray(values)
+    if not np.issubdtype(t.dtype, np.datetime64):
+        t = t.astype("datetime64[us]")
+    if like is None:
+        unit = time_unit(t)
+    elif isinstance(like, str):
+        unit = like
+    else:
+        unit = unit_of(like)
+    target = np.dtype(f"datetime64[{unit}]")
+    if t.dtype == target:
+        return t
+    if unit == "ns":
+        bad = ~(np.isnat(t) | in_ns_range(t))
+        if bad.any():
+            raise DataError(
+                where,
+                f"time {t[int(np.argmax(bad))].astype('datetime64[s]')} does not fit the "
+                "time axis (datetime64[ns], 1677-09-22 to 2262-04-11)",
+                "keep every time of a run on the same side of 2262-04-11",
+            )
+        return t.astype(target)
+    out = t.astype(target)
+    if np.datetime_data(t.dtype)[0] in ("ms", "us", "ns", "ps", "fs", "as"):
+        lost = ~np.isnat(t) & (out.astype(t.dtype) != t)
+        if lost.any():
+            raise DataError(
+                where,
+                f"time {t[int(np.argmax(lost))]} has a fraction of a second; times past "
+                "2262-04-11 (or before 1677-09-22) are held in whole seconds",
+                "round the bar times to whole seconds",
+            )
+    return out
+
+
+_NS_LOWEST = np.datetime64(np.iinfo(np.int64).min + 1, "ns")  # (the lowest int64 is NaT)
+_NS_HIGHEST = np.datetime64(np.iinfo(np.int64).max, "ns")
+
+
+def bound_on_axis(values: np.ndarray, like: np.ndarray | np.dtype | str) -> np.ndarray:
+    """Bounds (starts, exclusive stops) as times of an axis' unit, for exact comparisons.
+
+    ``t >= b`` and ``t < b`` keep their meaning for every time ``t`` of the axis: a bound between
+    two whole units rounds up, one outside datetime64[ns]'s range (on a ``[ns]`` axis) becomes
+    its lowest or highest time; NaT stays NaT. Numpy would compare mixed units in the finer one,
+    where a far date wraps around.
+
+    Parameters
+    ----------
+    values : array-like of datetime64 (any unit)
+        The bounds.
+    like : array, dtype or unit str
+        The axis (or its unit).
+
+    Returns
+    -------
+    numpy.ndarray
+        datetime64 at the axis' unit.
+    """
+    t = np.asarray(values)
+    unit = like if isinstance(like, str) else unit_of(like)
+    target = np.dtype(f"datetime64[{unit}]")
+    if t.dtype == target:
+        return t
+    nat = np.isnat(t)
+    if unit == "ns":
+        sec = t.astype("datetime64[s]")
+        below, above = ~nat & (sec < _NS_MIN), ~nat & (sec > _NS_MAX)
+        safe = np.where(below | above, np.datetime64(0, "s").astype(t.dtype), t)
+        out = safe.astype(target)
+        out[below], out[above] = _NS_LOWEST, _NS_HIGHEST
+        return out
+    out = t.astype(target)
+    up = ~nat & (out.astype(t.dtype) < t)  # (exact: the coarse unit fits any finer value here)
+    out[up] += np.timedelta64(1, unit)
+    return out
+
+
+def open_zarr(target: Any, **kwargs: Any) -> Any:
+    """``xarray.open_zarr`` whose times come back at the store's unit (docs/TIME.md).
+
+    xarray decodes CF times to datetime64[ns]; a store whose times do not fit (written from a
+    datetime64[s] axis, past 2262-04-11) cannot be decoded so (or becomes cftime objects where
+    cftime is installed): such a store is opened again with its times decoded to seconds.
+
+    Parameters
+    ----------
+    target : str, path or zarr store
+        As for ``xarray.open_zarr``.
+    **kwargs
+        Passed on to ``xarray.open_zarr``.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    import xarray as xr
+
+    try:
+        ds = xr.open_zarr(target, **kwargs)
+    except (ValueError, OverflowError) as e:
+        first: Exception | None = e
+    else:
+        if not any(
+            v.dtype == object and "since" in str(v.encoding.get("units", ""))
+            for v in ds.variables.values()
+        ):
+            return ds
+        first = None
+    seconds = xr.coders.CFDatetimeCoder(time_unit="s")
+    try:
+        return xr.open_zarr(target, decode_times=seconds, **kwargs)
+    except (ValueError, OverflowError):
+        if first is not None:
+            raise first from None
+        raise
 
 
 def _candidates() -> tuple[str, ...]:
@@ -51,7 +231,8 @@ class ParsedDates:
     Attributes
     ----------
     values : numpy.ndarray
-        datetime64[ns]; NaT where the cell is blank or does not match `format`.
+        datetime64[ns] (datetime64[s] when a date does not fit it: `time_unit`); NaT where the
+        cell is blank or does not match `format`.
     bad : numpy.ndarray
         bool: the cell is not blank and does not match `format` (the caller reports the first).
     format : str
@@ -113,7 +294,8 @@ def _convert(text: pd.Series | np.ndarray, fmt: str) -> np.ndarray:
             )
     if isinstance(out.dtype, pd.DatetimeTZDtype):
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    return np.asarray(out.to_numpy(dtype="datetime64[ns]"))
+    # pandas' own unit (a far date does not fit [ns]): `parse_dates` gives the market's unit
+    return np.asarray(out.to_numpy())
 
 
 def parse_dates(
@@ -156,7 +338,7 @@ def parse_dates(
             values = _convert(arr.to_numpy(zero_copy_only=False), ISO)
             bad = np.isnat(values) & ~blank
             if not bad.any():
-                return ParsedDates(values, bad, ISO)
+                return ParsedDates(_market(values, locate), bad, ISO)
     # Distinct values once (Arrow's hash encoding); each format is tried on those only.
     encoded = pc.dictionary_encode(arr)
     codes = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
@@ -167,9 +349,27 @@ def parse_dates(
     else:
         fmt, parsed = _infer(uniques, codes, locate, option)
     filled = codes >= 0
-    values = np.full(codes.shape, np.datetime64("NaT", "ns"))
+    values = np.full(codes.shape, np.datetime64("NaT"), dtype=parsed.dtype)
     values[filled] = parsed[codes[filled]]
-    return ParsedDates(values, np.isnat(values) & filled, fmt)
+    return ParsedDates(_market(values, locate), np.isnat(values) & filled, fmt)
+
+
+def _market(values: np.ndarray, locate: Callable[[int], str]) -> np.ndarray:
+    """Parsed times at the market's unit (`time_unit`); a lost fraction of a second is named by
+    its row."""
+    unit = time_unit(values)
+    out = values.astype(f"datetime64[{unit}]")
+    if unit == "s":
+        lost = ~np.isnat(values) & (out.astype(values.dtype) != values)
+        if lost.any():
+            i = int(np.argmax(lost))
+            raise DataError(
+                locate(i),
+                f"time {values[i]} has a fraction of a second: times past 2262-04-11 (or "
+                "before 1677-09-22) are held in whole seconds",
+                "round the bar times to whole seconds",
+            )
+    return out
 
 
 def _infer(
@@ -200,7 +400,7 @@ def _infer(
                 _ambiguous(
                     values[int(np.argmax(differs))], uniques, codes, fmt, other, locate, option
                 )
-        out = np.full(uniques.shape, np.datetime64("NaT", "ns"))
+        out = np.full(uniques.shape, np.datetime64("NaT"), dtype=parsed.dtype)
         out[real] = parsed
         return fmt, out
     return fmt, _convert(uniques, fmt)
@@ -226,4 +426,16 @@ def _ambiguous(
     )
 
 
-__all__ = ["CANDIDATES", "ISO", "ParsedDates", "check_format", "describe", "parse_dates"]
+__all__ = [
+    "CANDIDATES",
+    "ISO",
+    "ParsedDates",
+    "as_time",
+    "bound_on_axis",
+    "check_format",
+    "describe",
+    "open_zarr",
+    "parse_dates",
+    "time_unit",
+    "unit_of",
+]

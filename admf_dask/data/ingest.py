@@ -9,8 +9,8 @@ convert in three steps, each with bounded memory whatever the file's size:
 2. the time format is inferred from all distinct times at once (as the eager reader does from
    the whole column) and the raw file is checked by the lazy Parquet reader's row-group tasks:
    the same messages as reading the CSV directly, naming the CSV's rows;
-3. tasks write one typed part per row group (datetime64[ns] times, float64 values, the line
-   column) and a manifest; the folder is put in place in one rename.
+3. tasks write one typed part per row group (datetime64[ns] times, [s] past 2262, float64
+   values, the line column) and a manifest; the folder is put in place in one rename.
 
 A Parquet store rather than a dense Zarr grid: the blocks are written as they are read, with no
 first pass for the time axis and symbol list, a long table of sparse symbols stays small, and
@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from admf_dask.data.dates import as_time
 from admf_dask.data.parquet import LINE_COLUMN, LazyLong, Part, Reading, open_parquet
 from admf_dask.data.validate import FIELDS, check_time_range, map_columns
 from admf_dask.errors import DataError, InputError
@@ -295,7 +296,8 @@ def date_lookup(
     Returns
     -------
     tuple of numpy.ndarray
-        The texts sorted and their datetime64[ns] as int64 (`open_parquet`'s ``date_text``).
+        The texts sorted and their datetime64 (ns, or s past 2262: `open_parquet`'s
+        ``date_text``).
 
     Raises
     ------
@@ -310,7 +312,7 @@ def date_lookup(
     values = check_time_range(_parse_time(col, locate, date_format), locate)
     keys = np.asarray(texts, dtype=str)
     order = np.argsort(keys, kind="stable")
-    return keys[order], values.view(np.int64)[order]
+    return keys[order], values[order]
 
 
 # ----------------------------------------------------------------------------- writing
@@ -323,8 +325,9 @@ def _write_part(part: Part, reading: Reading, path: Path) -> int:
     where = _part_locate(part, reading, table)
     cols = reading.cols
     out = {
+        # timestamp[ns], or [s] for a table past 2262 (docs/TIME.md)
         "time": pa.array(
-            _decode_time(table.column(cols["time"]), reading, where), pa.timestamp("ns")
+            as_time(_decode_time(table.column(cols["time"]), reading, where), reading.unit)
         ),
         "symbol": _symbols(table, reading),
         **{f: pa.array(_numbers(table.column(cols[f]), f, where)) for f in FIELDS},

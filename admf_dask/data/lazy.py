@@ -29,6 +29,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from admf_dask.data import _synthetic
+from admf_dask.data.dates import as_time, open_zarr
 from admf_dask.data.validate import FIELDS, check_bars
 from admf_dask.errors import DataError
 
@@ -251,7 +252,7 @@ def synthetic_source(
             out[f] = da.Array(hlg, name, chunks, dtype=np.float64, meta=meta)
         return out
 
-    return LazySource(np.asarray(time).astype("datetime64[ns]"), list(symbols), token, build)
+    return LazySource(as_time(time), list(symbols), token, build)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -287,12 +288,11 @@ class ZarrLocator:
         n_sym = len(self.symbols)
 
         def locate(i: int) -> str:
-            import xarray as xr
 
             row = row0 + i // n_sym
             try:
-                store = xr.open_zarr(self.path, storage_options=self.storage_options)
-                t = np.asarray(store["time"].values)[self.rows].astype("datetime64[ns]")[row]
+                store = open_zarr(self.path, storage_options=self.storage_options)
+                t = as_time(np.asarray(store["time"].values)[self.rows])[row]
                 when = f"time={str(t)[:19]}"
             except Exception:  # noqa: BLE001 - the store went away meanwhile: name the row
                 when = f"row {row + 1}"

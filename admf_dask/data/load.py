@@ -22,9 +22,10 @@ from pydantic import BaseModel, ValidationError
 from admf_dask.config.models import DataConfig
 from admf_dask.data import lazy, sources
 from admf_dask.data._synthetic import symbol_names
+from admf_dask.data.dates import as_time, bound_on_axis
 from admf_dask.data.lazy import LazySource
 from admf_dask.data.sources import Dense, LongTable
-from admf_dask.data.validate import FIELDS
+from admf_dask.data.validate import FIELDS, in_ns_range
 from admf_dask.errors import ConfigError, DataError, did_you_mean
 
 # attrs key of a lazily read file's bar checks, pending until its fingerprint is computed
@@ -236,7 +237,7 @@ def _lazy_dataset(
 ) -> xr.Dataset:
     if time.size == 0 or not names:
         raise DataError("data", "no bars", "check the data source")
-    coords = {"time": time.astype("datetime64[ns]"), "symbol": np.array(names, dtype=object)}
+    coords = {"time": as_time(time), "symbol": np.array(names, dtype=object)}
     data_vars = {f: (("time", "symbol"), arrays[f]) for f in FIELDS}
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs))
 
@@ -318,7 +319,7 @@ def fingerprint(ds: xr.Dataset, client: Any = None) -> str:
         equal data gives an equal token in any process and whatever the chunking; any changed
         value, date, symbol or source changes it.
     """
-    time = np.asarray(ds["time"].values).astype("datetime64[ns]")
+    time = as_time(ds["time"].values)
     # Fixed-width unicode: object arrays would be pickled, which is not guaranteed stable.
     symbols = np.asarray([str(s) for s in np.asarray(ds["symbol"].values).tolist()], dtype=str)
     variables = [*FIELDS, *(["universe"] if "universe" in ds.data_vars else [])]
@@ -443,7 +444,8 @@ def _parse_date(text: str | None, key: str) -> pd.Timestamp | None:
 
 
 def _window(cfg: DataConfig) -> tuple[np.datetime64 | None, np.datetime64 | None]:
-    """``[start, stop)`` as datetime64[ns]; an end at midnight (a date) keeps that whole day."""
+    """``[start, stop)`` as datetime64 (`_bound`); an end at midnight (a date) keeps that whole
+    day."""
     start = _parse_date(cfg.start, "data.start")
     end = _parse_date(cfg.end, "data.end")
     if start is not None and end is not None and start > end:
@@ -454,12 +456,24 @@ def _window(cfg: DataConfig) -> tuple[np.datetime64 | None, np.datetime64 | None
         )
     stop = None
     if end is not None:
-        stop = end + pd.Timedelta(days=1) if end == end.normalize() else end + pd.Timedelta(1, "ns")
-    return _ns(start), _ns(stop)
+        if end == end.normalize():
+            stop = end + pd.Timedelta(days=1)
+        else:  # just after `end`: its own finest step where ns cannot hold it (far dates)
+            stop = end + pd.Timedelta(1, "ns" if _fits_ns(end) else end.unit)
+    return _bound(start), _bound(stop)
 
 
-def _ns(t: pd.Timestamp | None) -> np.datetime64 | None:
-    return None if t is None else np.datetime64(t.as_unit("ns").to_datetime64(), "ns")
+def _fits_ns(t: pd.Timestamp) -> bool:
+    return bool(in_ns_range(np.array([t.to_datetime64()]))[0])
+
+
+def _bound(t: pd.Timestamp | None) -> np.datetime64 | None:
+    """datetime64[ns] as always; a date past 2262-04-11 keeps its own unit (docs/TIME.md)."""
+    if t is None:
+        return None
+    if _fits_ns(t):
+        return np.datetime64(t.as_unit("ns").to_datetime64(), "ns")
+    return t.to_datetime64()
 
 
 def _in_window(
@@ -467,9 +481,9 @@ def _in_window(
 ) -> np.ndarray:
     keep = np.ones(time.shape, dtype=bool)
     if start is not None:
-        keep &= time >= start
+        keep &= time >= bound_on_axis(start, time)
     if stop is not None:
-        keep &= time < stop
+        keep &= time < bound_on_axis(stop, time)
     return keep
 
 
@@ -557,7 +571,7 @@ def _dataset(dense: Dense, attrs: dict[str, str]) -> xr.Dataset:
     if dense.time.size == 0 or not dense.symbols:
         raise DataError("data", "no bars", "check the data source")
     coords = {
-        "time": dense.time.astype("datetime64[ns]"),
+        "time": as_time(dense.time),
         "symbol": np.array(dense.symbols, dtype=object),
     }
     data_vars = {f: (("time", "symbol"), np.asarray(dense.values[f], np.float64)) for f in FIELDS}

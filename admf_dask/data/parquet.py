@@ -19,7 +19,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from admf_dask.dasktools.fs import Loc
+from admf_dask.data.dates import as_time, unit_of
 from admf_dask.data.validate import FIELDS, check_bars, check_time_range, map_columns
 from admf_dask.errors import DataError
 
@@ -64,7 +65,8 @@ class Reading:
     cols: dict[str, str]  # canonical -> the table's column
     label: str  # messages of an ingested store name the CSV (``prices.csv row 17``)
     lines: bool  # the parts carry `LINE_COLUMN`
-    date_text: tuple[np.ndarray, np.ndarray] | None  # text dates: trimmed text -> ns, sorted
+    date_text: tuple[np.ndarray, np.ndarray] | None  # text dates: trimmed text -> time, sorted
+    unit: str = "ns"  # of the table's times: s when one is past 2262 (docs/TIME.md)
 
     def columns(self) -> list[str]:
         return list(self.cols.values()) + ([LINE_COLUMN] if self.lines else [])
@@ -105,7 +107,7 @@ class LazyLong:
             found += list(dask.compute(mixed)[0])
         if not found:
             return self.time[:0]
-        return np.unique(np.concatenate(found)).view("datetime64[ns]")
+        return np.unique(np.concatenate(found)).view(self.time.dtype)
 
     def source(
         self,
@@ -158,7 +160,7 @@ class LazyLong:
         dict of str to dask.array.Array
             float64 (time, symbol) per field; a bar absent from the table is NaN in all five.
         """
-        t = np.asarray(time).astype("datetime64[ns]").view(np.int64)
+        t = as_time(time, self.reading.unit).view(np.int64)
         if isinstance(bounds, int):
             bounds = list(range(0, t.size, bounds)) + [t.size]
         bounds = [int(b) for b in bounds]
@@ -234,7 +236,7 @@ def open_parquet(
         then name its rows (the store keeps each row's CSV line).
     date_text : tuple of numpy.ndarray, optional
         For a text time column already parsed as a whole (`admf_dask.data.ingest`): the sorted
-        distinct trimmed texts and their datetime64[ns] values as int64.
+        distinct trimmed texts and their datetime64 values (one unit: `time_unit`).
 
     Returns
     -------
@@ -308,13 +310,14 @@ def open_parquet(
     schema = dataset.schema
     reading = Reading(schema, cols, source_label or label, lines, None)
     time_type = schema.field(cols["time"]).type
+    if date_text is None and not (pa.types.is_timestamp(time_type) or pa.types.is_date(time_type)):
+        date_text = _text_dates(dataset, parts, reading, date_format)
     if date_text is not None:
-        reading = Reading(schema, cols, reading.label, lines, date_text)
-    elif not (pa.types.is_timestamp(time_type) or pa.types.is_date(time_type)):
-        reading = Reading(
-            schema, cols, reading.label, lines, _text_dates(dataset, parts, reading, date_format)
-        )
+        reading = Reading(schema, cols, reading.label, lines, date_text, unit_of(date_text[1]))
     results = dask.compute([dask.delayed(_check_part)(p, reading) for p in parts])[0]
+    if any(r.get("far") for r in results):  # a time past 2262: the whole table in seconds
+        reading = replace(reading, unit="s")
+        results = dask.compute([dask.delayed(_check_part)(p, reading) for p in parts])[0]
     errors = [r["error"] for r in results if r["error"] is not None]
     if errors:
         _, where, what, fix = min(errors, key=lambda e: e[0])
@@ -322,7 +325,7 @@ def open_parquet(
     part_times = [r["times"] for r in results]
     part_symbols = [set(r["symbols"]) for r in results]
     _check_duplicates(parts, reading, results, part_times, part_symbols)
-    time = np.unique(np.concatenate(part_times)).view("datetime64[ns]")
+    time = np.unique(np.concatenate(part_times)).view(f"datetime64[{reading.unit}]")
     symbols = sorted(set().union(*part_symbols))
     token = tokenize("admf-dask lazy parquet v1", ident, cols, date_format, reading.label)
     return LazyLong(time, symbols, token, parts, reading, part_times, part_symbols)
@@ -352,7 +355,7 @@ def _text_dates(
     first[codes[ok][::-1]] = np.flatnonzero(ok)[::-1]
     order = np.argsort(uniques.astype(str), kind="stable")
     keys = uniques[order].astype(str)
-    values = time.view(np.int64)[first[order]]
+    values = time[first[order]]
     return keys, values
 
 
@@ -408,9 +411,7 @@ def _decode_time(
     text = _text(col).fill_null("")
     # every cell is known: the client parsed them all
     idx = pc.index_in(text, value_set=pa.array(keys.tolist(), pa.string()))
-    return values[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))].view(
-        "datetime64[ns]"
-    )
+    return values[np.asarray(idx.fill_null(0).to_numpy(zero_copy_only=False))]
 
 
 def _numbers(col: pa.ChunkedArray, field: str, locate: Callable[[int], str]) -> np.ndarray:
@@ -452,9 +453,11 @@ def _check_part(part: Part, reading: Reading) -> dict[str, Any]:
     except DataError as e:
         return failed(_TIME, 0, e)
     try:
-        time = check_time_range(time, locate)
+        time = check_time_range(time, locate, None if reading.unit == "ns" else reading.unit)
     except DataError as e:
         return failed(_RANGE, 0, e)
+    if unit_of(time) != reading.unit:  # past 2262: the table is checked again in seconds
+        return {"error": None, "far": True}
     sym = _symbols(table, reading)
     empty = np.asarray(pc.equal(sym, "").to_numpy(zero_copy_only=False))
     if empty.any():
@@ -517,7 +520,7 @@ def _keys(
     table = _read_part(part, reading)
     where = _part_locate(part, reading, table)
     t = _decode_time(table.column(reading.cols["time"]), reading, where)
-    t = t.astype("datetime64[ns]").view(np.int64)
+    t = as_time(t, reading.unit).view(np.int64)
     rows = np.arange(t.size) if times is None else np.flatnonzero(np.isin(t, times))
     sym = np.asarray(_symbols(table, reading).to_numpy(zero_copy_only=False), dtype=object)
     return {
@@ -616,7 +619,7 @@ def _check_duplicates(
     later, earlier, w_later, w_earlier, stamp, symbol = min(found, key=lambda d: (d[0], -d[1]))
     raise DataError(
         _pair(w_earlier, w_later),
-        f"duplicate bar for ({_day(np.datetime64(stamp, 'ns'))}, {symbol})",
+        f"duplicate bar for ({_day(np.datetime64(stamp, reading.unit))}, {symbol})",
         "keep one row per time and symbol",
     )
 
@@ -638,7 +641,7 @@ def _read_block(
         table = _read_part(part, reading)
         where = _part_locate(part, reading, table)
         t = _decode_time(table.column(reading.cols["time"]), reading, where)
-        t = t.astype("datetime64[ns]").view(np.int64)
+        t = as_time(t, reading.unit).view(np.int64)
         si = index.get_indexer(
             np.asarray(_symbols(table, reading).to_numpy(zero_copy_only=False), dtype=object)
         )

@@ -25,14 +25,13 @@ import pyarrow.csv as pacsv
 from admf_dask.config.models import DataConfig
 from admf_dask.data._synthetic import symbol_names, synthetic_ohlcv
 from admf_dask.data.calendar import synthetic_times
-from admf_dask.data.dates import describe, parse_dates
+from admf_dask.data.dates import as_time, describe, open_zarr, parse_dates
 from admf_dask.data.validate import (
     FIELDS,
     Locate,
     check_bars,
     check_time_range,
     check_unique_bars,
-    in_ns_range,
     map_columns,
 )
 from admf_dask.errors import ConfigError, DataError
@@ -417,11 +416,10 @@ def read_zarr(path: Path | str, label: str) -> ZarrStore:
     ZarrStore
         Sorted times (unsorted stores are sorted through ``order``), symbols, dask arrays.
     """
-    import xarray as xr
 
     try:
         opts = getattr(path, "storage_options", None) or None  # a URL (dasktools.fs.Loc)
-        ds = xr.open_zarr(str(path), storage_options=opts)
+        ds = open_zarr(str(path), storage_options=opts)  # far dates in seconds: docs/TIME.md
     except Exception as e:  # zarr raises many types for "not a store"
         raise DataError(
             label, f"is not a readable Zarr store ({e})", "write it with xarray's to_zarr"
@@ -460,9 +458,7 @@ def read_zarr(path: Path | str, label: str) -> ZarrStore:
         raise DataError(label, f"symbol '{symbols[int(np.argmax(dup))]}' appears twice", "keep one")
     if np.isnat(time).any():
         raise DataError(label, "time coordinate has empty values (NaT)", "give every bar a date")
-    if not in_ns_range(time).all():
-        raise DataError(label, "times outside 1677-09-22 to 2262-04-11", "fix the dates")
-    time = time.astype("datetime64[ns]")
+    time = as_time(time, where=label)
     order: np.ndarray | None = None
     if time.size > 1 and not (time[1:] >= time[:-1]).all():
         order = np.argsort(time, kind="stable")  # unsorted input is sorted, not refused

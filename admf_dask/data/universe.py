@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from admf_dask.data.dates import as_time, bound_on_axis, time_unit, unit_of
 from admf_dask.errors import DataError
 
 __all__ = ["UniverseTable", "read_universe", "universe_mask", "universe_rows"]
@@ -42,14 +43,14 @@ def _column(df: pd.DataFrame, name: str, where: str, required: bool) -> pd.Serie
 
 
 def _dates(col: pd.Series, name: str, where: str, optional: bool) -> np.ndarray:
-    out = np.empty(len(col), dtype="datetime64[ns]")
+    stamps: list[pd.Timestamp | None] = []
     for i, v in enumerate(col.tolist()):
         empty = v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT
         empty = empty or (isinstance(v, str) and not v.strip())
         if empty:
             if not optional:
                 raise DataError(where, f"row {i + 1}: empty {name}", f"give a {name} date")
-            out[i] = np.datetime64("NaT")
+            stamps.append(None)
             continue
         try:
             ts = pd.Timestamp(v.strip() if isinstance(v, str) else v)
@@ -63,7 +64,20 @@ def _dates(col: pd.Series, name: str, where: str, optional: bool) -> np.ndarray:
             )
         if ts.tz is not None:
             ts = ts.tz_convert("UTC").tz_localize(None)
-        out[i] = np.datetime64(ts.to_datetime64(), "ns")
+        stamps.append(ts)
+    # datetime64[ns], or [s] when a date does not fit it (docs/TIME.md)
+    micro = np.array(
+        [
+            np.datetime64("NaT", "us") if t is None else t.as_unit("us").to_datetime64()
+            for t in stamps
+        ],
+        dtype="datetime64[us]",
+    )
+    if time_unit(micro) == "s":
+        return as_time(micro, "s", where=where)
+    out = np.empty(len(stamps), dtype="datetime64[ns]")
+    for i, t in enumerate(stamps):
+        out[i] = np.datetime64("NaT") if t is None else np.datetime64(t.to_datetime64(), "ns")
     return out
 
 
@@ -121,7 +135,7 @@ def read_universe(path: Path, display: str, where: str = "data.universe") -> Uni
         end = np.full(len(symbols), np.datetime64("NaT"), dtype="datetime64[ns]")
     else:
         end = _dates(end_col, "end", where, optional=True)
-    bad = np.flatnonzero(~np.isnat(end) & (start >= _stops(end)))
+    bad = np.flatnonzero(~np.isnat(end) & (start >= bound_on_axis(_stops(end), start)))
     if bad.size:
         i = int(bad[0])
         raise DataError(
@@ -136,9 +150,10 @@ def read_universe(path: Path, display: str, where: str = "data.universe") -> Uni
 def _stops(end: np.ndarray) -> np.ndarray:
     """Exclusive upper bounds of inclusive ``end`` times: an end at midnight (a date) keeps that
     whole day's intraday bars, as ``data.end`` does (`admf_dask.data.load`); NaT stays NaT."""
-    end = np.asarray(end, dtype="datetime64[ns]")
-    day = end.astype("datetime64[D]").astype("datetime64[ns]")
-    return np.where(end == day, day + np.timedelta64(1, "D"), end + np.timedelta64(1, "ns"))
+    end = np.asarray(end)
+    unit = unit_of(end)  # ns, or s for far dates (docs/TIME.md)
+    day = end.astype("datetime64[D]").astype(end.dtype)
+    return np.where(end == day, day + np.timedelta64(1, "D"), end + np.timedelta64(1, unit))
 
 
 def universe_mask(
@@ -161,11 +176,12 @@ def universe_mask(
         The mask (True: in the universe, ``start <= t <= end``, a date ``end`` its whole day) and the table's symbols the
         data does not have.
     """
-    t = np.asarray(time).astype("datetime64[ns]")
+    t = as_time(time)
+    starts, stops = bound_on_axis(table.start, t), bound_on_axis(_stops(table.end), t)
     mask = np.zeros((t.size, len(symbols)), dtype=bool)
     col = {s: j for j, s in enumerate(symbols)}
     unknown = []
-    for s, a, b in zip(table.symbols, table.start, _stops(table.end), strict=True):
+    for s, a, b in zip(table.symbols, starts, stops, strict=True):
         j = col.get(s)
         if j is None:
             unknown.append(s)
@@ -200,12 +216,13 @@ def universe_rows(
         ``lo``, ``hi`` per symbol (``lo == hi``: never in) and the table's symbols the data does
         not have.
     """
-    t = np.asarray(time).astype("datetime64[ns]")
+    t = as_time(time)
+    starts, stops = bound_on_axis(table.start, t), bound_on_axis(_stops(table.end), t)
     lo = np.zeros(len(symbols), dtype=np.int64)
     hi = np.zeros(len(symbols), dtype=np.int64)
     col = {s: j for j, s in enumerate(symbols)}
     unknown = []
-    for s, a, b in zip(table.symbols, table.start, _stops(table.end), strict=True):
+    for s, a, b in zip(table.symbols, starts, stops, strict=True):
         j = col.get(s)
         if j is None:
             unknown.append(s)

@@ -223,7 +223,7 @@ def check_unique_bars(
     Parameters
     ----------
     time_ns : numpy.ndarray
-        int64 nanoseconds (or datetime64[ns]) per row.
+        datetime64 per row (or int64 nanoseconds).
     symbol_codes : numpy.ndarray
         Integer code of each row's symbol (``symbols[code]`` is its name).
     symbols : sequence of str
@@ -231,7 +231,8 @@ def check_unique_bars(
     locate : callable
         Row index -> place; called as ``locate(i)`` for both rows.
     """
-    t = np.asarray(time_ns).view(np.int64)
+    stamps = np.asarray(time_ns)
+    t = stamps.view(np.int64)
     if t.size < 2:
         return
     order = np.lexsort((t, symbol_codes))  # stable: equal keys stay in row order
@@ -242,7 +243,8 @@ def check_unique_bars(
     pairs = np.flatnonzero(same)
     k = pairs[np.argmin(order[pairs + 1])]  # the pair whose later row comes first in the file
     first, second = int(order[k]), int(order[k + 1])
-    stamp = np.datetime64(int(ts[k]), "ns")
+    unit = np.datetime_data(stamps.dtype)[0] if stamps.dtype.kind == "M" else "ns"
+    stamp = np.datetime64(int(ts[k]), unit)
     raise DataError(
         _pair(locate(first), locate(second)),
         f"duplicate bar for ({_day(stamp)}, {symbols[int(cs[k])]})",
@@ -264,8 +266,8 @@ def _day(t: np.datetime64) -> str:
     return text[:10] if text.endswith("T00:00:00") else text
 
 
-def check_time_range(time: np.ndarray, locate: Locate) -> np.ndarray:
-    """Return ``time`` as datetime64[ns], raising on empty or out-of-range dates.
+def check_time_range(time: np.ndarray, locate: Locate, unit: str | None = None) -> np.ndarray:
+    """Return ``time`` as the market's datetime64, raising on empty or unrepresentable dates.
 
     Parameters
     ----------
@@ -273,24 +275,33 @@ def check_time_range(time: np.ndarray, locate: Locate) -> np.ndarray:
         datetime64 of any unit (NaT for an empty cell).
     locate : callable
         Row index -> place.
+    unit : str, optional
+        ``"s"``: the table's unit, decided elsewhere (a part of a table past 2262); default:
+        `admf_dask.data.dates.time_unit` of `time`.
 
     Returns
     -------
     numpy.ndarray
-        datetime64[ns] values.
+        datetime64[ns] values, or datetime64[s] when they do not all fit datetime64[ns]
+        (`admf_dask.data.dates.time_unit`).
     """
     time = np.asarray(time)
     nat = np.isnat(time)
     if nat.any():
         i = int(np.argmax(nat))
         raise DataError(locate(i), "time is empty", "give every row a date")
-    out = ~in_ns_range(time)
-    if out.any():
-        i = int(np.argmax(out))
-        raise DataError(
-            locate(i),
-            f"date {time[i].astype('datetime64[s]')} is outside the supported range "
-            "1677-09-22 to 2262-04-11",
-            "fix the date",
-        )
-    return time.astype("datetime64[ns]")
+    from admf_dask.data.dates import time_unit
+
+    unit = unit or time_unit(time)  # ns as always; s when a date does not fit it (docs/TIME.md)
+    out = time.astype(f"datetime64[{unit}]")
+    if unit == "s" and np.datetime_data(time.dtype)[0] in ("ms", "us", "ns"):
+        lost = out.astype(time.dtype) != time
+        if lost.any():
+            i = int(np.argmax(lost))
+            raise DataError(
+                locate(i),
+                f"time {time[i]} has a fraction of a second: times past 2262-04-11 (or before "
+                "1677-09-22) are held in whole seconds",
+                "round the bar times to whole seconds",
+            )
+    return out

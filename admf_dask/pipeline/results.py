@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from admf_dask.dasktools.fs import Loc, is_url, store_error
+from admf_dask.data.dates import open_zarr  # far dates (past 2262) in seconds: docs/TIME.md
 from admf_dask.errors import InputError
 from admf_dask.pipeline.manifest import read_manifest
 
@@ -174,10 +175,10 @@ def open_run(path: str | Path | Loc, storage_options: dict[str, Any] | None = No
     if not (p / "run.json").is_file():
         raise InputError(str(p), "not a run folder (no run.json)", "pass the folder a run wrote")
     manifest = read_manifest(p / "run.json")
-    results = xr.open_zarr(p / "results.zarr") if (p / "results.zarr").exists() else xr.Dataset()
+    results = open_zarr(p / "results.zarr") if (p / "results.zarr").exists() else xr.Dataset()
     signals = None
     if (p / "signals.zarr").exists():
-        signals = xr.open_zarr(p / "signals.zarr")["signals"]
+        signals = open_zarr(p / "signals.zarr")["signals"]
     return RunResult(path=p, manifest=manifest, results=results, signals=signals)
 
 
@@ -202,7 +203,7 @@ def _open_remote(loc: Loc, xr: Any) -> RunResult:
     opts = loc.storage_options or None
 
     def zarr(name: str) -> Any:
-        return xr.open_zarr((loc / name).url, storage_options=opts)
+        return open_zarr((loc / name).url, storage_options=opts)
 
     results = zarr("results.zarr") if (loc / "results.zarr").exists() else xr.Dataset()
     signals = zarr("signals.zarr")["signals"] if (loc / "signals.zarr").exists() else None

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from admf_dask.dasktools.fs import Loc, remove_tree, zarr_target
+from admf_dask.data.dates import as_time, open_zarr
 from admf_dask.errors import ConfigError, DataError, did_you_mean
 from admf_dask.portfolio.grid import PortfolioBook
 from admf_dask.portfolio.store import create_store, metrics_dataset
@@ -283,7 +284,6 @@ def run_portfolios(
     import uuid
 
     import dask
-    import xarray as xr
 
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -328,7 +328,7 @@ def run_portfolios(
         for k in ("high", "low")
     }
     edges = np.cumsum((0, *tchunks))
-    time_values = np.asarray(times.values, dtype="datetime64[ns]")
+    time_values = as_time(times.values)  # [ns], or [s] past 2262: docs/TIME.md
     tok = uuid.uuid4().hex[:12]  # the tasks write files: never let dask reuse an earlier result
     mixes = book.mixes
     finals = []
@@ -389,7 +389,7 @@ def run_portfolios(
 
     tic = time.perf_counter()
     # the metadata was consolidated when the store was made (the tasks only write chunks)
-    ds = xr.open_zarr(zarr_target(store, read_only=True) if remote else store)
+    ds = open_zarr(zarr_target(store, read_only=True) if remote else store)
     metrics = metrics_dataset(book, [r["metrics"] for r in results], run_id)
     n_orders = int(sum(r["n_orders"] for r in results))
     for key in (

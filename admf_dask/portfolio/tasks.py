@@ -70,21 +70,23 @@ def _orders_table(orders: OrderRecords, spec: BatchSpec, t0: int, times: np.ndar
     sym, why = buffers.get("o_symbol", n, np.int32), buffers.get("o_reason", n, np.int8)
     qty, px = buffers.get("o_qty", n, f8), buffers.get("o_price", n, f8)
     comm = buffers.get("o_commission", n, f8)
-    times_ns = np.ascontiguousarray(times, dtype="datetime64[ns]").view(i8)
+    times = np.ascontiguousarray(times)  # datetime64[ns], or [s] past 2262: docs/TIME.md
+    unit = np.datetime_data(times.dtype)[0]
+    times_ns = times.view(i8)
     K.order_columns(orders.records, spec.p0, t0, times_ns, port, time_ns, sym, qty, px, comm, why)
     cols = [
         pa.array(port),
-        pa.array(time_ns.view("datetime64[ns]")),
+        pa.array(time_ns.view(times.dtype)),
         pa.DictionaryArray.from_arrays(pa.array(sym), pa.array(list(spec.symbols), pa.string())),
         pa.array(qty),
         pa.array(px),
         pa.array(comm),
         pa.DictionaryArray.from_arrays(pa.array(why), pa.array(list(K.REASON_NAMES), pa.string())),
     ]
-    return pa.Table.from_arrays(cols, schema=orders_schema())
+    return pa.Table.from_arrays(cols, schema=orders_schema(unit))
 
 
-def orders_schema():
+def orders_schema(unit: str = "ns"):
     """The Arrow schema of orders.parquet. No column has nulls: declared required, the writer
     encodes no definition levels (that took 40% of the write); readers get the same dtypes."""
     import pyarrow as pa
@@ -92,7 +94,7 @@ def orders_schema():
     f8 = pa.float64()
     types = {
         "portfolio": pa.int64(),
-        "time": pa.timestamp("ns"),
+        "time": pa.timestamp(unit),
         "symbol": pa.dictionary(pa.int32(), pa.string()),
         "qty": f8,
         "price": f8,

@@ -89,12 +89,12 @@ PARQUET_OPTIONS: dict[str, Any] = {
 }
 
 
-def trades_schema():
-    """The Arrow schema of trades.parquet."""
+def trades_schema(unit: str = "ns"):
+    """The Arrow schema of trades.parquet (times in the market's `unit`: docs/TIME.md)."""
     import pyarrow as pa
 
     f8 = pa.float64()
-    ts = pa.timestamp("ns")
+    ts = pa.timestamp(unit)
     return pa.schema(
         [
             pa.field("portfolio", pa.int64(), nullable=False),
@@ -124,8 +124,8 @@ def trades_arrow(table: TradeTable, p0: int, times: np.ndarray, symbols: Sequenc
         Trades with batch-local portfolios and global bar indices.
     p0 : int
         Global index of the batch's first portfolio.
-    times : ndarray datetime64[ns] (T,)
-        Bar times of the whole run (indexed by global bar).
+    times : ndarray datetime64[ns] or datetime64[s] (T,)
+        Bar times of the whole run (indexed by global bar); the columns keep their unit.
     symbols : sequence of str
         The symbols (indexed by symbol index).
     """
@@ -155,7 +155,7 @@ def trades_arrow(table: TradeTable, p0: int, times: np.ndarray, symbols: Sequenc
         pa.array(floats[TFL_MFE]),
         pa.array(floats[TFL_MAE]),
     ]
-    return pa.Table.from_arrays(cols, schema=trades_schema())
+    return pa.Table.from_arrays(cols, schema=trades_schema(np.datetime_data(times.dtype)[0]))
 
 
 def part_name(batch: int, chunk: int) -> str:
@@ -247,7 +247,7 @@ def read_trades(
     ports = _wanted(portfolio)
     syms = _wanted(symbol)
     files = part_files(trades_dir, ports)
-    schema = trades_schema()
+    schema = trades_schema(_time_unit(files))
     cond = None
     if ports is not None:
         cond = pc.field("portfolio").isin(pa.array([int(p) for p in ports], pa.int64()))
@@ -262,6 +262,16 @@ def read_trades(
     df = tab.to_pandas()
     df = df.sort_values(["portfolio", "symbol", "entry_time"], kind="stable")
     return df.reset_index(drop=True)
+
+
+def _time_unit(files: Sequence[Any]) -> str:
+    """The unit of the files' times: ns, or ms for a market past 2262-04-11 held in seconds
+    (Parquet has no seconds unit: docs/TIME.md)."""
+    if not files:
+        return "ns"
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(os.fspath(files[0])).field("entry_time").type.unit
 
 
 def ledger_step(

@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from admf_dask.dasktools.fs import Loc, arrow_target, zarr_target
+from admf_dask.data.dates import as_time, open_zarr
 from admf_dask.errors import InputError
 from admf_dask.report import _aggregate as agg
 
@@ -122,7 +123,7 @@ def open_results(run_dir: Path | Loc) -> xr.Dataset:
         raise InputError(
             str(run_dir), "no results.zarr in this folder", "point at a run folder written by run"
         )
-    ds = xr.open_zarr(zarr_target(path, read_only=True), chunks=None)
+    ds = open_zarr(zarr_target(path, read_only=True), chunks=None)  # docs/TIME.md
     if "equity" not in ds:
         raise InputError(str(path), "has no 'equity' variable", "re-run the pipeline")
     return ds
@@ -151,7 +152,7 @@ def load_run(run_dir: Path, ds: xr.Dataset) -> RunData:
     return RunData(
         run_dir=run_dir,
         manifest=manifest,
-        time=pd.DatetimeIndex(ds["time"].values).as_unit("ns"),
+        time=pd.DatetimeIndex(as_time(ds["time"].values)),  # [ns], or [s] past 2262
         n_portfolios=n,
         params=params,
         metrics=metrics,

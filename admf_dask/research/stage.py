@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from admf_dask.dasktools.fs import Loc, zarr_target
+from admf_dask.data.dates import open_zarr
 from admf_dask.errors import InputError
 from admf_dask.research import _kernels as _k
 from admf_dask.research.config import ResearchConfig, check_research
@@ -177,7 +178,6 @@ def research_stage(
     ResearchResult
     """
     import dask
-    import xarray as xr
 
     # a Loc: results.zarr under the temporary prefix of a run to a store (read by the tasks)
     remote = isinstance(results_path, Loc) and not results_path.is_local
@@ -186,7 +186,7 @@ def research_stage(
     if not found:
         raise InputError(str(path), "holds no equity", "run the pipeline again to write it")
     path = zarr_target(path, read_only=True) if remote else path
-    meta = xr.open_zarr(path)
+    meta = open_zarr(path)  # far dates (past 2262) in seconds: docs/TIME.md
     T, P = meta["equity"].shape
     check_research(cfg, T)
     capital = float(meta.attrs.get("capital", 1.0) if capital is None else capital)
@@ -197,7 +197,7 @@ def research_stage(
     pc = int(chunk) if chunk else portfolio_chunk(T, P, stored)
     with warnings.catch_warnings():  # coordinates stored in other chunks than equity: harmless
         warnings.filterwarnings("ignore", message="The specified chunks separate")
-        equity = xr.open_zarr(path, chunks={"time": -1, "portfolio": pc})["equity"]
+        equity = open_zarr(path, chunks={"time": -1, "portfolio": pc})["equity"]
     times = equity["time"].values
 
     blocks = _k.block_edges(T, cfg.cscv_blocks)

@@ -72,12 +72,30 @@ def test_bar_vol_scale():
     assert bar_vol_scale(DataConfig(frequency="30min", session="10:00-12:00")) == 0.5
 
 
-def test_time_axis_past_2262_is_a_config_error():
-    with pytest.raises(ConfigError, match="data.bars: .*2262-04-11"):
-        synthetic_times(DataConfig(bars=80_000, calendar_start="2000-01-01"))
+def test_time_axis_past_2262_is_held_in_seconds():
+    # fits datetime64[ns]: [ns] as always
+    near = synthetic_times(DataConfig(bars=300, calendar_start="2011-03-05"))
+    assert near.dtype == np.dtype("datetime64[ns]")
+    # past 2262-04-11: datetime64[s], the same business days
+    far = synthetic_times(DataConfig(bars=80_000, calendar_start="2000-01-01"))
+    assert far.dtype == np.dtype("datetime64[s]") and far.size == 80_000
+    want = pd.bdate_range("2000-01-01", periods=80_000).to_numpy().astype("datetime64[s]")
+    np.testing.assert_array_equal(far, want)
+    assert str(far[-1]) > "2262-04-11"
     # intraday: the end of the last day's session counts
-    with pytest.raises(ConfigError, match="data.bars: .*business days.*2262"):
-        synthetic_times(DataConfig(bars=390 * 3, frequency="1min", calendar_start="2262-04-10"))
+    minutes = synthetic_times(
+        DataConfig(bars=390 * 3, frequency="1min", calendar_start="2262-04-10")
+    )
+    assert minutes.dtype == np.dtype("datetime64[s]")
+    assert [str(minutes[i]) for i in (0, 389, 390, -1)] == [
+        "2262-04-10T09:30:00",
+        "2262-04-10T15:59:00",
+        "2262-04-11T09:30:00",
+        "2262-04-14T15:59:00",
+    ]
+    # before 1677-09-22 too
+    old = synthetic_times(DataConfig(bars=3, calendar_start="1600-01-03"))
+    assert old.dtype == np.dtype("datetime64[s]") and str(old[0]) == "1600-01-03T00:00:00"
 
 
 # ------------------------------------------------------------------------- config validation
@@ -239,6 +257,9 @@ def test_minute_bar_pipeline_annualizes_with_252_times_390(tmp_path, client):
     assert res.results.attrs["periods_per_year"] == ppy
     assert res.manifest["data"]["frequency"] == "1min"
     assert res.manifest["data"]["periods_per_year"] == ppy
+    # intraday: run.json keeps the first and last bars' times, not only their dates
+    assert res.manifest["data"]["start"] == "2010-01-04T09:30:00"
+    assert res.manifest["data"]["end"] == "2010-01-11T10:19:00"
     assert res.manifest["config"]["portfolios"]["periods_per_year"] is None  # as written
     equity = res.equity.transpose("time", "portfolio").values
     assert equity.shape == (2000, 2) and (np.diff(equity, axis=0) != 0).any()

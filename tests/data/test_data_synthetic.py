@@ -148,11 +148,16 @@ def test_load_synthetic_names_window_and_gaps():
     assert other.attrs["fingerprint"] != ds.attrs["fingerprint"]
 
 
-def test_calendar_past_datetime64_ns_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"^data\.bars: .*calendar_start"):
-        load_market_data({"symbols": 1, "bars": 100_000})
-    ds = load_market_data({"symbols": 1, "bars": 100_000, "calendar_start": "1700-01-01"})
-    assert ds.sizes["time"] == 100_000
+def test_calendar_past_datetime64_ns_is_held_in_seconds():
+    ds = load_market_data({"symbols": 1, "bars": 100_000})  # 2010-01-04 on: 383 years
+    t = ds["time"].values
+    assert ds.sizes["time"] == 100_000 and t.dtype == np.dtype("datetime64[s]")
+    assert str(t[0]) == "2010-01-04T00:00:00" and str(t[-1]) == "2393-04-23T00:00:00"
+    # the market's values do not depend on the dates: the same as on an ns calendar
+    near = load_market_data({"symbols": 1, "bars": 100_000, "calendar_start": "1700-01-01"})
+    assert near["time"].dtype == np.dtype("datetime64[ns]")
+    np.testing.assert_array_equal(ds["close"].values, near["close"].values)
+    assert ds.attrs["fingerprint"] != near.attrs["fingerprint"]  # the dates differ
 
 
 def test_bad_synthetic_settings_are_config_errors():

@@ -57,7 +57,10 @@ def test_time_and_date_together_are_ambiguous(write_csv, tmp_path):
         ("2020-01-07,AAA,1,2,1.2,1.5,10", "prices.csv row 4: low 1.2 is above open 1"),
         ("2020-01-07,AAA,1,2,0.5,1.5,-3", "prices.csv row 4: volume -3 is negative"),
         ("2020-01-07,AAA,1,2,0.5,inf,10", "prices.csv row 4: close is inf"),
-        ("2300-01-07,AAA,1,2,0.5,1.5,10", "prices.csv row 4: date 2300-01-07T00:00:00 is outside"),
+        (
+            "2300-01-07T09:30:00.5,AAA,1,2,0.5,1.5,10",
+            "prices.csv row 4: time 2300-01-07T09:30:00.500000 has a fraction of a second",
+        ),
         ("2020-01-07,AAA,1,2,0.5,1.5,10,9", "prices.csv row 4: has 8 fields, the header 7"),
     ],
 )

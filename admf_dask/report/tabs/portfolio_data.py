@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from admf_dask.data.dates import as_time
 from admf_dask.portfolio.enums import REASON_NAMES
 from admf_dask.report import _aggregate as agg
 from admf_dask.report import _load
@@ -96,7 +97,7 @@ def portfolio_data(
         sub = orders[orders["portfolio"] == c.pid] if orders is not None else None
         n_sub = 0 if sub is None else len(sub)
         if sub is not None and n_sub:
-            when = sub["time"].values.astype("datetime64[ns]")
+            when = as_time(sub["time"].values, times)  # the bars' unit: docs/TIME.md
             t_idx = np.clip(np.searchsorted(times, when, side="right") - 1, 0, n_t - 1)
             s_idx = sub["symbol"].map(sym_pos).to_numpy()
             # mark at the close; a symbol without close prices at its last fill price
