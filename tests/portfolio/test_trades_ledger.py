@@ -84,6 +84,29 @@ def test_columns_types_and_values(tmp_path):
         np.testing.assert_array_equal(df[c].to_numpy(), rec[c].to_numpy(), err_msg=c)
 
 
+def test_written_row_group_by_row_group(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from admf_dask.portfolio import trades
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole, _, _, _ = _ledger(tmp_path / "a")
+    monkeypatch.setattr(trades, "ROW_GROUP", 4)  # several row groups per file
+    parts, _, _, _ = _ledger(tmp_path / "b")
+    names = sorted(p.name for p in whole.glob("part-*.parquet"))
+    assert names == sorted(p.name for p in parts.glob("part-*.parquet"))
+    groups = 0
+    for name in names:
+        a, b = pq.ParquetFile(whole / name), pq.ParquetFile(parts / name)
+        assert b.metadata.num_row_groups == -(-a.metadata.num_rows // 4)
+        assert b.schema_arrow == a.schema_arrow
+        pd.testing.assert_frame_equal(b.read().to_pandas(), a.read().to_pandas())
+        groups += b.metadata.num_row_groups
+    assert groups > len(names)
+    pd.testing.assert_frame_equal(read_trades(parts), read_trades(whole))
+
+
 def test_filters_open_only_the_needed_files(tmp_path):
     d, rec, _, symbols = _ledger(tmp_path)
     assert [p.name for p in part_files(d, [4])] == [part_name(1, 0), part_name(1, 1)]
