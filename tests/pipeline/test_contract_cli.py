@@ -335,3 +335,42 @@ def test_no_look_ahead_on_real_data(client, tmp_path):
     sb = ad.open_run(tmp_path / "b").signals.sel(time=slice(None, T)).values
     np.testing.assert_array_equal(sa, sb)
     assert not np.array_equal(a.equity.values, b.equity.values)  # the change did reach the run
+
+
+def _replay_pipeline(tmp: Path, values: dict) -> Path:
+    d = ad.load_market_data({"source": "bokeh_stocks", "start": "2012-06-01", "end": "2012-09-01"})
+    times, symbols = d.time.values, [str(s) for s in d.symbol.values]
+    sig = pd.DataFrame(
+        {
+            "time": np.repeat(times, len(symbols)),
+            "symbol": np.tile(np.asarray(symbols, dtype=object), len(times)),
+            "signal": 0.5,
+        }
+    )
+    for row, v in values.items():
+        sig.loc[row, "signal"] = v
+    sig.to_parquet(tmp / "sig.parquet")
+    cfg = pipeline(tmp / "out")
+    cfg["data"] = {"source": "bokeh_stocks", "start": "2012-06-01", "end": "2012-09-01"}
+    cfg["features"] = {}
+    cfg["strategies"] = {"mine": {"kind": "signals", "path": str(tmp / "sig.parquet")}}
+    cfg["output"]["report"] = False
+    return write(tmp, cfg)
+
+
+def test_replayed_signal_out_of_range_is_bad_input(tmp_path, client):
+    path = _replay_pipeline(tmp_path, {17: 1.5})
+    one_line_error(main("run", str(path), "--address", client.scheduler.address), "sig.parquet")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_run_folder_is_not_replaced(tmp_path, client):
+    path = _replay_pipeline(tmp_path, {})
+    addr = client.scheduler.address
+    assert main("run", str(path), "--address", addr, "--quiet").returncode == 0
+    before = json.loads((tmp_path / "out" / "run.json").read_text())["run_id"]
+    one_line_error(main("run", str(path), "--address", addr, "--quiet"), "overwrite")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["run_id"] == before
+    proc = main("run", str(path), "--address", addr, "--quiet", "--set", "output.overwrite=true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["run_id"] != before
