@@ -54,7 +54,7 @@ class LazySource:
     Attributes
     ----------
     time : numpy.ndarray
-        datetime64[ns] bars, sorted and unique (all the source has).
+        datetime64[ns] bars ([s] past 2262), sorted and unique (all the source has).
     symbols : list of str
         Its symbols, in column order.
     token : str
@@ -200,7 +200,7 @@ def synthetic_source(
     seed, missing, late_listed, delisted, vol_scale
         See `admf_dask.data._synthetic.plan`.
     time : numpy.ndarray
-        The time axis (``n_bars`` datetime64[ns]).
+        The time axis (``n_bars`` datetime64[ns], or [s] past 2262).
 
     Returns
     -------

@@ -68,7 +68,8 @@ def load_market_data(
     -------
     xarray.Dataset
         float64 ``open, high, low, close, volume`` over ``(time, symbol)``: ``time``
-        datetime64[ns] sorted and unique, ``symbol`` str; a missing bar is NaN in all five.
+        datetime64[ns] ([s] past 2262: docs/TIME.md) sorted and unique, ``symbol`` str; a
+        missing bar is NaN in all five.
         Dask-chunked ``{time: spec.chunks.time, symbol: -1}``. ``attrs``: ``source``,
         ``fingerprint`` (see `fingerprint`) and, for files, ``path``. With ``data.universe``
         also a bool ``universe`` variable (True: in the universe; `admf_dask.data.universe`),

@@ -79,7 +79,7 @@ class LazyLong:
     Attributes
     ----------
     time : numpy.ndarray
-        datetime64[ns], sorted, unique: every bar time in the table.
+        datetime64[ns] ([s] past 2262: docs/TIME.md), sorted, unique: every bar time.
     symbols : list of str
         Every symbol, sorted.
     token : str
@@ -95,7 +95,7 @@ class LazyLong:
     part_symbols: list[set[str]] = field(repr=False)
 
     def symbol_times(self, names: Sequence[str]) -> np.ndarray:
-        """datetime64[ns] times at which any of `names` has a bar (a selection's calendar)."""
+        """The times at which any of `names` has a bar (a selection's calendar)."""
         wanted = set(names)
         found, mixed = [], []
         for p, t, s in zip(self.parts, self.part_times, self.part_symbols, strict=True):
@@ -148,7 +148,7 @@ class LazyLong:
         Parameters
         ----------
         time : numpy.ndarray
-            datetime64[ns], sorted, a subset of `LazyLong.time`.
+            Sorted, a subset of `LazyLong.time`.
         names : sequence of str
             The symbols, in column order.
         bounds : int or sequence of int

@@ -44,7 +44,7 @@ DEFAULT_SYNTHETIC_SYMBOLS = 20
 class LongTable:
     """Bars as rows: parallel arrays, checked (values, dates, no duplicate bars)."""
 
-    time: np.ndarray  # datetime64[ns]
+    time: np.ndarray  # datetime64[ns] ([s] past 2262: docs/TIME.md)
     symbol: np.ndarray  # object array of str
     values: dict[str, np.ndarray]  # float64 per field
     locate: Locate  # row index -> "prices.csv row 17"
@@ -54,7 +54,7 @@ class LongTable:
 class Dense:
     """Bars on a (time, symbol) grid; a missing bar is NaN in all five fields."""
 
-    time: np.ndarray  # datetime64[ns], sorted, unique
+    time: np.ndarray  # datetime64[ns] ([s] past 2262), sorted, unique
     symbols: list[str]
     values: dict[str, np.ndarray]  # float64 (time, symbol) per field
 
@@ -391,7 +391,7 @@ class ZarrStore:
 
     path: str
     label: str
-    time: np.ndarray  # datetime64[ns], sorted, unique
+    time: np.ndarray  # datetime64[ns] ([s] past 2262), sorted, unique
     symbols: list[str]
     order: np.ndarray | None  # the store's rows in time order (None: already sorted)
     arrays: dict[str, da.Array]  # float64 (time, symbol) per field, in the store's row order

@@ -23,8 +23,8 @@ _FIX = "the universe table has columns symbol, start, end (one row per symbol, I
 
 
 class UniverseTable:
-    """Listing intervals: ``symbols`` (str), ``start`` and ``end`` (datetime64[ns], NaT end =
-    still listed)."""
+    """Listing intervals: ``symbols`` (str), ``start`` and ``end`` (datetime64[ns], or [s] past
+    2262; NaT end = still listed)."""
 
     def __init__(self, symbols: list[str], start: np.ndarray, end: np.ndarray) -> None:
         self.symbols = symbols
@@ -165,7 +165,7 @@ def universe_mask(
     ----------
     table : UniverseTable
         Listing intervals.
-    time : ndarray of datetime64[ns]
+    time : ndarray of datetime64 (ns, or s past 2262)
         The data's bars.
     symbols : list of str
         The data's symbols.
@@ -205,7 +205,7 @@ def universe_rows(
     ----------
     table : UniverseTable
         Listing intervals.
-    time : ndarray of datetime64[ns]
+    time : ndarray of datetime64 (ns, or s past 2262)
         The data's bars, sorted.
     symbols : list of str
         The data's symbols.
