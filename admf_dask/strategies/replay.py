@@ -859,7 +859,7 @@ def _chunk_array(
     from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
     bounds = np.concatenate([[0], np.cumsum(time_chunks)]).astype(int).tolist()
-    name = "replay-" + tokenize(ident, reading, bars, names, bounds)
+    name = "replay-" + tokenize(ident, reading, lookup, bars, names, bounds)
     sym_key = (f"{name}-symbols",)
     layer: dict[Any, Any] = {sym_key: names}
     touched = [r["bars"] for r in results]

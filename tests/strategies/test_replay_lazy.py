@@ -314,3 +314,22 @@ def test_workers_on_other_machines_must_see_a_local_parquet_replay(tmp_path):
         "t": {"kind": "ma_crossover", "fast": "a", "slow": "b"},
     }
     assert replay_inputs(strategies, tmp_path) == {"strategies.p.path": tmp_path / "s.parquet"}
+
+
+def test_one_file_read_with_two_date_formats_gives_two_arrays(market, tmp_path):
+    t = pd.DatetimeIndex(market.time.values)
+    picks = [i for i in range(len(t)) if t[i].day <= 12 and t[i].day != t[i].month][:3]
+    rows = [f"{t[i]:%d/%m/%Y},T0,1" for i in picks]
+    (tmp_path / "sig.csv").write_text("\n".join(["date,symbol,signal", *rows]) + "\n")
+    specs = {
+        "dm": {"kind": "signals", "path": "sig.csv", "date_format": "%d/%m/%Y"},
+        "md": {"kind": "signals", "path": "sig.csv", "date_format": "%m/%d/%Y"},
+    }
+    ctx = StrategyContext(base_dir=tmp_path)
+    sig = compute_signals(market, compute_features(market, {}), specs, ctx)
+    for name in specs:
+        want = _eager(
+            market, tmp_path / "sig.csv", "sig.csv", date_format=specs[name]["date_format"]
+        )
+        assert _digest(sig.sel(strategy=name).values) == _digest(want), name
+    assert sorted(np.flatnonzero(sig.sel(strategy="dm").values[:, 0])) == picks
