@@ -14,12 +14,13 @@ from scipy import stats
 import admf_dask as ad
 
 START, END = "2011-01-01", "2013-03-01"
-# IBM leaves the universe for a while, MSFT joins late; AAPL, FB, GOOG always listed
+# IBM leaves the universe in 2012, MSFT joins late; AAPL, FB always listed
+# and until 2011-03-01 AAPL is alone (FB lists in 2012): n = 1 for rank, cs_zscore and top_k
 UNIVERSE = [
     ("AAPL", "2000-01-01", None),
     ("FB", "2000-01-01", None),
-    ("GOOG", "2000-01-01", None),
-    ("IBM", "2000-01-01", "2012-02-15"),
+    ("GOOG", "2011-03-01", None),
+    ("IBM", "2011-03-01", "2012-02-15"),
     ("MSFT", "2011-04-11", None),
 ]
 TOPK = {"k": 2, "short_k": 1, "every": 5, "buffer": 1}
@@ -138,6 +139,9 @@ def test_rank_and_zscore(run):
     np.testing.assert_allclose(f["rk_desc"], desc, rtol=1e-12, equal_nan=True)
     z = _cs(_roc(run["close"], 1), inu, _z)
     np.testing.assert_allclose(f["z"], z, rtol=1e-9, atol=1e-12, equal_nan=True)
+    alone = (np.isfinite(mom) & inu).sum(axis=1) == 1
+    assert alone[20:30].all() and np.isfinite(mom[20:30, 0]).all()
+    assert (f["rk"][20:30, 0] == 0.5).all() and np.isnan(f["z"][20:30]).all()
     # out of the universe: NaN in every cross-sectional feature
     ibm = run["sym"].index("IBM")
     assert np.isnan(f["rk"][~inu[:, ibm], ibm]).all() and np.isnan(f["z"][~inu[:, ibm], ibm]).all()
