@@ -469,7 +469,10 @@ def test_exit_reasons_all_occur(runs):
     assert "halt" in set(runs["core"][1].orders["reason"].astype(str))
 
 
-@pytest.mark.parametrize(("name", "i"), [("core", 5), ("core", 30), ("exits", 9), ("exits", 58)])
+@pytest.mark.parametrize(
+    ("name", "i"),
+    [("core", i) for i in (1, 5, 14, 22, 30)] + [("exits", i) for i in (3, 9, 26, 41, 58, 63)],
+)
 def test_trades(market, runs, name, i):
     grid, res, _ = runs[name]
     p, weights = _params(grid, i)
@@ -508,7 +511,7 @@ GRID_GAP = {
     "exit_on": ["close", "intrabar"],
     "sizing": ["fixed", "vol_target"],
     "stop_loss": [0.03],
-    "trailing_stop": [None, 0.05],
+    "max_holding": [None, 4],  # the time rule needs no price: it fires on missing bars too
     "rebalance_band": [0.0, 0.15],
 }
 
@@ -579,3 +582,20 @@ def test_missing_bars_delay_fills(gapped):
     bad = gapped["gone"][t_idx, s_idx.codes]
     assert not bad.any()
     assert len(o) > 0
+
+
+@pytest.mark.parametrize("i", [1, 6, 11, 15])
+def test_trades_with_missing_bars(gapped, i):
+    p, weights = _params(GRID_GAP, i, {"target_vol": 0.08})
+    ref = simulate(gapped["px"], gapped["sigs"], weights, p, 250000)
+    want = derive_trades(ref["orders"], gapped["px"]["close"])
+    got = gapped["res"].trades(portfolio=i)
+    assert len(got) == len(want)
+    got = got.assign(symbol=got["symbol"].astype(str)).sort_values(["symbol", "entry_time"])
+    want.sort(key=lambda tr: (tr["symbol"], tr["entry_bar"]))
+    for col in ("pnl", "cost", "entry_price", "mfe", "mae", "return"):
+        np.testing.assert_allclose(
+            got[col].to_numpy(), [w[col] for w in want], rtol=1e-9, atol=1e-9, err_msg=col
+        )
+    np.testing.assert_array_equal(got["bars"].to_numpy(), [w["bars"] for w in want])
+    np.testing.assert_array_equal(got["n_fills"].to_numpy(), [w["n"] for w in want])
