@@ -629,6 +629,17 @@ def _read_csv(path: Path | Any, label: str) -> pd.DataFrame:
         raise _cannot_read(label, exc) from exc
 
 
+def _time_column(dataset: Any, label: str, col: str) -> pd.Series:
+    """A Parquet table's time column, read on the client as the tasks read their parts."""
+    import pyarrow as pa
+
+    try:
+        table = dataset.to_table(columns=[col])
+    except (OSError, pa.ArrowException) as exc:
+        raise _cannot_read(label, exc) from exc
+    return table.to_pandas().reset_index(drop=True)[col]
+
+
 def _lookup(raw: pd.Series, when: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
     """Distinct time cells and their parsed times (the parse of the whole column)."""
     codes, uniques = pd.factorize(raw.astype(object))
@@ -697,10 +708,7 @@ def signal_array(
         import pyarrow as pa
 
         if not pa.types.is_timestamp(dataset.schema.field(cols["time"]).type):
-            try:
-                raw = dataset.to_table(columns=[cols["time"]]).column(0).to_pandas()
-            except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-                raise _cannot_read(label, exc) from exc
+            raw = _time_column(dataset, label, cols["time"])
             when = _parse_times(raw, label, date_format, option)
             reading, lookup = Reading(label, key, dataset.schema, True), _lookup(raw, when)
         ident = _identity(path)
@@ -912,10 +920,7 @@ def signal_times(path: Path | Any, label: str, date_format: str | None = None) -
     if _is_parquet(path):
         dataset, columns, _, _ = _open_parquet(path, label)
         col = _columns(columns, label)["time"]
-        try:
-            raw = dataset.to_table(columns=[col]).column(0).to_pandas()
-        except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-            raise _cannot_read(label, exc) from exc
+        raw = _time_column(dataset, label, col)
     else:
         df = _read_csv(path, label)
         raw = df[_columns(list(df.columns), label)["time"]]

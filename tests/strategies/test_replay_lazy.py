@@ -104,7 +104,7 @@ def test_csv_blocks_equal_the_eager_reader(market, tmp_path):
     df = _table(market, np.random.default_rng(5), 600, text_times=True)
     df.to_csv(tmp_path / "sig.csv", index=False, na_rep="")
     want = _eager(market, tmp_path / "sig.csv", "sig.csv")
-    for rows in (1, 77, 10_000):
+    for rows in (13, 77, 10_000):
         got = _lazy(market, tmp_path / "sig.csv", "sig.csv", size=29, block_rows=rows).compute()
         assert _digest(got) == _digest(want), rows
 
@@ -333,3 +333,40 @@ def test_one_file_read_with_two_date_formats_gives_two_arrays(market, tmp_path):
         )
         assert _digest(sig.sel(strategy=name).values) == _digest(want), name
     assert sorted(np.flatnonzero(sig.sel(strategy="dm").values[:, 0])) == picks
+
+
+def _odd_tables(t: pd.DatetimeIndex) -> dict:
+    """Tables whose types take the eager reader's other branches (name -> writer)."""
+    day = t[:5].year * 10000 + t[:5].month * 100 + t[:5].day
+    frames = {
+        "index.parquet": pd.DataFrame({"time": t[:5], "symbol": "T1", "signal": 0.5}).set_index(
+            "time"
+        ),
+        "bool.parquet": pd.DataFrame({"time": t[:3], "symbol": "T1", "signal": [True] * 3}),
+        "ints.parquet": pd.DataFrame({"time": day, "symbol": "T1", "signal": 1}),
+        "dates.parquet": pd.DataFrame({"time": t[:5].date, "symbol": "T1", "signal": -1}),
+        "text.parquet": pd.DataFrame(
+            {
+                "Date": t[:5].strftime("%Y-%m-%d"),
+                "TICKER": " T2 ",
+                "Signal": ["0.5", "", "-1"] + ["1e-1"] * 2,
+            }
+        ),
+    }
+    out = {name: (lambda p, df=df: df.to_parquet(p)) for name, df in frames.items()}
+    out["blank.csv"] = lambda p: p.write_text(
+        "time,symbol,signal\n2015-01-01,T0,1\n\n2015-01-02,T0,x\n"
+    )
+    out["tab.tsv"] = lambda p: p.write_text("time\tsymbol\tsignal\n2015-01-01\tT0\t1\n")
+    out["sig.json"] = lambda p: p.write_text("{}")
+    return out
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["index.parquet", "bool.parquet", "ints.parquet", "dates.parquet", "text.parquet"]
+    + ["blank.csv", "tab.tsv", "sig.json"],
+)
+def test_other_column_types_as_the_eager_reader(market, tmp_path, name):
+    _odd_tables(pd.DatetimeIndex(market.time.values))[name](tmp_path / name)
+    _same_outcome(market, tmp_path / name, name)
