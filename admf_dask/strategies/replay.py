@@ -8,6 +8,11 @@ a missing column, an unparseable time, an unknown symbol, a signal that is not a
 outside [-1, 1], two rows for the same (time, symbol). Rows whose time is not a bar of the data
 are ignored: outside the data's span silently (the data may be a filtered window), inside it
 with a warning in ``ctx.warnings`` (an error when ``ctx.strict``).
+
+The kind reads the file in tasks (`signal_array`: one check task per Parquet row group or CSV
+block, one task per time chunk; the graph holds no signal values, docs/ARCHITECTURE.md
+"Replayed signals"). `read_signal_table` reads it whole on the client: the reference the tests
+hold the tasks to, value for value and error for error.
 """
 
 from __future__ import annotations
