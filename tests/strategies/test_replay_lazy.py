@@ -370,3 +370,18 @@ def _odd_tables(t: pd.DatetimeIndex) -> dict:
 def test_other_column_types_as_the_eager_reader(market, tmp_path, name):
     _odd_tables(pd.DatetimeIndex(market.time.values))[name](tmp_path / name)
     _same_outcome(market, tmp_path / name, name)
+
+
+def test_symbol_chunks_of_the_data_are_kept(market, tmp_path):
+    df = _table(market, np.random.default_rng(12), 300)
+    df.to_parquet(tmp_path / "sig.parquet", row_group_size=50)
+    data = market.chunk({"time": 50, "symbol": 2})
+    sig = compute_signals(
+        data,
+        compute_features(data, {}),
+        {"r": {"kind": "signals", "path": "sig.parquet"}},
+        StrategyContext(base_dir=tmp_path),
+    )
+    assert sig.chunks[:2] == data["close"].chunks
+    want = _eager(market, tmp_path / "sig.parquet", "sig.parquet")
+    assert _digest(sig.values[:, :, 0]) == _digest(want)
