@@ -262,15 +262,25 @@ def test_validate_ok_and_report_rebuilds(cli_run, tmp_path):
             [],
         ),
         ({"portfolios": {"grid": {"stop_loss": [-0.1]}}}, ["stop_loss"]),
+        ({"portfolios": {"grid": {"trailing_stop": [1.0]}}}, ["trailing_stop"]),
+        ({"portfolios": {"grid": {"take_profit": [0.0]}}}, ["take_profit"]),
+        ({"portfolios": {"max_holding": 0}}, ["max_holding"]),
+        ({"portfolios": {"max_positions": 0}}, ["max_positions"]),
+        ({"portfolios": {"exit_on": "open"}}, ["exit_on"]),
+        ({"portfolios": {"sizing": "kelly"}}, ["sizing"]),
+        ({"research": {"cscv_blocks": 7}}, ["cscv_blocks"]),
+        ({"research": {"walk_forward": {"train": 5000, "test": 10}}}, ["walk_forward"]),
+        ({"features": {"r": {"kind": "rank", "input": "nothing"}}}, ["nothing"]),
+        ({"features": {"s": {"kind": "sma", "windw": 5}}}, ["windw"]),
     ],
 )
-def test_bad_pipeline_exit_2_one_line_nothing_written(tmp_path, change, needles):
+def test_bad_pipeline_exit_2_one_line_nothing_written(tmp_path, client, change, needles):
     cfg = pipeline(tmp_path / "out")
     for k, v in change.items():
-        cfg[k] = {**cfg[k], **v} if k != "strategies" else v
+        cfg[k] = {**cfg.get(k, {}), **v} if k != "strategies" else v
     path = write(tmp_path, cfg)
     one_line_error(main("validate", str(path)), *needles)
-    one_line_error(main("run", str(path)), *needles)
+    one_line_error(main("run", str(path), "--address", client.scheduler.address), *needles)
     assert not (tmp_path / "out").exists()
 
 
