@@ -15,7 +15,6 @@ from typing import Any
 import xarray as xr
 
 from admf_dask.cache.store import DiskCache
-from admf_dask.data.dates import open_zarr
 
 STORE = "data.zarr"
 
@@ -99,7 +98,7 @@ def load_dataset(
         return None
     meta = entry.meta
     try:
-        ds = open_zarr(entry.path / STORE, consolidated=False, chunks={})  # docs/TIME.md
+        ds = xr.open_zarr(entry.path / STORE, consolidated=False, chunks={})
         names = list(meta["variables"])
         if sorted(map(str, ds.data_vars)) != sorted(names):
             raise ValueError(f"variables {sorted(map(str, ds.data_vars))} != {sorted(names)}")

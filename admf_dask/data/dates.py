@@ -18,7 +18,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from admf_dask.config.models import check_format
+from admf_dask.dasktools.zarrtime import open_zarr
 from admf_dask.data.validate import NS_MAX as _NS_MAX
 from admf_dask.data.validate import NS_MIN as _NS_MIN
 from admf_dask.data.validate import in_ns_range
@@ -164,46 +164,6 @@ def bound_on_axis(values: np.ndarray, like: np.ndarray | np.dtype | str) -> np.n
     up = ~nat & (out.astype(t.dtype) < t)  # (exact: the coarse unit fits any finer value here)
     out[up] += np.timedelta64(1, unit)
     return out
-
-
-def open_zarr(target: Any, **kwargs: Any) -> Any:
-    """``xarray.open_zarr`` whose times come back at the store's unit (docs/TIME.md).
-
-    xarray decodes CF times to datetime64[ns]; a store whose times do not fit (written from a
-    datetime64[s] axis, past 2262-04-11) cannot be decoded so (or becomes cftime objects where
-    cftime is installed): such a store is opened again with its times decoded to seconds.
-
-    Parameters
-    ----------
-    target : str, path or zarr store
-        As for ``xarray.open_zarr``.
-    **kwargs
-        Passed on to ``xarray.open_zarr``.
-
-    Returns
-    -------
-    xarray.Dataset
-    """
-    import xarray as xr
-
-    try:
-        ds = xr.open_zarr(target, **kwargs)
-    except (ValueError, OverflowError) as e:
-        first: Exception | None = e
-    else:
-        if not any(
-            v.dtype == object and "since" in str(v.encoding.get("units", ""))
-            for v in ds.variables.values()
-        ):
-            return ds
-        first = None
-    seconds = xr.coders.CFDatetimeCoder(time_unit="s")
-    try:
-        return xr.open_zarr(target, decode_times=seconds, **kwargs)
-    except (ValueError, OverflowError):
-        if first is not None:
-            raise first from None
-        raise
 
 
 def _candidates() -> tuple[str, ...]:

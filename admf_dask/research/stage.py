@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from admf_dask.dasktools.fs import Loc, zarr_target
-from admf_dask.data.dates import open_zarr
+from admf_dask.dasktools.zarrtime import open_zarr
 from admf_dask.errors import InputError
 from admf_dask.research import _kernels as _k
 from admf_dask.research.config import ResearchConfig, check_research
