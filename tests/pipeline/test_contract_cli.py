@@ -384,3 +384,46 @@ def test_existing_run_folder_is_not_replaced(tmp_path, client):
     proc = main("run", str(path), "--address", addr, "--quiet", "--set", "output.overwrite=true")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "out" / "run.json").read_text())["run_id"] != before
+
+
+def test_ml_trace_records_and_routing(client, tmp_path):
+    """§5 run.json ``trace``: one record per ML task (train / inference) with its worker, which
+    is an ML-tagged one (§4 resource tags really route); §3: training rows end before the
+    predicted bars (purge = horizon)."""
+    cfg = pipeline(tmp_path / "out")
+    cfg["data"] = {
+        "source": "bokeh_stocks",
+        "start": "2012-03-01",
+        "end": "2013-03-01",
+        "chunks": {"time": 128},
+    }
+    cfg["features"] = {"r1": {"kind": "returns"}, "r10": {"kind": "roc", "window": 10}}
+    cfg["strategies"] = {
+        "xgb": {
+            "kind": "xgboost",
+            "features": ["r1", "r10"],
+            "horizon": 3,
+            "train_window": 100,
+            "retrain_every": 150,
+            "params": {"n_estimators": 10, "max_depth": 2},
+            "seed": 1,
+        }
+    }
+    cfg["portfolios"]["grid"] = {"allow_short": [False, True]}
+    cfg["output"]["report"] = False
+    res = ad.run(cfg, client, out=tmp_path / "out")
+    m = json.loads((tmp_path / "out" / "run.json").read_text())
+    trace = m["trace"]
+    assert trace, "no ML trace records"
+    ml_workers = {w["address"] for w in m["cluster"]["workers"] if w["resources"].get("ML")}
+    assert ml_workers
+    for r in trace:
+        assert set(r) >= {"stage", "key", "worker", "model_id", "feature_hash", "start", "stop"}
+        assert r["stage"] in ("train", "inference")
+        assert r["worker"] in ml_workers, r
+        assert r["start"] <= r["stop"]
+    stages = [r["stage"] for r in trace]
+    assert "train" in stages and "inference" in stages
+    sig = ad.open_run(tmp_path / "out").signals.sel(strategy="xgb").values
+    assert np.nanmax(np.abs(sig)) <= 1
+    assert len(res.orders) > 0
