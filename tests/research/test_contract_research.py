@@ -302,3 +302,25 @@ def test_walk_forward(run, anchored, tmp_path):
         wf["metrics"]["sharpe"], empyrical.sharpe_ratio(r, annualization=252), rel_tol=1e-9
     )
     assert math.isclose(wf["metrics"]["total_return"], want_eq[-1] / CAPITAL - 1, rel_tol=1e-9)
+
+
+def test_dsr_is_nan_with_one_finite_sharpe(run, client, tmp_path):
+    """§2d: N = portfolios with a finite SR; dsr is NaN when N < 2 (psr stays defined)."""
+    cfg = {
+        "name": "contract-research-one",
+        "data": {"source": "bokeh_stocks", "start": "2012-06-01", "end": END},
+        "strategies": {
+            "s0": {"kind": "signals", "path": str(Path(run["path"]).parent / "s0.parquet")},
+            "flat": {"kind": "signals", "path": str(Path(run["path"]).parent / "flat.parquet")},
+        },
+        "portfolios": {"capital": CAPITAL, "batch_size": 2, "grid": {"strategy": ["s0", "flat"]}},
+        "research": {"cscv_blocks": 4},
+        "cluster": {"n_workers": 1, "threads_per_worker": 1, "ml_workers": 0},
+        "output": {"path": str(tmp_path / "run"), "report": False},
+    }
+    res = ad.run(cfg, client, out=tmp_path / "run")
+    m = res.metrics
+    assert np.isnan(m["dsr"].to_numpy()).all()
+    r = _returns(res.equity.values[:, 0])
+    assert math.isclose(float(m.loc[0, "psr"]), _psr(r, 0.0), rel_tol=1e-9)
+    assert json.loads((tmp_path / "run" / "research.json").read_text())["dsr"]["n"] == 1
