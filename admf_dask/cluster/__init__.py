@@ -151,8 +151,12 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
 
     cfg = cfg or ClusterConfig()
     if plan is None:
-        m = detect_machine()
-        plan = plan_cluster(cfg, m["cores"], m["memory"], m["gpu"])
+        cores, memory = _cores_memory()
+        plan = plan_cluster(cfg, cores, memory)
+        if any(ML in w.resources for w in plan.workers):
+            # only ML workers get a GPU tag: without them, torch is not imported to look for
+            # one (seconds, on a machine with a GPU device)
+            plan = plan_cluster(cfg, cores, memory, cuda_available())
     if _FORKSERVER_WARM and any(w.memory_limit < WARM_MIN_MEMORY for w in plan.workers):
         # a server that loaded the kernels would start these workers with that memory in use
         _start_forkserver(warm=False)
