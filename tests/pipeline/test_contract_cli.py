@@ -284,10 +284,11 @@ def test_bad_pipeline_exit_2_one_line_nothing_written(tmp_path, client, change, 
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_arguments_exit_2(tmp_path):
-    one_line_error(main("run", str(tmp_path / "missing.yaml")), "missing.yaml")
+def test_bad_arguments_exit_2(tmp_path, client):
+    addr = ("--address", client.scheduler.address)  # no session cluster started in this process
+    one_line_error(main("run", str(tmp_path / "missing.yaml"), *addr), "missing.yaml")
     path = write(tmp_path, pipeline(tmp_path / "out"))
-    one_line_error(main("run", str(path), "--set", "portfolios.nope=1"), "nope")
+    one_line_error(main("run", str(path), "--set", "portfolios.nope=1", *addr), "nope")
     one_line_error(main("report", str(tmp_path)))
     assert not (tmp_path / "out").exists()
 
