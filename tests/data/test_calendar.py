@@ -14,6 +14,7 @@ import pytest
 from admf_dask.config.models import DataConfig
 from admf_dask.data import load_market_data
 from admf_dask.data.calendar import (
+    bar_label,
     bar_vol_scale,
     bars_per_day,
     infer_frequency,
@@ -63,6 +64,14 @@ def test_daily_calendar_unchanged():
     np.testing.assert_array_equal(synthetic_times(cfg), expected)
     b = synthetic_times(DataConfig(bars=300, calendar_start="2011-03-05", frequency="1B"))
     np.testing.assert_array_equal(b, expected)
+
+
+def test_bar_label_of_run_json():
+    day = np.datetime64("2010-01-04T00:00:00", "ns")
+    assert bar_label(day, "1D") == bar_label(day, None) == "2010-01-04"  # daily: the date only
+    assert bar_label(np.datetime64("2010-01-04T09:30", "ns"), "1min") == "2010-01-04T09:30:00"
+    far = np.datetime64("2300-01-02T09:30", "s")
+    assert bar_label(far, "5min") == "2300-01-02T09:30:00" and bar_label(far, "1W") == "2300-01-02"
 
 
 def test_bar_vol_scale():
