@@ -19,10 +19,17 @@ from admf_dask.dasktools.fs import Loc, arrow_target, join
 from admf_dask.metrics import finalize_metrics
 from admf_dask.metrics.relative import finalize_relative, init_relative, update_relative
 from admf_dask.portfolio import _kernels as K
-from admf_dask.portfolio._trades import TradeState, trade_metrics
+from admf_dask.portfolio._trades import TradeState, TradeTable, trade_metrics
 from admf_dask.portfolio.batch import BatchState, OrderRecords, scratch, step
 from admf_dask.portfolio.store import open_array
-from admf_dask.portfolio.trades import ledger_step, part_name, warm_trades, write_trades
+from admf_dask.portfolio.trades import PARQUET_OPTIONS as TRADES_OPTIONS
+from admf_dask.portfolio.trades import (
+    ledger_step,
+    part_name,
+    trades_arrow,
+    trades_row_groups,
+    warm_trades,
+)
 
 
 @dataclass(frozen=True)
@@ -123,27 +130,32 @@ _PARQUET_OPTIONS = {
 ROW_GROUP = 1 << 20
 
 
-def _write_orders(orders: OrderRecords, spec: BatchSpec, t0: int, times, buffers, name: str):
-    """Write one batch × time chunk file of orders.parquet (a folder, or a prefix on a store),
-    one row group of columns at a time (`ROW_GROUP`)."""
-    import pyarrow.parquet as pq
+class _Part:
+    """One task's file of orders.parquet or trades.parquet (a path, or a `Loc` on a store),
+    written row group by row group as the task steps its time chunks."""
 
-    path, fs = arrow_target(join(spec.orders_dir, name))
-    n = len(orders)
-    if n <= ROW_GROUP:
-        table = _orders_table(orders, spec, t0, times, buffers)
-        pq.write_table(table, path, filesystem=fs, **_PARQUET_OPTIONS)
-        return
-    writer = None
-    try:
-        for i in range(0, n, ROW_GROUP):
-            table = _orders_table(orders[i : i + ROW_GROUP], spec, t0, times, buffers)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema, filesystem=fs, **_PARQUET_OPTIONS)
-            writer.write_table(table, row_group_size=ROW_GROUP)
-    finally:
-        if writer is not None:
-            writer.close()
+    def __init__(self, where: str | Loc, options: dict[str, Any]) -> None:
+        self.where, self.options, self.writer = where, options, None
+
+    def write(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            path, fs = arrow_target(self.where)
+            self.writer = pq.ParquetWriter(path, table.schema, filesystem=fs, **self.options)
+        self.writer.write_table(table, row_group_size=ROW_GROUP)
+
+    def close(self, empty) -> None:
+        """Finish the file; ``empty()`` gives the table written when no rows came."""
+        if self.writer is None:
+            self.write(empty())
+        self.writer.close()
+
+
+def _write_orders(part: _Part, orders: OrderRecords, spec: BatchSpec, t0: int, times, buffers):
+    """Add a chunk's orders to the task's file, one row group of columns at a time."""
+    for i in range(0, len(orders), ROW_GROUP):
+        part.write(_orders_table(orders[i : i + ROW_GROUP], spec, t0, times, buffers))
 
 
 def step_task(
@@ -179,57 +191,69 @@ def step_task(
         stats = dict(stats)
         copy = True
     t0 = state.n_bars
-    open_, close, sig = _cat(opens), _cat(closes), _cat(sigs)
-    vol = _cat(vols, axis=1) if vols else None
-    high = _cat(highs) if highs else None
-    low = _cat(lows) if lows else None
     record = spec.orders_dir is not None or spec.trades_dir is not None  # trades: from orders
-    n_steps = close.size * (spec.p1 - spec.p0)
-    # size the order buffer from the rate seen so far (regrowing it costs page faults and copies)
     buffers = scratch()
-    rate = stats["orders_per_step"] or buffers.orders_per_step
-    hint = int(n_steps * rate * 1.1) + 1024 if record else 0
-    state, equity, cash, orders = step(
-        state,
-        open_,
-        close,
-        sig,
-        vol,
-        spec.mixes,
-        spec.fparams,
-        spec.iparams,
-        record=record,
-        copy=copy,
-        capacity=hint,
-        high=high,
-        low=low,
-        buffers=buffers,
-    )
-    stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
-    if record:
-        buffers.orders_per_step = stats["orders_per_step"]
-    tac = clock()
-    t1 = state.n_bars
-    open_array(spec.store, "equity")[t0:t1, spec.p0 : spec.p1] = equity
-    open_array(spec.store, "cash")[t0:t1, spec.p0 : spec.p1] = cash
-    toc = clock()
-    if spec.orders_dir is not None:
-        name = f"part-b{spec.index:05d}-c{chunk:05d}.parquet"
-        _write_orders(orders, spec, t0, times, buffers, name)
+    name = part_name(spec.index, chunk)
+    o_part = _Part(join(spec.orders_dir, name), _PARQUET_OPTIONS) if spec.orders_dir else None
+    t_part = _Part(join(spec.trades_dir, name), TRADES_OPTIONS) if spec.trades_dir else None
+    # one time chunk at a time: the order records, their columns and the trades of one chunk at
+    # once, in buffers the next chunk reuses (a task's whole ledger was fresh memory: a page
+    # fault per 4 KB, and the task's peak); the kernel gives the same numbers chunk by chunk
+    for i in range(len(closes)):
+        tic_k = clock() if i else tic
+        close = _cat([closes[i]])
+        n_steps = close.size * (spec.p1 - spec.p0)
+        # size the order buffer from the rate seen so far (regrowing it costs faults and copies)
+        rate = stats["orders_per_step"] or buffers.orders_per_step
+        hint = int(n_steps * rate * 1.1) + 1024 if record else 0
+        c0 = state.n_bars
+        state, equity, cash, orders = step(
+            state,
+            _cat([opens[i]]),
+            close,
+            _cat([sigs[i]]),
+            _cat([vols[i]], axis=1) if vols else None,
+            spec.mixes,
+            spec.fparams,
+            spec.iparams,
+            record=record,
+            copy=copy and i == 0,
+            capacity=hint,
+            high=_cat([highs[i]]) if highs else None,
+            low=_cat([lows[i]]) if lows else None,
+            buffers=buffers,
+        )
+        stats["orders_per_step"] = float(len(orders)) / max(n_steps, 1)
+        if record:
+            buffers.orders_per_step = stats["orders_per_step"]
+        tac = clock()
+        open_array(spec.store, "equity")[c0 : state.n_bars, spec.p0 : spec.p1] = equity
+        open_array(spec.store, "cash")[c0 : state.n_bars, spec.p0 : spec.p1] = cash
+        toc = clock()
+        if o_part is not None:
+            _write_orders(o_part, orders, spec, t0, times, buffers)
+        tt = clock()
+        if t_part is not None:
+            n_bars = len(spec.times)
+            trades = ledger_step(state.trades, orders, close, c0, n_bars, state.last_close, buffers)
+            for table in trades_row_groups(trades, spec.p0, spec.times, spec.symbols, ROW_GROUP):
+                t_part.write(table)
+        if spec.benchmark is not None:
+            update_relative(state.relative, equity, close[:, spec.benchmark])
+        stats["kernel"] += tac - tic_k
+        stats["zarr"] += toc - tac
+        stats["orders"] += tt - toc
+        stats["trades"] += clock() - tt
+    tic_w = clock()
+    if o_part is not None:
+        o_part.close(lambda: _orders_table(OrderRecords.empty(), spec, t0, times, buffers))
     tt = clock()
-    if spec.trades_dir is not None:
-        n_bars = len(spec.times)
-        trades = ledger_step(state.trades, orders, close, t0, n_bars, state.last_close, buffers)
-        path = join(spec.trades_dir, part_name(spec.index, chunk))
-        write_trades(trades, path, spec.p0, spec.times, spec.symbols)
-    if spec.benchmark is not None:
-        update_relative(state.relative, equity, close[:, spec.benchmark])
+    if t_part is not None:
+        t_part.close(lambda: trades_arrow(TradeTable.concat([]), spec.p0, spec.times, spec.symbols))
+    stats["orders"] += tt - tic_w
+    stats["trades"] += clock() - tt
     if buffers.nbytes > KEEP_BYTES:
         buffers.clear()  # a task of many orders: free them now, as a fresh buffer would be
-    stats["kernel"] += tac - tic
-    stats["zarr"] += toc - tac
-    stats["orders"] += tt - toc
-    stats["trades"] += clock() - tt
     stats["cpu"] += cpu() - tic_cpu
     return state, stats
 

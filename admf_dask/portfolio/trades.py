@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -179,22 +179,27 @@ def write_trades(
     import pyarrow.parquet as pq
 
     where, fs = arrow_target(path)
-    n = len(table)
-    if n <= ROW_GROUP:
-        arrow = trades_arrow(table, p0, times, symbols)
-        pq.write_table(arrow, where, filesystem=fs, **PARQUET_OPTIONS)
-        return
     writer = None
     try:
-        for i in range(0, n, ROW_GROUP):
-            part = TradeTable(table.ints[:, i : i + ROW_GROUP], table.floats[:, i : i + ROW_GROUP])
-            arrow = trades_arrow(part, p0, times, symbols)
+        for arrow in trades_row_groups(table, p0, times, symbols, ROW_GROUP):
             if writer is None:
                 writer = pq.ParquetWriter(where, arrow.schema, filesystem=fs, **PARQUET_OPTIONS)
             writer.write_table(arrow, row_group_size=ROW_GROUP)
+        if writer is None:  # no trades: a file of the schema
+            arrow = trades_arrow(table, p0, times, symbols)
+            pq.write_table(arrow, where, filesystem=fs, **PARQUET_OPTIONS)
     finally:
         if writer is not None:
             writer.close()
+
+
+def trades_row_groups(
+    table: TradeTable, p0: int, times: np.ndarray, symbols: Sequence[str], rows: int
+) -> Iterator[Any]:
+    """`trades_arrow` of ``table``, ``rows`` trades at a time."""
+    for i in range(0, len(table), rows):
+        part = TradeTable(table.ints[:, i : i + rows], table.floats[:, i : i + rows])
+        yield trades_arrow(part, p0, times, symbols)
 
 
 def write_batches(trades_dir: str | os.PathLike | Loc, bounds: Iterable[tuple[int, int]]) -> None:
