@@ -234,7 +234,6 @@ def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
     finally:
         from admf_dask.cluster import close_session
 
-        _join_early()
         with contextlib.suppress(Exception):
             close_session()
 
@@ -262,55 +261,6 @@ def _import_arrays(args: argparse.Namespace) -> None:
         import_dask_array()
 
 
-def _start_cluster_early(pipeline: str, overrides: list[str]) -> None:
-    """Start the run's session cluster (`admf_dask.cluster.session_client`) on a thread now,
-    from the file's ``cluster`` section alone, so that it starts while this thread imports and
-    validates the rest (seconds of imports: the stages, their kinds and dask.array). The run
-    then finds it started (`admf_dask.pipeline.runner._ClusterStart` asks for the same
-    section). Nothing is reported here: a section that does not validate, a scheduler address
-    or a cluster that fails to start is left to the run, which says what is wrong. The thread is
-    `_EARLY`: waited for before the session is closed (`_join_early`)."""
-    global _EARLY
-    try:
-        from admf_dask.config import apply_overrides, read_yaml
-        from admf_dask.config.models import ClusterConfig
-
-        raw = apply_overrides(read_yaml(pipeline), overrides)
-        section = raw.get("cluster") if isinstance(raw, dict) else None
-        cfg = ClusterConfig.model_validate(section if section is not None else {})
-    except Exception:  # noqa: BLE001 - the run's own validation gives the one-line error
-        return
-    if cfg.address:
-        return
-    # as _ClusterStart does: distributed imported by this thread first (never by two threads at
-    # once), the workers' server in the mode this section needs; the thread inherits this
-    # thread's signal mask, and so do the workers it starts
-    import distributed  # noqa: F401
-
-    from admf_dask.cluster import plugin, session_client, start_forkserver  # noqa: F401
-
-    with contextlib.suppress(Exception):
-        start_forkserver(cfg)
-
-    def target() -> None:
-        with contextlib.suppress(BaseException):  # the run starts it again and reports why
-            session_client(cfg)
-
-    _EARLY = threading.Thread(target=target, name="admf-dask-cluster-early", daemon=True)
-    _EARLY.start()
-
-
-#: the thread of `_start_cluster_early` (None: none started)
-_EARLY: threading.Thread | None = None
-
-
-def _join_early(timeout: float | None = None) -> None:
-    """Wait for the early cluster start: a cluster closed half started would hang until its
-    timeouts (bad input found while it starts: the error line is out, the exit waits)."""
-    if _EARLY is not None:
-        _EARLY.join(timeout)
-
-
 _INTERRUPTED = {
     "run": "the cluster was shut down and no run folder was written",
     "ingest": "nothing was written",
@@ -333,7 +283,6 @@ def _interrupted(command: str, worker: threading.Thread | None) -> int:
         close_session()  # the command's Client calls now fail, and its thread unwinds
     if worker is not None:
         worker.join(timeout=30)
-    _join_early(timeout=30)
     with contextlib.suppress(Exception):
         close_session()  # one the command was still starting when the signal came
     rundir.discard_pending()
@@ -448,7 +397,6 @@ def _command(args: argparse.Namespace) -> int:
 
         if args.out is not None:
             refuse_process_local(args.out, "--out")
-        _start_cluster_early(args.pipeline, overrides)
         cfg = load_pipeline(args.pipeline, overrides)  # the file is read once: run takes cfg
         if args.out is None:
             refuse_process_local(cfg.output.path, "output.path")
