@@ -33,15 +33,23 @@ def start_proc(args: list[str], log: Path, env: dict[str, str] | None = None) ->
 
 def stop_proc(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
     """Signal the process group of `proc` (`sig`, then SIGKILL after 15 s) and reap it."""
-    if proc.poll() is None:
+    stop_procs([proc], sig)
+
+
+def stop_procs(procs: list[subprocess.Popen], sig: int = signal.SIGTERM) -> None:
+    """`stop_proc` of each of `procs`, all signalled first: they shut down at the same time."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+            os.killpg(p.pid, sig)
+    deadline = time.monotonic() + 15
+    for p in running:
         try:
-            proc.wait(15)
+            p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(5)
 
 
 def scheduler_command(sched_file: Path) -> list[str]:

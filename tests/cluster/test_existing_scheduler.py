@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from _deploy import start_proc, start_scheduler, stop_proc, wait_for_workers, worker_command
+from _deploy import start_proc, start_scheduler, stop_procs, wait_for_workers, worker_command
 
 
 @pytest.fixture
@@ -24,8 +24,7 @@ def deployment(tmp_path):
         wait_for_workers(address, 2, [tmp_path / "ml-0.log", tmp_path / "cpu-1.log"])
         yield address
     finally:
-        for p in reversed(procs):
-            stop_proc(p)
+        stop_procs(procs)
 
 
 def test_run_on_existing_scheduler(tmp_path, small_pipeline, deployment):

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import psutil
-from _deploy import BIN, start_proc, stop_proc, wait_for_workers, wait_scheduler
+from _deploy import BIN, start_proc, stop_procs, wait_for_workers, wait_scheduler
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -66,5 +66,4 @@ def test_readme_cluster_recipe_listens_on_loopback_only(tmp_path):
         assert len(sockets) >= 2 + 3 * len(workers), sockets
         assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
     finally:
-        for p in reversed(procs):
-            stop_proc(p)
+        stop_procs(procs)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _deploy import start_proc, start_scheduler, stop_proc, wait_for_workers, worker_command
+from _deploy import start_proc, start_scheduler, stop_procs, wait_for_workers, worker_command
 
 import admf_dask as ad
 from admf_dask.errors import ConfigError
@@ -73,8 +73,7 @@ def unshared_cluster(logs: Path, hidden: list[Path]) -> Iterator[str]:
                 assert list(c.run(_names, str(h)).values()) == [[], []], h
         yield address
     finally:
-        for p in reversed(procs):
-            stop_proc(p)
+        stop_procs(procs)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from _deploy import start_proc, start_scheduler, stop_proc, wait_for_workers, worker_command
+from _deploy import start_proc, start_scheduler, stop_procs, wait_for_workers, worker_command
 
 FIELDS = ("open", "high", "low", "close", "volume")
 
@@ -122,6 +122,4 @@ def deployment(
             wait_for_workers(address, len(workers), [folder / f"{n}.log" for n in workers])
         yield address, procs
     finally:
-        for p in procs.values():
-            stop_proc(p)
-        stop_proc(sched)
+        stop_procs([*procs.values(), sched])
