@@ -44,14 +44,39 @@ def _owns_models() -> bool:
     return fold_models() is get_worker().plugins[WORKER_PLUGIN].models
 
 
-def _by_name(client) -> dict:
+def _by_name(client, task_timeout: float = 60) -> dict:
+    """Each worker's `_state` by name, read after a task of ours ran there (`_owns_models`): a
+    worker takes its first task only once set up, so this reads what that task found."""
     info = client.scheduler_info(n_workers=-1)["workers"]
     names = {addr: w["name"] for addr, w in info.items()}
-    out = {names[a]: s for a, s in client.run(_state).items()}
+    owns = {}
     for addr, name in names.items():
         fut = client.submit(_owns_models, pure=False, workers=[addr], allow_other_workers=False)
-        out[name]["owns_models"] = fut.result(timeout=60)
+        try:
+            owns[name] = fut.result(timeout=task_timeout)
+        finally:
+            fut.cancel()  # pinned to a worker that is gone, it would wait for it forever
+    out = {names[a]: s for a, s in client.run(_state, workers=list(names)).items()}
+    for name, s in out.items():
+        s["owns_models"] = owns[name]
     return out
+
+
+def _settled(client, done, timeout: float = 240) -> dict:
+    """`_by_name` once ``done(states)`` holds. The workers a restart or a nanny brings back may
+    still be replaced while they start on a loaded machine (one slow to stop is killed and its
+    nanny starts another), so a read that meets a worker gone meanwhile is read again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            states = _by_name(client, task_timeout=15)  # a worker just killed: asked again
+        except (KeyError, OSError) as exc:  # TimeoutError is an OSError: a worker gone meanwhile
+            states = {"error": repr(exc)}
+        else:
+            if done(states):
+                return states
+        assert time.monotonic() < deadline, f"the workers did not settle in {timeout}s: {states}"
+        time.sleep(0.5)
 
 
 def _check_ready(states: dict) -> None:
@@ -98,7 +123,7 @@ def test_restarted_workers_come_back_warm(plugin_client):
     before = {n: s["pid"] for n, s in _by_name(plugin_client).items()}
     # the workers count as back once set up again: the timeout covers their warm-up too
     plugin_client.restart(timeout=RESTART_TIMEOUT)
-    after = _by_name(plugin_client)
+    after = _settled(plugin_client, lambda s: set(s) == set(before))
     assert all(after[n]["pid"] != before[n] for n in before)
     _check_ready(after)
 
@@ -107,14 +132,8 @@ def test_a_killed_worker_is_replaced_warm(plugin_client):
     states = _by_name(plugin_client)
     old = states["cpu-1"]["pid"]
     os.kill(old, signal.SIGKILL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        try:
-            states = _by_name(plugin_client)
-        except (KeyError, OSError):  # the dead worker is still being removed
-            continue
-        if set(states) == {"ml-0", "cpu-1"} and states["cpu-1"]["pid"] != old:
-            break
-    assert states["cpu-1"]["pid"] != old, "the nanny did not replace the killed worker"
-    _check_ready(states)
+
+    def replaced(s: dict) -> bool:
+        return set(s) == {"ml-0", "cpu-1"} and s["cpu-1"]["pid"] != old
+
+    _check_ready(_settled(plugin_client, replaced))
