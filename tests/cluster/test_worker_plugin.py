@@ -49,6 +49,7 @@ def _by_name(client, task_timeout: float = 60) -> dict:
     worker takes its first task only once set up, so this reads what that task found."""
     info = client.scheduler_info(n_workers=-1)["workers"]
     names = {addr: w["name"] for addr, w in info.items()}
+    client.run(os.getpid, workers=list(names))  # a worker gone fails here, before a task waits
     owns = {}
     for addr, name in names.items():
         fut = client.submit(_owns_models, pure=False, workers=[addr], allow_other_workers=False)
