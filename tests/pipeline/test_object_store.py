@@ -34,14 +34,6 @@ def _to_s3(cfg: dict, s3) -> dict:
     return cfg
 
 
-def _tiny(cfg: dict) -> dict:
-    """`cfg` on one time chunk of 100 bars, two portfolios: for the tests of a run folder's
-    rules, not of its numbers (fewer objects for each run to write on the store)."""
-    cfg["data"].update(bars=100, chunks={"time": 100})
-    cfg["portfolios"]["grid"] = {"stop_loss": [None, 0.05]}
-    return cfg
-
-
 def _cli_env(env: dict[str, str], *args: str):
     """`test_cli.cli` with more environment variables."""
     import os
@@ -87,7 +79,7 @@ def test_run_on_s3_equals_the_local_run(s3, client, small_pipeline, tmp_path):
 
 
 def test_overwrite_rules_on_a_store(s3, client, small_pipeline):
-    cfg = _to_s3(_tiny(small_pipeline), s3)
+    cfg = _to_s3(small_pipeline, s3)
     bucket = s3.bucket()
     url = f"s3://{bucket}/runs/x"
     first = ad.run(cfg, client, out=url)
@@ -235,6 +227,5 @@ def test_a_target_that_appears_during_the_run_is_kept(s3, client, small_pipeline
                 yield note
 
     with pytest.raises(ConfigError, match="appeared during the run"):
-        cfg = _to_s3(_tiny(small_pipeline), s3)
-        ad.run(cfg, client, out=f"s3://{bucket}/runs/x", reporter=Intruder())
+        ad.run(_to_s3(small_pipeline, s3), client, out=f"s3://{bucket}/runs/x", reporter=Intruder())
     assert _keys(s3, bucket) == ["runs/x/theirs.txt"]  # no temporary prefix, theirs untouched
