@@ -339,8 +339,7 @@ def check_store_reach(client: Any, prefix: Any, where: str, shown: Any, timeout:
     why = " ".join(str(failed[addrs[0]]).split())[:200]
     raise ConfigError(
         where,
-        f"{who} cannot write to {shown} ({why}); the workers write the run to the store "
-        "themselves",
+        f"{who} cannot write to {shown} ({why}); the workers write the run to the store themselves",
         "give the workers the store's credentials (their environment, or "
         "output.storage_options) and a route to its endpoint",
     )
