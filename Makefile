@@ -47,7 +47,7 @@ notebooks-test: $(NBSTAMP)
 		notebooks/*.ipynb; rc=$$?; rm -rf "$$out"; exit $$rc
 
 test: $(DEVSTAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=30 tests
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check admf_dask tests benchmarks
