@@ -28,7 +28,7 @@ from admf_dask.config.models import check_format
 from admf_dask.dasktools.zarrtime import open_zarr
 from admf_dask.data.validate import NS_MAX as _NS_MAX
 from admf_dask.data.validate import NS_MIN as _NS_MIN
-from admf_dask.data.validate import in_ns_range
+from admf_dask.data.validate import at_unit, in_ns_range
 from admf_dask.errors import DataError
 
 ISO = "ISO8601"  # pandas' own ISO 8601 parser (dates, times, offsets)
@@ -317,19 +317,7 @@ def parse_dates(
 def _market(values: np.ndarray, locate: Callable[[int], str]) -> np.ndarray:
     """Parsed times at the market's unit (`time_unit`); a lost fraction of a second is named by
     its row."""
-    unit = time_unit(values)
-    out = values.astype(f"datetime64[{unit}]")
-    if unit == "s":
-        lost = ~np.isnat(values) & (out.astype(values.dtype) != values)
-        if lost.any():
-            i = int(np.argmax(lost))
-            raise DataError(
-                locate(i),
-                f"time {values[i]} has a fraction of a second: times past 2262-04-11 (or "
-                "before 1677-09-22) are held in whole seconds",
-                "round the bar times to whole seconds",
-            )
-    return out
+    return at_unit(values, time_unit(values), locate)
 
 
 def _infer(

@@ -292,10 +292,16 @@ def check_time_range(time: np.ndarray, locate: Locate, unit: str | None = None) 
         raise DataError(locate(i), "time is empty", "give every row a date")
     from admf_dask.data.dates import time_unit
 
-    unit = unit or time_unit(time)  # ns as always; s when a date does not fit it (docs/TIME.md)
+    # ns as always; s when a date does not fit it (docs/TIME.md)
+    return at_unit(time, unit or time_unit(time), locate)
+
+
+def at_unit(time: np.ndarray, unit: str, locate: Locate) -> np.ndarray:
+    """``time`` as datetime64[``unit``]; on a seconds axis a time with a fraction of a second is
+    an error named by its row (`locate`)."""
     out = time.astype(f"datetime64[{unit}]")
     if unit == "s" and np.datetime_data(time.dtype)[0] in ("ms", "us", "ns"):
-        lost = out.astype(time.dtype) != time
+        lost = ~np.isnat(time) & (out.astype(time.dtype) != time)
         if lost.any():
             i = int(np.argmax(lost))
             raise DataError(

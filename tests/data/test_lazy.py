@@ -10,35 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from _graphs import arrays_in as _arrays_in
 
 from admf_dask.data import FIELDS, fingerprint, lazy, load_market_data, synthetic_ohlcv
 from admf_dask.data._synthetic import _BLOCK, block, plan
 from admf_dask.data.load import finish_fingerprint
 from admf_dask.data.universe import read_universe, universe_mask, universe_rows
 from admf_dask.errors import DataError
-
-
-def _arrays_in(graph) -> list[np.ndarray]:
-    """Every ndarray held by the tasks of a graph (walking tuples, lists, dicts)."""
-    from dask._task_spec import DataNode, Task, TaskRef
-
-    found, stack = [], list(dict(graph).values())
-    while stack:
-        x = stack.pop()
-        if isinstance(x, np.ndarray):
-            found.append(x)
-        elif isinstance(x, (tuple, list)):
-            stack.extend(x)
-        elif isinstance(x, dict):
-            stack.extend(x.values())
-        elif isinstance(x, DataNode):
-            stack.append(x.value)
-        elif isinstance(x, Task):
-            stack.extend([*x.args, *x.kwargs.values()])
-        elif isinstance(x, TaskRef):
-            continue
-    return found
-
 
 CASES = [
     # bars, symbols, seed, missing, late_listed, delisted

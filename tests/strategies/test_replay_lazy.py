@@ -8,6 +8,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
+from _graphs import arrays_in as _arrays_in
 
 from admf_dask.errors import DataError
 from admf_dask.features import compute_features
@@ -17,28 +18,6 @@ from admf_dask.strategies.replay import read_signal_table, signal_array
 
 def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()
-
-
-def _arrays_in(graph) -> list[np.ndarray]:
-    """Every ndarray held by the tasks of a graph (as tests/data/test_lazy.py)."""
-    from dask._task_spec import DataNode, Task, TaskRef
-
-    found, stack = [], list(dict(graph).values())
-    while stack:
-        x = stack.pop()
-        if isinstance(x, np.ndarray):
-            found.append(x)
-        elif isinstance(x, (tuple, list)):
-            stack.extend(x)
-        elif isinstance(x, dict):
-            stack.extend(x.values())
-        elif isinstance(x, DataNode):
-            stack.append(x.value)
-        elif isinstance(x, Task):
-            stack.extend([*x.args, *x.kwargs.values()])
-        elif isinstance(x, TaskRef):
-            continue
-    return found
 
 
 def _chunks(n: int, size: int) -> tuple[int, ...]:
