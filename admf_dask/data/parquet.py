@@ -569,6 +569,48 @@ def _cross_duplicate(group: list[Part], reading: Reading, times: np.ndarray) -> 
     )
 
 
+def overlap_groups(
+    times: list[np.ndarray], share_symbols: Callable[[int, int], bool]
+) -> list[tuple[list[int], np.ndarray]]:
+    """Groups of table parts in which a (time, symbol) key can repeat across parts.
+
+    Parts ``i`` and ``j`` are joined (union-find) when `share_symbols` ``(i, j)`` and their
+    sorted unique `times` intersect; a sweep over the parts' time spans compares only parts
+    whose spans overlap.
+
+    Returns
+    -------
+    list of (members, shared times)
+        Each group of two or more parts, with the times found in more than one of them.
+    """
+    parent = list(range(len(times)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    spans = sorted((int(t[0]), int(t[-1]), i) for i, t in enumerate(times) if t.size)
+    active: list[tuple[int, int]] = []  # (end, index)
+    for lo, hi, i in spans:
+        active = [(e, j) for e, j in active if e >= lo]
+        for _, j in active:
+            if share_symbols(i, j) and np.intersect1d(times[i], times[j], assume_unique=True).size:
+                parent[root(i)] = root(j)
+        active.append((hi, i))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(times)):
+        groups.setdefault(root(i), []).append(i)
+    out = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        u, counts = np.unique(np.concatenate([times[i] for i in members]), return_counts=True)
+        out.append((members, u[counts > 1]))
+    return out
+
+
 def _check_duplicates(
     parts: list[Part],
     reading: Reading,
@@ -580,37 +622,12 @@ def _check_duplicates(
     from admf_dask.data.validate import _day, _pair
 
     found = [r["dup"] for r in results if r["dup"] is not None]
-    # row groups that share times and symbols: union-find over their overlap
-    parent = list(range(len(parts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    spans = sorted((int(pt[0]), int(pt[-1]), i) for i, pt in enumerate(part_times) if pt.size)
-    active: list[tuple[int, int]] = []  # (end, index)
-    for lo, hi, i in spans:
-        active = [(e, j) for e, j in active if e >= lo]
-        for _, j in active:
-            if (
-                part_symbols[i] & part_symbols[j]
-                and np.intersect1d(part_times[i], part_times[j], assume_unique=True).size
-            ):
-                parent[root(i)] = root(j)
-        active.append((hi, i))
-    groups: dict[int, list[int]] = {}
-    for i in range(len(parts)):
-        groups.setdefault(root(i), []).append(i)
-    tasks = []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        all_t = np.concatenate([part_times[i] for i in members])
-        u, counts = np.unique(all_t, return_counts=True)
-        shared = u[counts > 1]
-        tasks.append(dask.delayed(_cross_duplicate)([parts[i] for i in members], reading, shared))
+    tasks = [
+        dask.delayed(_cross_duplicate)([parts[i] for i in members], reading, shared)
+        for members, shared in overlap_groups(
+            part_times, lambda i, j: bool(part_symbols[i] & part_symbols[j])
+        )
+    ]
     if tasks:
         found += [d for d in dask.compute(tasks)[0] if d is not None]
     if not found:

@@ -774,42 +774,20 @@ def _check_duplicates(
     and a symbol: those parts are grouped (union-find) and one task per group reads their rows
     at the shared times.
     """
+    from admf_dask.data.parquet import overlap_groups
+
     found = [r["dup"] for r in results if r["dup"] is not None]
-    parent = list(range(len(parts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    spans = sorted(
-        (int(r["times"][0]), int(r["times"][-1]), i)
-        for i, r in enumerate(results)
-        if len(r["times"])
-    )
-    active: list[tuple[int, int]] = []  # (last time, part)
-    for lo, hi, i in spans:
-        active = [(e, j) for e, j in active if e >= lo]
-        for _, j in active:
-            a, b = results[i], results[j]
-            if (
-                np.intersect1d(a["symbols"], b["symbols"], assume_unique=True).size
-                and np.intersect1d(a["times"], b["times"], assume_unique=True).size
-            ):
-                parent[root(i)] = root(j)
-        active.append((hi, i))
-    groups: dict[int, list[int]] = {}
-    for i in range(len(parts)):
-        groups.setdefault(root(i), []).append(i)
-    calls = []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        u, counts = np.unique(
-            np.concatenate([results[i]["times"] for i in members]), return_counts=True
+    calls = [
+        ([sources[i] for i in members], [parts[i] for i in members], shared)
+        for members, shared in overlap_groups(
+            [r["times"] for r in results],
+            lambda i, j: bool(
+                np.intersect1d(
+                    results[i]["symbols"], results[j]["symbols"], assume_unique=True
+                ).size
+            ),
         )
-        calls.append(([sources[i] for i in members], [parts[i] for i in members], u[counts > 1]))
+    ]
     found += [
         d
         for d in _run(
