@@ -429,17 +429,91 @@ def cached_csv(
         (``cache.enabled: false``), the file is under `AUTO_MIN_BYTES`, or the cache could not be
         written (a warning is logged).
     """
-    from admf_dask.cache.store import DiskCache, default_cache_dir, entry_key, parse_size
     from admf_dask.dasktools.ids import identity
 
     st = path.stat()
     if not cache.enabled or st.st_size < AUTO_MIN_BYTES:
         return None
-    root = Path(cache.dir).expanduser().resolve() if cache.dir else default_cache_dir().resolve()
-    disk = DiskCache(root, parse_size(cache.max_size))
     token = identity(
         "csv-store", FORMAT, str(path.resolve()), st.st_size, st.st_mtime_ns, date_format, columns
     )
+    meta = {"csv": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return _through_cache(token, meta, lambda: path, label, date_format, columns, cache, progress)
+
+
+#: what an fsspec filesystem's ``info`` says of a file's version (S3/GCS/Azure/local/memory)
+_VERSION_KEYS = (
+    "ETag",
+    "etag",
+    "md5Hash",
+    "generation",
+    "LastModified",
+    "last_modified",
+    "mtime",
+    "created",
+)
+
+
+def cached_csv_url(
+    url: str,
+    storage_options: dict[str, Any] | None,
+    label: str,
+    *,
+    date_format: str | None,
+    columns: dict[str, str] | None,
+    cache: Any,
+    progress: bool | None = None,
+) -> LazyLong | None:
+    """A CSV URL through the disk cache, like `cached_csv`: keyed by the URL, its size and its
+    version on the store (ETag or modification time), so a hit reads the converted store
+    without downloading the CSV; a miss downloads it once and converts it.
+
+    Returns None (the caller downloads and parses it as before) when the cache is off, the file
+    is under `AUTO_MIN_BYTES`, or the store says nothing of the file's version (a changed file
+    could not be told from the cached one).
+    """
+    from admf_dask.dasktools.fs import check_readable, resolve, stage_input, store_error
+    from admf_dask.dasktools.ids import identity
+
+    if not cache.enabled:
+        return None
+    loc = resolve(url, storage_options, where="data.path")
+    check_readable(loc, url)
+    try:
+        info = loc.fs.info(loc.path)
+    except Exception as exc:  # noqa: BLE001 - every store raises its own types
+        raise store_error(exc, loc, "data.path", writing=False) from None
+    size = int(info.get("size") or 0)
+    version = next((str(info[k]) for k in _VERSION_KEYS if info.get(k) is not None), None)
+    if info.get("type") == "directory" or size < AUTO_MIN_BYTES or version is None:
+        return None
+    token = identity("csv-store", FORMAT, loc.url, size, version, date_format, columns)
+    meta = {"csv": loc.url, "size": size, "version": version}
+
+    def local() -> Path:  # downloaded only on a miss
+        got = stage_input(url, storage_options, keep_remote=False)
+        assert isinstance(got, Path)
+        return got
+
+    return _through_cache(token, meta, local, label, date_format, columns, cache, progress)
+
+
+def _through_cache(
+    token: str,
+    meta: dict[str, Any],
+    csv: Callable[[], Path],
+    label: str,
+    date_format: str | None,
+    columns: dict[str, str] | None,
+    cache: Any,
+    progress: bool | None,
+) -> LazyLong | None:
+    """The converted store of entry `token` (converting the CSV `csv()` on a miss), read lazily;
+    None when the cache could not take it."""
+    from admf_dask.cache.store import DiskCache, default_cache_dir, entry_key, parse_size
+
+    root = Path(cache.dir).expanduser().resolve() if cache.dir else default_cache_dir().resolve()
+    disk = DiskCache(root, parse_size(cache.max_size))
     key = entry_key(CACHE_KIND, token)
     entry = disk.lookup(CACHE_KIND, key)
     if entry is None:
@@ -448,14 +522,14 @@ def cached_csv(
             CACHE_KIND,
             key,
             lambda tmp: ingest_csv(
-                path,
+                csv(),
                 tmp / "store",
                 label=label,
                 date_format=date_format,
                 columns=columns,
                 progress=show,
             ),
-            meta={"csv": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns},
+            meta=meta,
         )
         if entry is None:  # the cache is full or read-only: parse as before
             return None

@@ -100,7 +100,26 @@ def load_market_data(
         if cfg.source == "bokeh_stocks":
             data: LongTable | Dense = sources.read_bokeh_stocks(cfg.adjust)
         else:
-            path = _resolve(cfg.path, base_dir, cfg.storage_options, cfg.source)
+            from admf_dask.dasktools.fs import is_url
+
+            if cfg.source == "csv" and cache is not None and cfg.path and is_url(cfg.path):
+                # a big CSV on a store: its converted copy in the disk cache, not downloaded
+                # again while the file is unchanged (data.ingest.cached_csv_url)
+                from admf_dask.data.ingest import cached_csv_url
+
+                table = cached_csv_url(
+                    cfg.path,
+                    cfg.storage_options,
+                    str(cfg.path),
+                    date_format=cfg.date_format,
+                    columns=cfg.columns,
+                    cache=cache,
+                )
+            path = (
+                cfg.path
+                if table is not None
+                else _resolve(cfg.path, base_dir, cfg.storage_options, cfg.source)
+            )
             attrs["path"] = str(path)
             if cfg.source == "zarr":
                 store = sources.read_zarr(path, str(cfg.path))
@@ -112,7 +131,7 @@ def load_market_data(
                     path, str(cfg.path), date_format=cfg.date_format, columns=cfg.columns
                 )
                 data = None  # type: ignore[assignment]
-            else:
+            elif table is None:
                 if cfg.source == "csv" and cache is not None:  # a big one: converted once
                     from admf_dask.data.ingest import cached_csv
 

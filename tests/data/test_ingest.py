@@ -154,3 +154,46 @@ def test_csv_source_converts_once_into_the_disk_cache(tmp_path, monkeypatch):
         load_market_data(spec, base_dir=tmp_path, cache=cache)
     assert str(cached_error.value) == str(eager_error.value)
     assert len(entries()) == 2  # nothing cached for the bad file
+
+
+def _entries(market: Path) -> list[Path]:
+    return sorted(p for p in market.iterdir() if not p.name.startswith("."))
+
+
+def test_csv_url_converts_once_and_a_hit_downloads_nothing(tmp_path, monkeypatch):
+    import fsspec
+
+    from admf_dask.config.models import CacheConfig
+    from admf_dask.dasktools import fs as admf_fs
+    from admf_dask.data import ingest
+
+    monkeypatch.setattr(ingest, "AUTO_MIN_BYTES", 0)  # every CSV is "big"
+    store = fsspec.filesystem("memory")
+    url = f"memory://admf-ingest-test/{tmp_path.name}/p.csv"
+
+    def put(rows: list[str]) -> None:
+        with store.open(url, "w") as f:
+            f.write("\n".join([HEADER, *rows]) + "\n")
+
+    put(_rows())
+    spec = {"source": "csv", "path": url, "chunks": {"time": 4}}
+    cache = CacheConfig(dir=str(tmp_path / "cache"))
+    market = tmp_path / "cache" / "market"
+    try:
+        eager = load_market_data(spec)  # no cache: downloaded and parsed on the client
+        copies = len(admf_fs._INPUT_COPIES)
+        first = load_market_data(spec, cache=cache)  # a miss: downloaded once, converted
+        assert len(admf_fs._INPUT_COPIES) == copies + 1
+        (entry,) = _entries(market)
+        second = load_market_data(spec, cache=cache)  # a hit: the store is not read again
+        assert len(admf_fs._INPUT_COPIES) == copies + 1 and _entries(market) == [entry]
+        for ds in (first, second):
+            assert ds["close"].chunks[0][0] == 4
+            xr.testing.assert_identical(ds.compute().drop_attrs(), eager.compute().drop_attrs())
+        rows = _rows()
+        rows[0] = rows[0].replace(",100", ",999")  # the file changed on the store: converted again
+        put(rows)
+        changed = load_market_data(spec, cache=cache)
+        assert len(_entries(market)) == 2 and float(changed["volume"][0, 0]) == 999.0
+    finally:
+        store.rm(f"memory://admf-ingest-test/{tmp_path.name}", recursive=True)
