@@ -342,9 +342,7 @@ def run(
                     note(research_step(tmp, cfg.research, results=work / "results.zarr"))
             with reporter.stage("write") as note, timer("write"):
                 if cfg.output.save_signals:
-                    signals.to_dataset(name="signals").to_zarr(
-                        zarr_target(work / "signals.zarr"), mode="w"
-                    )
+                    _public_signals(signals).to_zarr(zarr_target(work / "signals.zarr"), mode="w")
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
                     "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
@@ -419,6 +417,27 @@ def _public_config(cfg: PipelineConfig) -> dict[str, Any]:
         if isinstance(spec, dict) and spec.get("storage_options"):
             spec["storage_options"] = redact(spec["storage_options"])
     return dumped
+
+
+def _public_signals(signals: Any) -> Any:
+    """signals.zarr's Dataset: a replayed file's storage_options masked in ``strategy_specs``
+    (as in run.json; the in-run diagnosis reads the unmasked specs of `signals` itself)."""
+    import json
+
+    from admf_dask.dasktools.fs import redact
+
+    ds = signals.to_dataset(name="signals")
+    text = signals.attrs.get("strategy_specs")
+    if text:
+        specs = json.loads(text)
+        for spec in specs.values():
+            if isinstance(spec, dict) and spec.get("storage_options"):
+                spec["storage_options"] = redact(spec["storage_options"])
+        ds["signals"].attrs = {
+            **signals.attrs,
+            "strategy_specs": json.dumps(specs, sort_keys=True),
+        }
+    return ds
 
 
 # persisted signals (by identity, as the signal cache hands back the same object) → the run that

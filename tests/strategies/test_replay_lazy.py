@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import cloudpickle
 import numpy as np
@@ -364,3 +365,26 @@ def test_symbol_chunks_of_the_data_are_kept(market, tmp_path):
     assert sig.chunks[:2] == data["close"].chunks
     want = _eager(market, tmp_path / "sig.parquet", "sig.parquet")
     assert _digest(sig.values[:, :, 0]) == _digest(want)
+
+
+def test_no_file_of_the_run_holds_a_replays_credentials(small_pipeline, client, tmp_path):
+    import admf_dask as ad
+
+    market = ad.load_market_data(small_pipeline["data"])
+    df = _table(market, np.random.default_rng(5), 400)
+    df.to_parquet(tmp_path / "sig.parquet")
+    secret = "AKIA-NOT-IN-ANY-FILE"
+    small_pipeline["strategies"]["rep"] = {
+        "kind": "signals",
+        "path": str(tmp_path / "sig.parquet"),
+        "storage_options": {"key": secret, "endpoint_url": "http://minio:9000"},
+    }
+    small_pipeline["output"]["report"] = True
+    res = ad.run(small_pipeline, client, out=tmp_path / "run")
+    # the run used the replayed signals, and its signals.zarr keeps the masked options
+    assert "rep" in [str(s) for s in res.signals.strategy.values]
+    saved = json.loads(ad.open_run(tmp_path / "run").signals.attrs["strategy_specs"])
+    assert saved["rep"]["storage_options"] == {"key": "***", "endpoint_url": "http://minio:9000"}
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert len(files) > 5
+    assert not [p for p in files if secret.encode() in p.read_bytes()]
