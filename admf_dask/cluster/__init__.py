@@ -382,6 +382,9 @@ def session_client(cfg: ClusterConfig):
             return _SESSION.client
         _close_cluster()
         if cfg.address:
+            from admf_dask.cluster.reach import probe_scheduler
+
+            probe_scheduler(cfg.address)  # a refused port at once, not after the 10 s timeout
             try:
                 client = Client(cfg.address, timeout="10s", set_as_default=False)
             except OSError as exc:

@@ -356,3 +356,58 @@ def _write_marker(prefix: Any) -> str | None:
     except Exception as exc:  # noqa: BLE001 - every store raises its own types
         return store_error(exc, prefix, "", writing=True).what
     return None
+
+
+#: seconds a TCP connect to the scheduler may take in `probe_scheduler`; a host that does not
+#: answer in time is left to distributed's own connect timeout
+PROBE_TIMEOUT = 2.0
+
+#: schemes whose address is a TCP host:port
+_TCP_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def probe_scheduler(address: str, where: str = "cluster.address", timeout: float = PROBE_TIMEOUT):
+    """Raise a one-line `ConfigError` at once when nothing listens at a scheduler's address.
+
+    distributed's ``Client(address)`` retries a refused connection until its timeout (10 s for
+    the session client) before it gives up; a short socket connect tells a refused port or an
+    unknown host at once. A host that does not answer is not decided here (the client's timeout
+    applies), nor is an address whose scheme is not TCP (``inproc://``, ``ucx://``).
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://host:port`` (or ``host:port``), as `distributed.Client` takes it.
+    where : str
+        The key the message names (``cluster.address``).
+    timeout : float
+        Seconds the connect may take.
+
+    Raises
+    ------
+    ConfigError
+        The connection was refused, or the host name does not resolve.
+    """
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address)
+        if scheme not in _TCP_SCHEMES:
+            return
+        host, port = parse_host_port(loc)
+    except (ValueError, TypeError):
+        return  # not ours to judge: distributed's own message
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except (ConnectionRefusedError, socket.gaierror) as exc:
+        refused = isinstance(exc, ConnectionRefusedError)
+        why = "connection refused: nothing listens there" if refused else "unknown host name"
+        raise ConfigError(
+            where,
+            f"cannot reach a Dask scheduler at {address} ({why})",
+            "start one with 'dask scheduler' or fix the address",
+        ) from None
+    except OSError:
+        return  # a timeout or an unreachable network: the client's timeout decides

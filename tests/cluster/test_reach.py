@@ -48,3 +48,30 @@ def test_workers_that_share_the_files_pass_and_nothing_stays(client, tmp_path, o
     }
     check_reachable(client, paths, "run-1", output="--out")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound, never listening: a connect to it is refused
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_probe_refuses_an_address_nothing_listens_at_and_passes_a_listening_one():
+    import socket
+
+    from admf_dask.cluster.reach import probe_scheduler
+    from admf_dask.errors import ConfigError
+
+    port = _closed_port()
+    with pytest.raises(ConfigError, match=r"^cluster.address: cannot reach .*connection refused"):
+        probe_scheduler(f"tcp://127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match="unknown host name"):
+        probe_scheduler("tcp://no-such-host.invalid:8786", where="--address")
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        probe_scheduler(f"tcp://127.0.0.1:{srv.getsockname()[1]}")
+        probe_scheduler(f"127.0.0.1:{srv.getsockname()[1]}")  # no scheme: tcp
+    probe_scheduler("inproc://192.0.2.1/1/1")  # not TCP: left to distributed
