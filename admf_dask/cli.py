@@ -209,6 +209,9 @@ def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
     def target() -> None:
         try:
             if early:
+                outcome["rc"] = _precheck(args)  # bad input: rejected before anything starts
+                if outcome["rc"] is not None:
+                    return
                 _start_workers_server(args)
                 _import_arrays(args)
             _setup_logging()
@@ -236,6 +239,41 @@ def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
 
         with contextlib.suppress(Exception):
             close_session()
+
+
+def _precheck(args: argparse.Namespace) -> int | None:
+    """The pipeline file, its ``--set`` overrides and the arguments of ``run`` / ``validate``,
+    checked before the workers' server starts or the arrays are imported: bad input prints its
+    one ``error:`` line (exit 2) with nothing started. None when they pass (the command then
+    checks the stages' specs too, `admf_dask.config.load_pipeline`)."""
+    if args.command not in ("run", "validate"):
+        return None
+    try:
+        _load(args, stages=False)
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc.line}\n")
+        return 2
+    return None
+
+
+def _load(args: argparse.Namespace, stages: bool = True):
+    """The pipeline of ``run`` / ``validate`` with its overrides (``--address`` is one), and the
+    run's folder checked (`admf_dask.dasktools.fs.refuse_process_local`)."""
+    from admf_dask.config import load_pipeline
+
+    if args.command == "validate":
+        return load_pipeline(args.pipeline, args.overrides, stages=stages)
+    from admf_dask.dasktools.fs import refuse_process_local
+
+    overrides = list(args.overrides)
+    if args.address:
+        overrides.append(f"cluster.address={args.address}")
+    if args.out is not None:
+        refuse_process_local(args.out, "--out")
+    cfg = load_pipeline(args.pipeline, overrides, stages=stages)
+    if args.out is None:
+        refuse_process_local(cfg.output.path, "output.path")
+    return cfg
 
 
 def _start_workers_server(args: argparse.Namespace) -> None:
@@ -338,10 +376,10 @@ def _command(args: argparse.Namespace) -> int:
         if args.command == "validate":
             from pathlib import Path
 
-            from admf_dask.config import config_hash, load_pipeline
+            from admf_dask.config import config_hash
             from admf_dask.data import load_market_data
 
-            cfg = load_pipeline(args.pipeline, args.overrides)
+            cfg = _load(args)
             # the data too: a bad file is found now, not after a cluster has started
             # a file's bars are checked with its fingerprint; the synthetic market is valid as made
             data = load_market_data(
@@ -389,17 +427,7 @@ def _command(args: argparse.Namespace) -> int:
             return cache_command(args.action, args.dir)
         from admf_dask.pipeline import run
 
-        overrides = list(args.overrides)
-        if args.address:
-            overrides.append(f"cluster.address={args.address}")
-        from admf_dask.config import load_pipeline
-        from admf_dask.dasktools.fs import refuse_process_local
-
-        if args.out is not None:
-            refuse_process_local(args.out, "--out")
-        cfg = load_pipeline(args.pipeline, overrides)  # the file is read once: run takes cfg
-        if args.out is None:
-            refuse_process_local(cfg.output.path, "output.path")
+        cfg = _load(args)  # the file is read once more, here: run takes cfg
         reporter = RichReporter(quiet=args.quiet)
         result = run(
             cfg,

@@ -147,6 +147,8 @@ def pipeline_schema() -> dict[str, Any]:
 def load_pipeline(
     source: str | Path | Mapping[str, Any] | PipelineConfig,
     overrides: Iterable[str] = (),
+    *,
+    stages: bool = True,
 ) -> PipelineConfig:
     """Load and validate a pipeline.
 
@@ -157,6 +159,10 @@ def load_pipeline(
         of the same shape, or an already validated config (returned with overrides applied).
     overrides : iterable of str
         ``key.path=value`` items, as the CLI's ``--set``.
+    stages : bool
+        Also check the feature and strategy specs with their registries (which import the
+        stages: numba, dask.array); False checks the file's shape and values only (the CLI, before
+        it starts anything).
 
     Returns
     -------
@@ -178,7 +184,8 @@ def load_pipeline(
     except ValidationError as exc:
         raise to_config_error(exc, raw, PipelineConfig) from None
     cfg.base_dir = base_dir
-    _validate_stages(cfg)
+    if stages:
+        _validate_stages(cfg)
     return cfg
 
 
