@@ -16,6 +16,7 @@ by one more task each (see docs/ARCHITECTURE.md, "Lazy Parquet").
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -40,6 +41,8 @@ from admf_dask.errors import DataError
 _PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
 #: column of an ingested store holding each row's line in the source CSV (for messages)
 LINE_COLUMN = "__line__"
+#: file of an ingested store keeping its passed check (`_Checked`; "_": not a Parquet part)
+CHECKED = "_admf_checked.npz"
 
 # The order of the checks of `sources._to_long`: the first failing check over the whole table
 # is reported, and within a check the first row.
@@ -256,11 +259,13 @@ def open_parquet(
     fs = path.fs if remote else None
     root = path.path.rstrip("/") if remote else str(path)
     is_dir = path.is_dir()
-    if source_label is None and is_dir and not remote:
+    ingested = False  # a store of `admf-dask ingest`: its check is kept with it (`_Checked`)
+    if is_dir and not remote:
         from admf_dask.data.ingest import read_manifest
 
-        manifest = read_manifest(path)  # a store of `admf-dask ingest`: name the CSV's rows
-        if manifest is not None:
+        manifest = read_manifest(path)
+        ingested = manifest is not None
+        if ingested and source_label is None:  # name the CSV's rows
             source_label = str(manifest.get("label") or label)
     try:
         dataset = pds.dataset(root, format="parquet", partitioning="hive", filesystem=fs)
@@ -274,6 +279,7 @@ def open_parquet(
     cols = map_columns(dataset.schema.names, label, ignore=hidden, mapping=columns)
     parts: list[Part] = []
     ident: list[Any] = []
+    store_ident: list[Any] = []
     n = 0
     for frag in fragments:
         name = label
@@ -296,6 +302,8 @@ def open_parquet(
             else:
                 st = Path(frag.path).stat()
                 ident.append((frag.path, st.st_size, st.st_mtime_ns))
+                if ingested:  # the store as it is, wherever it lies (a cache entry is renamed)
+                    store_ident.append((str(rel), st.st_size, st.st_mtime_ns, len(groups)))
         except (OSError, pa.ArrowException) as e:
             raise DataError(name, f"cannot read Parquet ({e})", "check the file") from e
         first = 0
@@ -314,6 +322,29 @@ def open_parquet(
         date_text = _text_dates(dataset, parts, reading, date_format)
     if date_text is not None:
         reading = Reading(schema, cols, reading.label, lines, date_text, unit_of(date_text[1]))
+    checked = None
+    if ingested:
+        checked = _Checked(path, tokenize(_Checked.VERSION, store_ident, cols, date_text))
+    found = checked.read(len(parts)) if checked is not None else None
+    if found is None:
+        reading, part_times, part_symbols = _check_all(parts, reading)
+        if checked is not None:
+            checked.write(reading.unit, part_times, part_symbols)
+    else:  # the store's check, kept with it: the same files, sizes and modification times
+        unit, part_times, part_symbols = found
+        reading = replace(reading, unit=unit)
+    time = np.unique(np.concatenate(part_times)).view(f"datetime64[{reading.unit}]")
+    symbols = sorted(set().union(*part_symbols))
+    token = tokenize("admf-dask lazy parquet v1", ident, cols, date_format, reading.label)
+    return LazyLong(time, symbols, token, parts, reading, part_times, part_symbols)
+
+
+def _check_all(
+    parts: list[Part], reading: Reading
+) -> tuple[Reading, list[np.ndarray], list[set[str]]]:
+    """Check every row group (one task each) and the duplicates across them; raise the first
+    error of the table. The reading (in seconds for a table past 2262), the distinct times and
+    the symbols of each part."""
     results = dask.compute([dask.delayed(_check_part)(p, reading) for p in parts])[0]
     if any(r.get("far") for r in results):  # a time past 2262: the whole table in seconds
         reading = replace(reading, unit="s")
@@ -325,10 +356,63 @@ def open_parquet(
     part_times = [r["times"] for r in results]
     part_symbols = [set(r["symbols"]) for r in results]
     _check_duplicates(parts, reading, results, part_times, part_symbols)
-    time = np.unique(np.concatenate(part_times)).view(f"datetime64[{reading.unit}]")
-    symbols = sorted(set().union(*part_symbols))
-    token = tokenize("admf-dask lazy parquet v1", ident, cols, date_format, reading.label)
-    return LazyLong(time, symbols, token, parts, reading, part_times, part_symbols)
+    return reading, part_times, part_symbols
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The passed check of an ingested store, kept in it (`CHECKED`): each part's distinct times
+    and symbols and the time unit, under the key of the store's files (relative paths, sizes,
+    modification times, row groups) and read options. A later read with the same key skips the
+    check tasks; a changed store has another key and is checked again. Only a passed check is
+    kept (a bad store raises its error on every read). Not written where the store is read-only.
+    """
+
+    store: Path
+    key: str
+    VERSION = "admf-dask parquet check v1"
+
+    @property
+    def path(self) -> Path:
+        return self.store / CHECKED
+
+    def read(self, n_parts: int) -> tuple[str, list[np.ndarray], list[set[str]]] | None:
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                if str(z["key"]) != self.key or z["counts"].size != n_parts:
+                    return None
+                times = np.split(z["times"], np.cumsum(z["counts"])[:-1])
+                names = z["names"].tolist()
+                codes = np.split(z["codes"], np.cumsum(z["scounts"])[:-1])
+                unit = str(z["unit"])
+        except (OSError, ValueError, KeyError):
+            return None
+        return unit, times, [{names[c] for c in cs.tolist()} for cs in codes]
+
+    def write(self, unit: str, times: list[np.ndarray], symbols: list[set[str]]) -> None:
+        import os
+        import secrets
+
+        names = sorted(set().union(*symbols))
+        index = {s: i for i, s in enumerate(names)}
+        codes = [np.array(sorted(index[s] for s in ss), np.int64) for ss in symbols]
+        tmp = self.store / f".admf-checked-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(
+                    f,
+                    key=np.array(self.key),
+                    unit=np.array(unit),
+                    counts=np.array([t.size for t in times], np.int64),
+                    times=np.concatenate(times).astype(np.int64),
+                    names=np.array(names, dtype=str),
+                    scounts=np.array([c.size for c in codes], np.int64),
+                    codes=np.concatenate(codes),
+                )
+            os.replace(tmp, self.path)  # a concurrent reader sees the old file or the new one
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _text_dates(

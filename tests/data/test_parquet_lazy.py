@@ -200,3 +200,95 @@ def test_text_dates_are_inferred_from_the_whole_column(tmp_path):
     assert _lazy_error(tmp_path, "mixed.parquet") == _eager_error(
         tmp_path / "mixed.parquet", "mixed.parquet"
     )
+
+
+class _Tasks:
+    """The keys of the tasks the local scheduler runs (a dask callback)."""
+
+    def __init__(self) -> None:
+        from dask.callbacks import Callback
+
+        self.keys: list = []
+        self.callback = Callback(pretask=lambda key, dsk, state: self.keys.append(key))
+
+    def checks(self) -> list:
+        return [k for k in self.keys if str(k).startswith(("_check_part", "_cross_duplicate"))]
+
+    def __enter__(self):
+        self.callback.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.callback.__exit__(*exc)
+
+
+def _read_store(tmp_path) -> tuple[xr.Dataset, list]:
+    with _Tasks() as tasks:
+        ds = load_market_data({"source": "parquet", "path": "store"}, base_dir=tmp_path)
+    return ds, tasks.checks()
+
+
+def test_an_ingested_store_is_checked_once_until_it_changes(tmp_path):
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from admf_dask.data.ingest import ingest_csv
+    from admf_dask.data.parquet import CHECKED
+
+    frame = _frame(40)
+    frame["time"] = frame["time"].dt.strftime("%Y-%m-%d")
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    store = tmp_path / "store"
+    ingest_csv(tmp_path / "p.csv", store, block_bytes=600)  # many row groups
+    parts = sorted(store.glob("*.parquet"))
+    assert len(parts) > 3
+    first, checks = _read_store(tmp_path)
+    assert len(checks) >= len(parts) and (store / CHECKED).is_file()
+    again, checks = _read_store(tmp_path)
+    assert checks == []  # the kept check: no task reads the row groups before the values
+    xr.testing.assert_identical(again.compute(), first.compute())
+    assert again.attrs == first.attrs
+
+    moved = tmp_path / "moved"  # a renamed store (a disk cache entry is) keeps its check
+    shutil.copytree(store, moved)
+    for p in store.iterdir():
+        os.utime(moved / p.name, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns))
+    with _Tasks() as tasks:
+        load_market_data({"source": "parquet", "path": "moved"}, base_dir=tmp_path)
+    assert tasks.checks() == []
+
+    st = parts[1].stat()  # the same bytes, touched: checked again, and kept again
+    os.utime(parts[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    touched, checks = _read_store(tmp_path)
+    assert len(checks) >= len(parts)
+    xr.testing.assert_identical(touched.compute(), first.compute())
+    assert _read_store(tmp_path)[1] == []
+
+    table = pq.read_table(parts[2])  # a bad bar written into the store: its error, every read
+    low = table.column("low").to_pylist()
+    low[1] = -1.0
+    pq.write_table(table.set_column(table.schema.get_field_index("low"), "low", [low]), parts[2])
+    fresh = tmp_path / "fresh"  # the same store, never read: the error of a first read
+    shutil.copytree(store, fresh)
+    (fresh / CHECKED).unlink()
+    with pytest.raises(DataError) as expected:
+        load_market_data({"source": "parquet", "path": "fresh"}, base_dir=tmp_path)
+    for _ in range(2):
+        with pytest.raises(DataError) as got:
+            _read_store(tmp_path)
+        assert str(got.value) == str(expected.value)
+        assert "p.csv" in str(got.value)  # names the CSV's row
+
+
+def test_a_plain_parquet_folder_is_not_written_to(tmp_path):
+    from admf_dask.data.parquet import CHECKED
+
+    folder = tmp_path / "store"
+    folder.mkdir()
+    _frame().to_parquet(folder / "a.parquet", row_group_size=20)
+    for _ in range(2):
+        _, checks = _read_store(tmp_path)
+        assert checks
+    assert not (folder / CHECKED).exists()
