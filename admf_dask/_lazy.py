@@ -23,3 +23,15 @@ def lazy_getattr(package: str, names: Mapping[str, str]) -> Callable[[str], Any]
         return value
 
     return __getattr__
+
+
+class LazyModule:
+    """Module `name`, imported on first attribute access: a kernels module (numba, about half a
+    CPU-second) stays out of the processes that only validate a pipeline or read its results from
+    the disk cache (the ``admf-dask`` command on a cache hit, docs/ARCHITECTURE.md)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)

@@ -214,11 +214,15 @@ def start_forkserver(cfg: ClusterConfig | None = None) -> None:
 def _start_forkserver(warm: bool) -> None:
     global _FORKSERVER_WARM, _METHOD_BEFORE
     import multiprocessing
+    import sys
     from multiprocessing import forkserver
 
-    import dask
-
-    from admf_dask.cluster._server import FORKSERVER_EXIT, FORKSERVER_PRELOAD, FORKSERVER_WARM
+    from admf_dask.cluster._server import (
+        FORKSERVER_ENVIRON,
+        FORKSERVER_EXIT,
+        FORKSERVER_PRELOAD,
+        FORKSERVER_WARM,
+    )
 
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
         return
@@ -226,11 +230,25 @@ def _start_forkserver(warm: bool) -> None:
     if running and _FORKSERVER_WARM is not None and _FORKSERVER_WARM != warm:
         stop_forkserver()  # started by us in the other mode
         running = False
-    for key, value in _pre_spawn_environ().items():
-        os.environ.setdefault(str(key), str(value))
-    preload = [*FORKSERVER_PRELOAD, *([FORKSERVER_WARM] if warm else []), FORKSERVER_EXIT]
+    # dask not imported yet (the CLI, first of all): no dask setting of this process can differ
+    # from the server's, so the server reads the nanny's environment itself, first of its
+    # preloads (`_server.FORKSERVER_ENVIRON`), and starts without waiting for this process to
+    # import dask (a quarter of a second). Else it gets this process's environment, set here.
+    early = "dask" not in sys.modules and not running
+    if not early:
+        _set_pre_spawn_environ()
+    preload = [
+        *([FORKSERVER_ENVIRON] if early else []),
+        *FORKSERVER_PRELOAD,
+        *([FORKSERVER_WARM] if warm else []),
+        FORKSERVER_EXIT,
+    ]
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     forkserver.ensure_running()
+    import dask
+
+    if early:
+        _set_pre_spawn_environ()  # this process's own, as before (its numpy is not imported yet)
     if not running:
         _FORKSERVER_WARM = warm
     key = "distributed.worker.multiprocessing-method"
@@ -262,6 +280,12 @@ def _warm_at_start(cfg: ClusterConfig | None) -> bool:
 def _pre_spawn_environ() -> dict[str, Any]:
     """The nanny's ``distributed.nanny.pre-spawn-environ``."""
     return dict(_distributed_config("distributed.nanny.pre-spawn-environ") or {})
+
+
+def _set_pre_spawn_environ() -> None:
+    """`_pre_spawn_environ` into ``os.environ`` (variables already set are kept)."""
+    for key, value in _pre_spawn_environ().items():
+        os.environ.setdefault(str(key), str(value))
 
 
 def _distributed_config(key: str) -> Any:

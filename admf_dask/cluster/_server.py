@@ -21,6 +21,9 @@ WARM_IMPORTS = ("numpy", "pandas", "xarray", "zarr", "numcodecs", "dask.array")
 WARM_MIN_MEMORY = 1 << 30
 #: imported first by the server that workers are forked from: ``dask.array`` without scipy
 FORKSERVER_ARRAYS = "admf_dask.cluster._server_arrays"
+#: imported first by that server when it was started before this process imported dask: it
+#: sets the nanny's environment there, before numpy is imported
+FORKSERVER_ENVIRON = "admf_dask.cluster._server_environ"
 #: imported by the server that workers are forked from
 FORKSERVER_PRELOAD = (
     FORKSERVER_ARRAYS,

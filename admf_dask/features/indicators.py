@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from admf_dask.features import _kernels as K
+from admf_dask._lazy import LazyModule
 from admf_dask.features.registry import FieldName, register_indicator
 from admf_dask.params import ParamError, Params
+
+K = LazyModule("admf_dask.features._kernels")  # numba on first call
 
 
 def _field() -> Any:

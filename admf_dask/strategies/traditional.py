@@ -32,11 +32,13 @@ import xarray as xr
 from dask.base import tokenize
 from pydantic import Field, model_validator
 
+from admf_dask._lazy import LazyModule
 from admf_dask.features.graph import chain_map
 from admf_dask.kinds import STRATEGIES, register_strategy
 from admf_dask.params import ParamError, Params, ref_field
-from admf_dask.strategies import _kernels as K
 from admf_dask.strategies.replay import resolve_path, signal_array
+
+K = LazyModule("admf_dask.strategies._kernels")  # numba on first graph built
 
 if TYPE_CHECKING:
     from admf_dask.kinds import StrategyContext

@@ -3,6 +3,7 @@ still runs (each holds a copy of the server's "alive" pipe), and a new server st
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -35,3 +36,49 @@ def test_stop_forkserver_does_not_wait_for_another_clusters_workers(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["3", "7", "closed"], out.stdout + out.stderr[-2000:]
+
+
+EARLY = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    from admf_dask.cluster import start_forkserver, stop_forkserver
+
+    def worker_env():
+        order = list(sys.modules)
+        return (
+            os.environ.get("OMP_NUM_THREADS"),
+            order.index("admf_dask.cluster._server_environ") < order.index("numpy"),
+        )
+
+    if __name__ == "__main__":
+        assert "dask" not in sys.modules
+        start_forkserver()  # as the CLI does, first of all: before dask is imported
+        here = os.environ.get("OMP_NUM_THREADS")
+        from distributed import Client, LocalCluster
+
+        kw = dict(n_workers=1, threads_per_worker=1, dashboard_address=None, host="127.0.0.1")
+        with LocalCluster(**kw) as cluster, Client(cluster) as client:
+            (there,) = client.run(worker_env).values()
+        stop_forkserver()
+        print(here, *there)
+    """
+)
+
+
+def test_a_server_started_before_dask_sets_the_nannys_environment_before_numpy(tmp_path):
+    script = tmp_path / "early.py"
+    script.write_text(EARLY)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    # this process and the workers (forked from the server, which set it before numpy)
+    assert out.stdout.split() == ["1", "1", "True"], out.stdout + out.stderr[-2000:]
