@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xarray.backends import BackendArray  # lazily read arrays (`_OnClient`)
+
 from admf_dask.dasktools.fs import Loc, is_url, store_error
 from admf_dask.data.dates import open_zarr  # far dates (past 2262) in seconds: docs/TIME.md
 from admf_dask.errors import InputError
@@ -25,7 +27,9 @@ class RunResult:
     results : xr.Dataset
         results.zarr, lazily opened (equity, cash, metrics, grid coords, positions).
     features, signals : xr.Dataset, xr.DataArray or None
-        The persisted collections of the run (``ad.run``) or signals.zarr (``ad.open_run``).
+        ``ad.run``: the run's collections, kept in its cluster's memory and read through the
+        run's client whichever client is the default one then (`through_client`);
+        ``ad.open_run``: signals.zarr (no features).
     """
 
     path: Path
@@ -57,7 +61,8 @@ class RunResult:
 
         ds = self.results
         cols = [v for v in ds.data_vars if ds[v].dims == ("portfolio",)]
-        df = ds[cols].to_dataframe() if cols else ds.portfolio.to_dataframe()
+        # one compute of all the columns (to_dataframe would compute each variable on its own)
+        df = ds[cols].compute().to_dataframe() if cols else ds.portfolio.to_dataframe()
         for c in df.columns:
             if df[c].dtype == object:
                 df[c] = df[c].astype(str)
@@ -143,6 +148,80 @@ class RunResult:
         return (
             f"<RunResult {self.run_id} {self.manifest.get('name')}: {n} portfolios at {self.path}>"
         )
+
+
+class _OnClient(BackendArray):
+    """A dask array of a run, read through the run's client: indexing computes the selected
+    part there (only the chunks it needs), so ``.values`` works whichever client is the default
+    one, or none. The arrays stay lazy (xarray's lazy indexing) until read."""
+
+    def __init__(self, array: Any, client: Any, name: str) -> None:
+        self.array, self.client, self.name = array, client, name
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __getitem__(self, key: Any) -> Any:
+        from xarray.core import indexing
+
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.OUTER_1VECTOR, self._get
+        )
+
+    def _get(self, key: tuple) -> Any:
+        import numpy as np
+
+        if self.client.status not in ("running", "connecting"):
+            raise InputError(
+                f"RunResult.{self.name}",
+                "held in the memory of the run's cluster, whose client is closed now",
+                "read them before closing it, or open the run's signals.zarr with ad.open_run",
+            )
+        return np.asarray(self.client.compute(self.array[key], sync=True))
+
+
+def through_client(obj: Any, client: Any, name: str) -> Any:
+    """`obj` (an xarray Dataset or DataArray of the run, dask-backed) read through `client`.
+
+    The run's collections live on its cluster (persisted there, or read by its workers); a plain
+    dask compute goes to the default client, or to the threaded scheduler when there is none,
+    neither of which holds them ("Missing dependency"). Each dask-backed variable becomes a lazy
+    array whose reads compute on `client` (`_OnClient`); a closed client is one line
+    (`InputError`).
+
+    Parameters
+    ----------
+    obj : xr.Dataset, xr.DataArray or None
+    client : distributed.Client
+        The run's client.
+    name : str
+        ``features`` or ``signals`` (named by the message of a closed client).
+
+    Returns
+    -------
+    xr.Dataset, xr.DataArray or None
+        Same dims, coords, attrs and values; numpy-backed variables are kept as they are.
+    """
+    import xarray as xr
+    from xarray.core.indexing import LazilyIndexedArray
+
+    if obj is None:
+        return None
+
+    def lazy(v: xr.Variable) -> LazilyIndexedArray:
+        return LazilyIndexedArray(_OnClient(v.data, client, name))
+
+    def wrap(v: xr.Variable) -> xr.Variable:
+        # copy(data=...) keeps a lazy array lazy (`Variable.data` would load it)
+        return v.copy(deep=False, data=lazy(v))
+
+    coords = {k: wrap(c.variable) for k, c in obj.coords.items() if c.chunks is not None}
+    if isinstance(obj, xr.DataArray):
+        out = obj.copy(deep=False, data=lazy(obj.variable) if obj.chunks is not None else None)
+        return out.assign_coords(coords)
+    out = obj.copy(deep=False)
+    for k in obj.data_vars:
+        if obj[k].chunks is not None:
+            out[k] = wrap(obj[k].variable)
+    return out.assign_coords(coords)
 
 
 def open_run(path: str | Path | Loc, storage_options: dict[str, Any] | None = None) -> RunResult:

@@ -23,7 +23,7 @@ from admf_dask.dasktools.fs import resolve as resolve_loc
 from admf_dask.data.calendar import bar_label
 from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
-from admf_dask.pipeline.results import RunResult, open_run
+from admf_dask.pipeline.results import RunResult, open_run, through_client
 
 log = logging.getLogger("admf_dask")
 
@@ -400,8 +400,9 @@ def run(
         if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
             rundir.discard_remote(work)
     res = open_run(target if remote is None else remote)
-    res.features = features
-    res.signals = signals
+    # read through the run's client whichever client is the default one later (or none)
+    res.features = through_client(features, client, "features")
+    res.signals = through_client(signals, client, "signals")
     return res
 
 
