@@ -168,6 +168,13 @@ def synthetic_data(symbols: int, bars: int, seed: int = 5) -> dict[str, Any]:
     }
 
 
+def linspace_grid(lo: float, hi: float, n: int, digits: int) -> list[float]:
+    """`n` evenly spaced grid values from `lo` to `hi`, rounded to `digits` (a grid key's list)."""
+    import numpy as np
+
+    return [round(float(x), digits) for x in np.linspace(lo, hi, n)]
+
+
 def trend_pipeline(
     name: str, data: dict[str, Any], grid: dict[str, list[float]], **portfolios: Any
 ) -> dict[str, Any]:

@@ -26,10 +26,10 @@ import tracemalloc
 import warnings
 from pathlib import Path
 
-import numpy as np
 from _common import (
     LoadTracker,
     command_line,
+    linspace_grid,
     log,
     md_table,
     spread,
@@ -41,10 +41,10 @@ from _common import (
 def spec(n_side: int, symbols: int, bars: int, out: Path) -> dict:
     """A trend pipeline with an ``n_side``⁴ portfolio grid (notebooks/04_sweep_10k's layout)."""
     grid = {
-        "target_vol": [round(float(x), 3) for x in np.linspace(0.05, 0.3, n_side)],
-        "stop_loss": [round(float(x), 3) for x in np.linspace(0.02, 0.2, n_side)],
-        "max_gross": [round(float(x), 2) for x in np.linspace(0.5, 2.0, n_side)],
-        "rebalance_band": [round(float(x), 4) for x in np.linspace(0.0, 0.02, n_side)],
+        "target_vol": linspace_grid(0.05, 0.3, n_side, 3),
+        "stop_loss": linspace_grid(0.02, 0.2, n_side, 3),
+        "max_gross": linspace_grid(0.5, 2.0, n_side, 2),
+        "rebalance_band": linspace_grid(0.0, 0.02, n_side, 4),
     }
     cfg = trend_pipeline("report-bench", synthetic_data(symbols, bars), grid)
     cfg["output"] = {"path": str(out), "report": False, "overwrite": True}

@@ -30,6 +30,7 @@ import numpy as np
 from _common import (
     LoadTracker,
     command_line,
+    linspace_grid,
     log,
     md_table,
     spread,
@@ -41,8 +42,8 @@ from _common import (
 def spec(symbols: int, bars: int, side: int) -> dict[str, Any]:
     """A trend pipeline with a ``side``² portfolio grid, orders, trades and the report."""
     grid = {
-        "target_vol": [round(float(x), 3) for x in np.linspace(0.05, 0.3, side)],
-        "stop_loss": [round(float(x), 3) for x in np.linspace(0.02, 0.2, side)],
+        "target_vol": linspace_grid(0.05, 0.3, side, 3),
+        "stop_loss": linspace_grid(0.02, 0.2, side, 3),
     }
     cfg = trend_pipeline("object-store-bench", synthetic_data(symbols, bars), grid)
     cfg["output"] = {"report": True}
