@@ -390,6 +390,10 @@ def _command(args: argparse.Namespace) -> int:
             from admf_dask.pipeline.research import research_fits
 
             research_fits(cfg.research, data.sizes["time"])  # settings the data cannot meet
+            if cfg.portfolios.benchmark is not None:  # as `run` checks it (numba: only then)
+                from admf_dask.portfolio.trades import benchmark_index
+
+                benchmark_index(cfg.portfolios.benchmark, [str(s) for s in data.symbol.values])
             print(
                 f"ok: {args.pipeline} is valid (config hash {config_hash(cfg)}; data "
                 f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars, "
