@@ -22,6 +22,7 @@ import xarray as xr
 import yaml
 
 import admf_dask as ad
+from admf_dask.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "2012-01-01", "2013-03-01"
@@ -619,6 +620,7 @@ def test_file_url_run_folder(api_run, client, tmp_path):
     reason="defect: ad.open_run('file:///abs/run') of a finished run raises InputError "
     "'file:/abs/run: not a run folder (no run.json)' (the URL's // is lost); README: paths may be "
     "fsspec URLs, file:// included",
+    raises=ad.InputError,
 )
 def test_open_run_of_a_file_url(api_run, client, tmp_path):
     cfg = pipeline(api_run["tmp"])
@@ -629,12 +631,27 @@ def test_open_run_of_a_file_url(api_run, client, tmp_path):
     np.testing.assert_array_equal(back.equity.values, ad.open_run(tmp_path / "g").equity.values)
 
 
-def test_data_file_url(api_run, client, tmp_path):
-    api_run["df"].to_csv(tmp_path / "prices.csv", index=False)
-    cfg = pipeline(api_run["tmp"])
-    cfg["data"] = {"source": "csv", "path": f"file://{tmp_path}/prices.csv", "chunks": {"time": 80}}
-    res = ad.run(write_pipeline(api_run["tmp"], cfg, "dataurl.yaml"), client, out=tmp_path / "d")
-    np.testing.assert_array_equal(res.equity.values, api_run["res"].equity.values)
+@pytest.mark.xfail(
+    strict=True,
+    reason='defect: a file:// data.path is taken for a relative path (DataError "data.path: '
+    "'file:///abs/prices.csv' does not exist (looked for <pipeline dir>/file:/abs/prices.csv)\"), "
+    "for csv, parquet and zarr alike; DESIGN §4 / README: data paths may be fsspec URLs, file:// "
+    "included",
+    raises=DataError,
+)
+@pytest.mark.parametrize("source", ["csv", "parquet", "zarr"])
+def test_data_file_url(api_run, tmp_path, source):
+    df = api_run["df"]
+    path = tmp_path / f"prices.{source}"
+    if source == "csv":
+        df.to_csv(path, index=False)
+    elif source == "parquet":
+        df.to_parquet(path)
+    else:
+        ad.load_market_data({"source": "bokeh_stocks", "start": START, "end": END}).to_zarr(path)
+    got = ad.load_market_data({"source": source, "path": f"file://{path}"})
+    want = ad.load_market_data({"source": source, "path": str(path)})
+    np.testing.assert_array_equal(got["close"].values, want["close"].values)
 
 
 def test_cli_refuses_a_memory_url(api_run, client, tmp_path):

@@ -413,3 +413,74 @@ def test_changing_data_after_t_changes_nothing_up_to_t(client, tmp_path):
     assert np.abs(sa.sel(strategy="xg").values).sum() > 0
     assert set(oa["reason"].astype(str)) >= {"signal", "trailing"}
     assert not np.array_equal(ra.equity.values, rb.equity.values)
+
+
+# ----------------------------------------------------------------------------- ML and chunks
+
+ML = {
+    "name": "contract-ml-chunks",
+    "data": {"source": "bokeh_stocks", "start": "2011-06-01", "end": "2012-12-31"},
+    "features": {
+        "ret": {"kind": "returns"},
+        "r": {"kind": "rsi", "window": 14},
+        "z": {"kind": "zscore", "window": 10},
+    },
+    "strategies": {
+        "xg": {
+            "kind": "xgboost",
+            "features": ["ret", "r", "z"],
+            "horizon": 3,
+            "train_window": 100,
+            "retrain_every": 50,
+            "params": {"n_estimators": 10},
+        },
+        "mlp": {
+            "kind": "mlp",
+            "features": ["ret", "r", "z"],
+            "horizon": 3,
+            "train_window": 100,
+            "retrain_every": 50,
+            "params": {"epochs": 3},
+        },
+    },
+    "portfolios": {"capital": 100000, "batch_size": 2, "grid": {"strategy": ["xg", "mlp"]}},
+    "cluster": {"n_workers": 1, "threads_per_worker": 1, "ml_workers": 1},
+    "output": {"report": False},
+}
+
+
+@pytest.fixture(scope="module")
+def ml_chunks(client, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ct_ml_chunks")
+    out = {}
+    for chunks in (1000, 45):
+        cfg = copy.deepcopy(ML)
+        cfg["data"]["chunks"] = {"time": chunks}
+        res = run(cfg, client, tmp / f"run_{chunks}")
+        out[chunks] = (res, ad.open_run(tmp / f"run_{chunks}").signals)
+    return out
+
+
+def test_xgboost_signals_do_not_depend_on_the_chunking(ml_chunks):
+    (a, sa), (b, sb) = ml_chunks[1000], ml_chunks[45]
+    x, y = sa.sel(strategy="xg").values, sb.sel(strategy="xg").values
+    assert np.abs(x).sum() > 0
+    np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(
+        a.equity.sel(portfolio=0).values, b.equity.sel(portfolio=0).values
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: mlp signals depend on the time chunking (bokeh 2011-06..2012-12, chunks 1000 "
+    "vs 45: 3 values differ by 1.2e-7, float32-sized), so the mlp portfolio's equity differs "
+    "(~1e-4) — DESIGN §3/§4: chunk borders never change results",
+    raises=AssertionError,
+)
+def test_mlp_signals_do_not_depend_on_the_chunking(ml_chunks):
+    (a, sa), (b, sb) = ml_chunks[1000], ml_chunks[45]
+    np.testing.assert_array_equal(sa.sel(strategy="mlp").values, sb.sel(strategy="mlp").values)
+    np.testing.assert_array_equal(
+        a.equity.sel(portfolio=1).values, b.equity.sel(portfolio=1).values
+    )
