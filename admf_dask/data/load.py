@@ -233,23 +233,36 @@ def _from_source(
     attrs: dict[str, str],
 ) -> xr.Dataset:
     """The Dataset of a lazy source's rows in ``[start, stop)`` (whole chunks of `size` bars)."""
-    rows = _in_window(src.time, start, stop)
-    if not rows.any():
-        raise _no_bars(src.time, start, stop)
-    i0 = int(np.argmax(rows))
-    i1 = i0 + int(rows.sum())  # sorted times: the window is one run of rows
+    i0, i1 = _window_rows(src.time, start, stop)
+    cols, names = _selection(src.symbols, wanted)
     arrays = src.build(_bounds(i0, i1, size))
-    names = src.symbols
-    if wanted is not None:
-        index = pd.Index(src.symbols)
-        missing = [s for s in wanted if s not in index]
-        if missing:
-            raise _unknown(missing, sorted(src.symbols))
-        cols = index.get_indexer(wanted)
-        if not np.array_equal(cols, np.arange(len(src.symbols))):
-            arrays = {f: a[:, cols] for f, a in arrays.items()}
-        names = list(wanted)
+    if cols is not None and not np.array_equal(cols, np.arange(len(src.symbols))):
+        arrays = {f: a[:, cols] for f, a in arrays.items()}
     return _lazy_dataset(src.time[i0:i1], names, arrays, attrs)
+
+
+def _window_rows(
+    time: np.ndarray, start: np.datetime64 | None, stop: np.datetime64 | None
+) -> tuple[int, int]:
+    """The rows ``[i0, i1)`` of the sorted `time` in ``[start, stop)`` (one run of rows); a
+    window without a bar raises."""
+    rows = _in_window(time, start, stop)
+    if not rows.any():
+        raise _no_bars(time, start, stop)
+    i0 = int(np.argmax(rows))
+    return i0, i0 + int(rows.sum())
+
+
+def _selection(symbols: Any, wanted: list[str] | None) -> tuple[np.ndarray | None, Any]:
+    """The columns of `wanted` among `symbols` (None: all) and the selection's names; an
+    unknown symbol raises."""
+    if wanted is None:
+        return None, symbols
+    index = pd.Index(symbols)
+    missing = [s for s in wanted if s not in index]
+    if missing:
+        raise _unknown(missing, sorted(symbols))
+    return index.get_indexer(wanted), list(wanted)
 
 
 def _lazy_dataset(
@@ -271,25 +284,13 @@ def _from_zarr(
     attrs: dict[str, str],
 ) -> xr.Dataset:
     """The selection of a lazily opened store, rechunked; its bars are checked with the digests."""
-    keep = _in_window(store.time, start, stop)
-    if not keep.any():
-        raise _no_bars(store.time, start, stop)
-    i0 = int(np.argmax(keep))
-    i1 = i0 + int(keep.sum())
+    i0, i1 = _window_rows(store.time, start, stop)
     rows: slice | np.ndarray = slice(i0, i1) if store.order is None else store.order[i0:i1]
-    names = store.symbols
-    cols: slice | np.ndarray = slice(None)
-    if wanted is not None:
-        index = pd.Index(store.symbols)
-        missing = [s for s in wanted if s not in index]
-        if missing:
-            raise _unknown(missing, sorted(store.symbols))
-        cols = index.get_indexer(wanted)
-        names = list(wanted)
+    cols, names = _selection(store.symbols, wanted)
     arrays = {}
     for f, a in store.arrays.items():
         a = a[rows]
-        if not isinstance(cols, slice):
+        if cols is not None:
             a = a[:, cols]
         arrays[f] = a.rechunk({0: tuple(np.diff(_bounds(0, i1 - i0, size)).tolist()), 1: -1})
     ds = _lazy_dataset(store.time[i0:i1], names, arrays, attrs)
