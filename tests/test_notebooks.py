@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from _notebook_run import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -75,19 +75,22 @@ def test_notebooks_need_only_what_their_install_line_installs():
     )
 
 
+def test_ci_runs_the_notebooks_once_from_their_install():
+    """`.ci/run` leaves them out of ``make test`` only because ``make notebooks-test`` runs them,
+    from the notebooks venv, with the same checks as `test_notebook_runs`."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    make = (ROOT / "Makefile").read_text()
+    assert 'make test TEST_MARKERS="not notebooks"' in ci
+    assert "make notebooks-test VENV=.venv-notebooks" in ci
+    recipe = make.split("\nnotebooks-test:", 1)[1].split("\n\n", 1)[0]
+    assert "$(BIN)/python tests/_notebook_run.py notebooks/*.ipynb" in recipe, recipe
+    assert '-m "$(TEST_MARKERS)"' in make.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+
+
+# `.ci/run` deselects these (-m "not notebooks") and runs the same check from the notebooks
+# install alone (`make notebooks-test`): once per CI run, where a missing extra would show
 @pytest.mark.slow
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("ADMF_NB_SMALL", "1")
-    monkeypatch.setenv("ADMF_NB_OUT", str(tmp_path))
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    # plots are inline: bokeh output present where the notebook shows a figure
-    shows = [c for c in nb.cells if c.cell_type == "code" and "show(" in c.source]
-    for c in shows:
-        kinds = {k for o in c.outputs for k in o.get("data", {})}
-        assert any("bokeh" in k or k == "text/html" for k in kinds), (path.name, kinds)
+def test_notebook_runs(path, tmp_path):
+    run_notebook(path, tmp_path)
