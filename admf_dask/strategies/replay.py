@@ -197,17 +197,7 @@ def read_signal_table(
         One line naming the file and row.
     """
     df = _read_table(path, label)
-    lower = {str(c).strip().lower(): c for c in df.columns}
-    cols: dict[str, Any] = {}
-    for key, names in _ALIASES.items():
-        found = next((lower[n] for n in names if n in lower), None)
-        if found is None:
-            raise DataError(
-                label,
-                f"no '{key}' column (columns: {', '.join(map(str, df.columns)) or 'none'})",
-                "the table needs columns time, symbol, signal (signal in [-1, 1])",
-            )
-        cols[key] = found
+    cols = _columns(list(df.columns), label)
     n = len(df)
     when = _parse_times(df[cols["time"]].reset_index(drop=True), label, date_format, option)
 
