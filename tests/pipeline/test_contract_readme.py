@@ -223,7 +223,7 @@ def _replay_only(tmp: Path, rows: pd.DataFrame | None = None) -> dict:
         "name": "replay-only",
         "data": {"source": "bokeh_stocks", "start": "2012-06-01", "end": "2012-12-31"},
         "features": {},
-        "strategies": {"mine": {"kind": "signals", "path": "sig.parquet"}},
+        "strategies": {"mine": {"kind": "signals", "path": str(tmp / "sig.parquet")}},
         "portfolios": {"capital": 100000, "allow_short": True},
         "cluster": {"n_workers": 1, "threads_per_worker": 1, "ml_workers": 0},
         "output": {"path": str(tmp / "out"), "report": False},
@@ -322,3 +322,36 @@ def test_universe_row_for_an_unknown_symbol_warns(tmp_path, client):
     ibm = o[o["symbol"] == "IBM"]
     assert abs(ibm["qty"].sum()) < 1e-9
     assert (ibm["time"] <= pd.Timestamp("2012-10-02")).all()
+
+
+def test_report_is_standalone(tour):
+    """README: a standalone report, no network needed: nothing is loaded from elsewhere."""
+    import re
+
+    html = (tour["tmp"] / "runs" / "qs" / "report.html").read_text()
+    assert re.findall(r"<script[^>]*\bsrc=", html) == []
+    assert re.findall(r"<link[^>]*\bhref=[\"']https?:", html) == []
+    assert re.findall(r"@import\s+url\(", html) == []
+
+
+def test_duplicate_effective_parameters_are_reported(tmp_path, client):
+    cfg = _replay_only(tmp_path)
+    cfg["features"] = {"v": {"kind": "volatility", "window": 20}}
+    cfg["portfolios"].update(
+        vol_feature="v", grid={"target_vol": [0.1, 0.2], "commission": [None, 0.0005]}
+    )
+    res = ad.run(cfg, client)
+    e = res.equity.values
+    assert e.shape[1] == 4  # every id is kept
+    assert all(np.array_equal(e[:, 0], e[:, i]) for i in range(4))
+    assert any("3 of 4" in w for w in res.manifest["warnings"]), res.manifest["warnings"]
+
+
+def test_ml_train_window_longer_than_the_data_warns(tmp_path, client):
+    cfg = _replay_only(tmp_path)
+    cfg["features"] = {"r": {"kind": "returns"}}
+    cfg["strategies"] = {"x": {"kind": "xgboost", "features": ["r"], "train_window": 1000}}
+    res = ad.run(cfg, client)
+    warnings = res.manifest["warnings"]
+    assert any("strategies.x" in w and "train_window" in w for w in warnings), warnings
+    assert any("no portfolio placed an order" in w for w in warnings), warnings
