@@ -534,6 +534,44 @@ def open_trades(
     return out_i, out_f
 
 
+@njit(cache=True, nogil=True)
+def arrow_columns(ints, p0, times_ns, port, side, entry, exit_):
+    """The integer columns of trades.parquet that are not rows of ``ints`` as they are, in one
+    pass into given buffers (numpy's casts and gathers walked the trades once per column).
+
+    Parameters
+    ----------
+    ints : ndarray int32 (N_TI, m)
+        A `TradeTable`'s integer rows.
+    p0 : int
+        Global index of the batch's first portfolio.
+    times_ns : ndarray int64 (T,)
+        Bar times of the run (indexed by global bar).
+    port : ndarray int64 (>= m,)
+        Out: global portfolio.
+    side : ndarray int8 (>= m,)
+    entry, exit_ : ndarray int64 (>= m,)
+        Out: entry / exit bar times (exit: 0 while open).
+
+    Returns
+    -------
+    int
+        How many trades are still open.
+    """
+    n_open = 0
+    for i in range(ints.shape[1]):
+        port[i] = ints[TI_PORTFOLIO, i] + p0
+        side[i] = ints[TI_SIDE, i]
+        entry[i] = times_ns[ints[TI_ENTRY, i]]
+        x = ints[TI_EXIT, i]
+        if x >= 0:
+            exit_[i] = times_ns[x]
+        else:
+            exit_[i] = 0
+            n_open += 1
+    return n_open
+
+
 class TradeTable(NamedTuple):
     """Trades as two column-major tables (each row of ``ints`` / ``floats`` one column,
     contiguous: what a Parquet writer takes without a copy).

@@ -31,14 +31,12 @@ from admf_dask.portfolio._trades import (
     TFL_PNL,
     TFL_RETURN,
     TI_BARS,
-    TI_ENTRY,
     TI_EXIT,
     TI_FILLS,
-    TI_PORTFOLIO,
-    TI_SIDE,
     TI_SYMBOL,
     TradeState,
     TradeTable,
+    arrow_columns,
     finalize_trades,
     step_trades,
 )
@@ -81,7 +79,12 @@ _PART = re.compile(r"part-b(\d+)-c(\d+)\.parquet$")
 # are not worth a dictionary, and large write batches and pages cut the per-page overhead: with
 # these the ledger costs about half of pyarrow's defaults to encode (benchmarks/portfolio_scaling.py).
 PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "lz4",
+    # pnl, cost and return are noise to lz4 (same bytes either way, -10% write CPU uncompressed);
+    # prices, excursions and the integer columns repeat and pack
+    "compression": {
+        **dict.fromkeys(TRADE_COLUMNS, "lz4"),
+        **dict.fromkeys(("pnl", "cost", "return"), "none"),
+    },
     "use_dictionary": ["symbol"],
     "write_statistics": ["portfolio"],
     "write_batch_size": 1 << 16,
@@ -117,7 +120,9 @@ def trades_schema(unit: str = "ns"):
     )
 
 
-def trades_arrow(table: TradeTable, p0: int, times: np.ndarray, symbols: Sequence[str]):
+def trades_arrow(
+    table: TradeTable, p0: int, times: np.ndarray, symbols: Sequence[str], buffers: Any = None
+):
     """A `TradeTable` of one batch as an Arrow table with the columns of trades.parquet.
 
     Parameters
@@ -130,34 +135,49 @@ def trades_arrow(table: TradeTable, p0: int, times: np.ndarray, symbols: Sequenc
         Bar times of the whole run (indexed by global bar); the columns keep their unit.
     symbols : sequence of str
         The symbols (indexed by symbol index).
+    buffers : Scratch, optional
+        Reused buffers for the columns that are not rows of ``table``
+        (`admf_dask.portfolio.batch.Scratch`; the Arrow table is valid until the thread's next
+        call with them). The other columns are ``table``'s rows, not copied.
     """
     import pyarrow as pa
 
     ints, floats = table.ints, table.floats
-    exit_bar = ints[TI_EXIT]
-    open_ = exit_bar < 0
-    exit_time = times[np.where(open_, 0, exit_bar)]
+    n = len(table)
+    i8 = np.int64
+    if buffers is None:
+        port, entry, exit_ = np.empty(n, i8), np.empty(n, i8), np.empty(n, i8)
+        side = np.empty(n, np.int8)
+    else:
+        port, entry = buffers.get("t_portfolio", n, i8), buffers.get("t_entry", n, i8)
+        exit_, side = buffers.get("t_exit", n, i8), buffers.get("t_side", n, np.int8)
+    times = np.ascontiguousarray(times)  # datetime64[ns], or [s] past 2262: docs/TIME.md
+    n_open = arrow_columns(ints, int(p0), times.view(i8), port, side, entry, exit_)
+    unit = times.dtype
+    if n_open:
+        exit_time = pa.array(exit_.view(unit), mask=ints[TI_EXIT] < 0)
+    else:
+        exit_time = pa.array(exit_.view(unit))
     sym = pa.DictionaryArray.from_arrays(
-        pa.array(ints[TI_SYMBOL].astype(np.int32, copy=False)),
-        pa.array(list(symbols), type=pa.string()),
+        pa.array(ints[TI_SYMBOL]), pa.array(list(symbols), type=pa.string())
     )
     cols = [
-        pa.array(ints[TI_PORTFOLIO].astype(np.int64) + int(p0)),
+        pa.array(port),
         sym,
-        pa.array(ints[TI_SIDE].astype(np.int8)),
-        pa.array(times[ints[TI_ENTRY]]),
-        pa.array(exit_time, mask=open_) if open_.any() else pa.array(exit_time),
-        pa.array(ints[TI_FILLS].astype(np.int32, copy=False)),
+        pa.array(side),
+        pa.array(entry.view(unit)),
+        exit_time,
+        pa.array(ints[TI_FILLS]),
         pa.array(floats[TFL_ENTRY_PRICE]),
         pa.array(floats[TFL_EXIT_PRICE]),
         pa.array(floats[TFL_PNL]),
         pa.array(floats[TFL_COST]),
         pa.array(floats[TFL_RETURN]),
-        pa.array(ints[TI_BARS].astype(np.int32, copy=False)),
+        pa.array(ints[TI_BARS]),
         pa.array(floats[TFL_MFE]),
         pa.array(floats[TFL_MAE]),
     ]
-    return pa.Table.from_arrays(cols, schema=trades_schema(np.datetime_data(times.dtype)[0]))
+    return pa.Table.from_arrays(cols, schema=trades_schema(np.datetime_data(unit)[0]))
 
 
 def part_name(batch: int, chunk: int) -> str:
@@ -194,12 +214,17 @@ def write_trades(
 
 
 def trades_row_groups(
-    table: TradeTable, p0: int, times: np.ndarray, symbols: Sequence[str], rows: int
+    table: TradeTable,
+    p0: int,
+    times: np.ndarray,
+    symbols: Sequence[str],
+    rows: int,
+    buffers: Any = None,
 ) -> Iterator[Any]:
-    """`trades_arrow` of ``table``, ``rows`` trades at a time."""
+    """`trades_arrow` of ``table``, ``rows`` trades at a time (each valid until the next)."""
     for i in range(0, len(table), rows):
         part = TradeTable(table.ints[:, i : i + rows], table.floats[:, i : i + rows])
-        yield trades_arrow(part, p0, times, symbols)
+        yield trades_arrow(part, p0, times, symbols, buffers)
 
 
 def write_batches(trades_dir: str | os.PathLike | Loc, bounds: Iterable[tuple[int, int]]) -> None:
@@ -398,7 +423,10 @@ def warm_trades() -> None:
     rec["price"] = 10.0
     close = np.full((3, 1), 10.0)
     state = TradeState.new(1, 1)
-    ledger_step(state, OrderRecords(rec), close, 0, 3, close[-1])
+    closed = ledger_step(state, OrderRecords(rec), close, 0, 4, close[-1])
+    times = np.arange(3).astype("datetime64[ns]")
+    trades_arrow(closed, 0, times, ["A"])  # the closed trades: slices of buffers ('A' layout)
+    trades_arrow(TradeTable.concat([closed]), 0, times, ["A"])
     trade_metrics(state)
     acc = init_relative(100.0, 1)
     update_relative(acc, np.ones((3, 1)), close[:, 0])
