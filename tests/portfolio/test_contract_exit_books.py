@@ -159,3 +159,15 @@ def test_max_positions_caps_held_names(books):
         q = oi.pivot_table(index="time", columns="symbol", values="qty", aggfunc="sum")
         held = (q.fillna(0.0).cumsum().abs() > 1e-9).sum(axis=1)
         assert held.max() <= p["max_positions"], (i, held.max())
+
+
+def test_books_exits_and_universe_do_not_depend_on_chunks_or_batches(books, client, tmp_path):
+    res = books["res"]
+    cfg = dict(res.manifest["config"])
+    cfg["data"] = {**cfg["data"], "chunks": {"time": 1000}}
+    cfg["portfolios"] = {**cfg["portfolios"], "batch_size": 24}
+    cfg["output"] = {**cfg["output"], "path": str(tmp_path / "one")}
+    one = ad.run(cfg, client)
+    np.testing.assert_array_equal(one.equity.values, res.equity.values)
+    pd.testing.assert_frame_equal(one.orders, res.orders)
+    pd.testing.assert_frame_equal(one.trades(), res.trades())
