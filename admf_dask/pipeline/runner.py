@@ -400,9 +400,13 @@ def run(
         if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
             rundir.discard_remote(work)
     res = open_run(target if remote is None else remote)
-    # read through the run's client whichever client is the default one later (or none)
-    res.features = through_client(features, client, "features")
-    res.signals = through_client(signals, client, "signals")
+    # under the caller's default client they stay dask collections (persist, chunks, compute
+    # with others); otherwise they are read through the run's client (a plain dask compute
+    # would go to another scheduler: "Missing dependency")
+    if not _is_default_client(client):
+        features = through_client(features, client, "features")
+        signals = through_client(signals, client, "signals")
+    res.features, res.signals = features, signals
     return res
 
 
@@ -596,3 +600,13 @@ def _maybe_profile(enabled: bool, path: Path) -> Iterator[None]:
 
     with performance_report(filename=str(path)):
         yield
+
+
+def _is_default_client(client: Any) -> bool:
+    """Whether `client` is the one a plain dask compute uses now."""
+    from distributed import default_client
+
+    try:
+        return default_client() is client
+    except ValueError:  # no default client
+        return False
