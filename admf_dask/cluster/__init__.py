@@ -144,6 +144,14 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
     run `admf_dask.cluster.plugin.WorkerSetup` (warm before their first task, also after a
     restart).
     """
+    cluster, client = _start_local_cluster(cfg, plan)
+    client.close()
+    return cluster
+
+
+def _start_local_cluster(cfg: ClusterConfig | None, plan: ClusterPlan | None):
+    """`make_local_cluster`'s cluster and the client that set its workers up (still open: the
+    session keeps it rather than connecting a second one)."""
     from distributed import Client, LocalCluster
 
     from admf_dask.cluster.plugin import WARM_MIN_MEMORY, register
@@ -184,12 +192,16 @@ def make_local_cluster(cfg: ClusterConfig | None = None, plan: ClusterPlan | Non
         _wait_started(cluster, plan.n_workers, timeout=120)
         # registered with the scheduler, not in the worker options: a worker warming before it
         # registers would look lost to the cluster when a restart takes long (lost-worker-timeout)
-        with Client(cluster, set_as_default=False) as client:
+        client = Client(cluster, set_as_default=False)
+        try:
             register(client)  # returns once every worker is warm (a cold numba cache: ~30 s)
+        except BaseException:
+            client.close()
+            raise
     except BaseException:
         cluster.close()
         raise
-    return cluster
+    return cluster, client
 
 
 def start_forkserver(cfg: ClusterConfig | None = None) -> None:
@@ -422,8 +434,7 @@ def session_client(cfg: ClusterConfig):
             register(client)
             cluster = None
         else:
-            cluster = make_local_cluster(cfg)
-            client = Client(cluster, set_as_default=False)
+            cluster, client = _start_local_cluster(cfg, None)
         _SESSION = _Session(key, cluster, client)
         return client
 

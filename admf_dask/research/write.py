@@ -78,7 +78,13 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _clean(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple | np.ndarray):
-        return [_clean(v) for v in obj]
+        # plain floats and ints inline: the PBO lists hold tens of thousands of them
+        return [
+            v
+            if type(v) is int or (type(v) is float and math.isfinite(v))
+            else (None if type(v) is float else _clean(v))
+            for v in obj
+        ]
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
