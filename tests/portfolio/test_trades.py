@@ -18,7 +18,7 @@ from portfolio_cases import (
     pack,
     params_strategy,
 )
-from trades_reference import COLUMNS, reference_trade_metrics, reference_trades
+from trades_reference import CLOSE_RTOL, COLUMNS, reference_trade_metrics, reference_trades
 
 from admf_dask.portfolio import _trades as TR
 from admf_dask.portfolio.batch import chunk_bounds, simulate
@@ -171,8 +171,11 @@ def _check_simulated(open_, close, high, low, sig, vol, params, chunks):
     if len(equity):
         pnl = np.bincount(trades["portfolio"], weights=trades["pnl"], minlength=P)
         np.testing.assert_allclose(pnl, equity[-1] - CAPITAL, rtol=RTOL, atol=RTOL * CAPITAL)
-    held = tstate.q
-    np.testing.assert_allclose(held, state.q, rtol=1e-9, atol=1e-12)
+    # a residual within CLOSE_RTOL of the trade's largest |q| closes it (docs/TRADES.md): the
+    # kernel may still hold it (a 1e-10 signal weight makes such a position)
+    led = pd.DataFrame(ledger)
+    peak = led.groupby(["portfolio", "symbol"])["qty"].cumsum().abs().max() if len(led) else 0.0
+    np.testing.assert_allclose(tstate.q, state.q, rtol=1e-9, atol=max(1e-12, CLOSE_RTOL * peak))
 
     kinds = {f"orders for reason {REASON_NAMES[r]}" for r in set(orders.reason.tolist())}
     if (trades["exit_bar"] < 0).any():
