@@ -169,13 +169,6 @@ def test_tour_python_session(tour):
         assert old.equity.sizes["portfolio"] == 36
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: once a run has imported the admf_dask.research stage package, `ad.research` "
-    "is that module, not the function (the submodule import shadows the lazy attribute): "
-    "README's `ad.research(\"runs/quickstart\", [...])` raises TypeError 'module' object is not "
-    "callable",
-)
 def test_tour_python_research_call(tour):
     assert (tour["tmp"] / "runs" / "qs" / "run.json").is_file()  # a run happened in this process
     with cwd(tour["tmp"]):
