@@ -40,6 +40,15 @@ def scheme_of(text: str | os.PathLike[str]) -> str | None:
     return None if s in ("file", "local") else s
 
 
+def local_path(text: str | os.PathLike[str]) -> str:
+    """A local path or ``file://`` / ``local://`` URL as a plain path (``file:///abs/x`` →
+    ``/abs/x``); anything else unchanged."""
+    raw = str(text)
+    if scheme_of(raw) is None and _SCHEME.match(raw):
+        return raw.split("://", 1)[1]
+    return raw
+
+
 def is_url(text: str | os.PathLike[str] | Loc) -> bool:
     """True for a non-local fsspec URL (a local path or ``file://`` is not one)."""
     if isinstance(text, Loc):
@@ -172,9 +181,7 @@ def resolve(
     raw = str(text)
     scheme = scheme_of(raw)
     if scheme is None:
-        if _SCHEME.match(raw):  # file:// or local://
-            raw = raw.split("://", 1)[1]
-        p = Path(raw).expanduser()
+        p = Path(local_path(raw)).expanduser()
         if not p.is_absolute():
             p = Path(base_dir or Path.cwd()) / p
         return Loc(str(p.resolve()))

@@ -628,11 +628,11 @@ def _resolve(
 ) -> Any:
     if not path:
         raise ConfigError("data.path", "this source needs a path", "add data.path")
-    from admf_dask.dasktools.fs import is_url, stage_input
+    from admf_dask.dasktools.fs import is_url, local_path, stage_input
 
     if is_url(path):  # Zarr and Parquet URLs are read lazily by the tasks; a CSV is copied here
         return stage_input(path, storage_options, keep_remote=source in ("zarr", "parquet"))
-    p = Path(path).expanduser()
+    p = Path(local_path(path)).expanduser()  # file:// included
     if not p.is_absolute():
         p = Path(base_dir or Path.cwd()) / p
     if not p.exists():

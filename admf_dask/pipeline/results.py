@@ -8,7 +8,7 @@ from typing import Any
 
 from xarray.backends import BackendArray  # lazily read arrays (`_OnClient`)
 
-from admf_dask.dasktools.fs import Loc, is_url, store_error
+from admf_dask.dasktools.fs import Loc, is_url, local_path, store_error
 from admf_dask.data.dates import open_zarr  # far dates (past 2262) in seconds: docs/TIME.md
 from admf_dask.errors import InputError
 from admf_dask.pipeline.manifest import read_manifest
@@ -250,7 +250,7 @@ def open_run(path: str | Path | Loc, storage_options: dict[str, Any] | None = No
         from admf_dask.dasktools.fs import resolve
 
         return _open_remote(resolve(path, storage_options, where=str(path)), xr)
-    p = Path(path)
+    p = Path(local_path(path)).expanduser()  # file:// included
     if not (p / "run.json").is_file():
         raise InputError(str(p), "not a run folder (no run.json)", "pass the folder a run wrote")
     manifest = read_manifest(p / "run.json")

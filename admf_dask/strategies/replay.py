@@ -48,7 +48,7 @@ def resolve_path(
     An fsspec URL (``s3://bucket/sig.parquet``) is returned as an
     `admf_dask.dasktools.fs.Loc` with its ``storage_options``; a local path as a `Path`.
     """
-    from admf_dask.dasktools.fs import is_url, resolve, store_error
+    from admf_dask.dasktools.fs import is_url, local_path, resolve, store_error
 
     if is_url(path):
         loc = resolve(path, storage_options, where=where)
@@ -61,7 +61,7 @@ def resolve_path(
                 where, f"signal file {path} not found (looked at {loc.url})", "check the URL"
             )
         return loc
-    p = Path(path).expanduser()
+    p = Path(local_path(path)).expanduser()  # file:// included
     if not p.is_absolute() and base_dir is not None:
         p = Path(base_dir) / p
     if not p.exists():

@@ -22,7 +22,6 @@ import xarray as xr
 import yaml
 
 import admf_dask as ad
-from admf_dask.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "2012-01-01", "2013-03-01"
@@ -615,13 +614,6 @@ def test_file_url_run_folder(api_run, client, tmp_path):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: ad.open_run('file:///abs/run') of a finished run raises InputError "
-    "'file:/abs/run: not a run folder (no run.json)' (the URL's // is lost); README: paths may be "
-    "fsspec URLs, file:// included",
-    raises=ad.InputError,
-)
 def test_open_run_of_a_file_url(api_run, client, tmp_path):
     cfg = pipeline(api_run["tmp"])
     cfg["portfolios"]["grid"] = {"strategy": ["trend"]}
@@ -631,14 +623,6 @@ def test_open_run_of_a_file_url(api_run, client, tmp_path):
     np.testing.assert_array_equal(back.equity.values, ad.open_run(tmp_path / "g").equity.values)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='defect: a file:// data.path is taken for a relative path (DataError "data.path: '
-    "'file:///abs/prices.csv' does not exist (looked for <pipeline dir>/file:/abs/prices.csv)\"), "
-    "for csv, parquet and zarr alike; DESIGN §4 / README: data paths may be fsspec URLs, file:// "
-    "included",
-    raises=DataError,
-)
 @pytest.mark.parametrize("source", ["csv", "parquet", "zarr"])
 def test_data_file_url(api_run, tmp_path, source):
     df = api_run["df"]
