@@ -471,13 +471,6 @@ def test_xgboost_signals_do_not_depend_on_the_chunking(ml_chunks):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: mlp signals depend on the time chunking (bokeh 2011-06..2012-12, chunks 1000 "
-    "vs 45: 3 values differ by 1.2e-7, float32-sized), so the mlp portfolio's equity differs "
-    "(~1e-4) — DESIGN §3/§4: chunk borders never change results",
-    raises=AssertionError,
-)
 def test_mlp_signals_do_not_depend_on_the_chunking(ml_chunks):
     (a, sa), (b, sb) = ml_chunks[1000], ml_chunks[45]
     np.testing.assert_array_equal(sa.sel(strategy="mlp").values, sb.sel(strategy="mlp").values)
