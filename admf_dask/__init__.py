@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -51,3 +53,26 @@ def compute_features(data: Any, specs: Any):
 
     specs = {name: validate_feature_spec(name, dict(spec)) for name, spec in dict(specs).items()}
     return _compute(data, specs)
+
+
+class _CallableResearch(types.ModuleType):
+    """The research stage package, callable as `admf_dask.pipeline.research.research`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from admf_dask.pipeline.research import research
+
+        return research(*args, **kwargs)
+
+
+class _Package(types.ModuleType):
+    """This package: importing its ``research`` stage package makes that the attribute
+    ``research``, which is also the documented call ``ad.research(run_dir, overrides)``
+    (README); the package is made callable so both keep working."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "research" and type(value) is types.ModuleType:
+            value.__class__ = _CallableResearch
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

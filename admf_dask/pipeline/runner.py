@@ -214,6 +214,7 @@ def run(
     # the session cluster starts (its workers spawn and warm up) while this thread imports the
     # stages and reads the data
     starting = _ClusterStart(cfg.cluster) if client is None else None
+    own_session = client is None
     if client is not None:
         from admf_dask.cluster.plugin import register
 
@@ -404,10 +405,10 @@ def run(
         if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
             rundir.discard_remote(work)
     res = open_run(target if remote is None else remote)
-    # under the caller's default client they stay dask collections (persist, chunks, compute
-    # with others); otherwise they are read through the run's client (a plain dask compute
-    # would go to another scheduler: "Missing dependency")
-    if not _is_default_client(client):
+    # the caller's client: dask collections, persisted on its cluster (``client.compute``,
+    # ``persist``, chunks); the run's own session client, which the caller does not hold: read
+    # through it (a plain dask compute would go to another scheduler: "Missing dependency")
+    if own_session:
         features = through_client(features, client, "features")
         signals = through_client(signals, client, "signals")
     res.features, res.signals = features, signals
@@ -604,13 +605,3 @@ def _maybe_profile(enabled: bool, path: Path) -> Iterator[None]:
 
     with performance_report(filename=str(path)):
         yield
-
-
-def _is_default_client(client: Any) -> bool:
-    """Whether `client` is the one a plain dask compute uses now."""
-    from distributed import default_client
-
-    try:
-        return default_client() is client
-    except ValueError:  # no default client
-        return False

@@ -9,10 +9,6 @@ folder; ``admf_dask.pipeline.research.research`` recomputes them on a finished r
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from admf_dask._lazy import lazy_getattr
 
 __all__ = [
@@ -37,19 +33,3 @@ __getattr__ = lazy_getattr(
         "write_research": "admf_dask.research.write",
     },
 )
-
-
-class _ResearchPackage(types.ModuleType):
-    """This package, callable as `admf_dask.pipeline.research.research`.
-
-    Importing it makes it the attribute ``research`` of ``admf_dask``, which is also the
-    documented call ``ad.research(run_dir, overrides)`` (README): both are kept working.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from admf_dask.pipeline.research import research
-
-        return research(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _ResearchPackage

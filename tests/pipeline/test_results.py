@@ -1,5 +1,7 @@
-"""`RunResult` of ``ad.run``: its features and signals read through the run's client, whichever
-client is the default one then (none, or one of another cluster); a closed one is one line."""
+"""`RunResult` of ``ad.run``: with the caller's client its features and signals are dask
+collections of that client; with the run's own session client (the caller holds none) they are
+read through it (`through_client`), whichever client is the default one then (none, or one of
+another cluster); a closed one is one line."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import xarray as xr
 
 import admf_dask as ad
 from admf_dask.errors import InputError
+from admf_dask.pipeline.results import through_client
 
 
 def _read(res) -> dict:
@@ -36,6 +39,12 @@ def test_features_and_signals_read_through_the_runs_client(tmp_path, small_pipel
     data = ad.load_market_data(small_pipeline["data"])
     want = ad.compute_features(data, small_pipeline["features"]).compute()
     saved = ad.open_run(tmp_path / "run")
+    # the caller's client: dask collections it computes
+    assert res.features["sma_5"].chunks is not None
+    np.testing.assert_array_equal(own.compute(res.features["sma_5"]).result(), want["sma_5"])
+    # as a run on its own session client gives them (`ad.run` without a client)
+    res.features = through_client(res.features, own, "features")
+    res.signals = through_client(res.signals, own, "signals")
     assert isinstance(res.features, xr.Dataset) and isinstance(res.signals, xr.DataArray)
     assert res.features.attrs == want.attrs
 
