@@ -8,6 +8,8 @@ end, the batch's metrics and final positions (`admf_dask.portfolio.tasks`).
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,11 +44,43 @@ def zarr_quiet() -> Iterator[None]:
         yield
 
 
+#: arrays of local stores opened by this process: (store, name) -> (their zarr.json bytes, array)
+_OPENED: dict[tuple[str, str], tuple[bytes, Any]] = {}
+_OPENED_LOCK = threading.Lock()
+_OPENED_MAX = 256
+
+
 def open_array(store: str | Loc, name: str):
-    """An array of results.zarr for region writes (`store`: a path, or a URL's `Loc`)."""
+    """An array of results.zarr for region writes (`store`: a path, or a URL's `Loc`).
+
+    A local store's array is opened once per process and kept while its ``zarr.json`` holds the
+    same bytes (zarr's open reads and parses the metadata through its event loop, ~2 ms: as much
+    as writing an equity region); a store made again at the same path with other metadata is
+    opened afresh.
+    """
     import zarr
 
-    return zarr.open_array(store=zarr_target(store), path=name, mode="r+")
+    target = zarr_target(store)
+    if not isinstance(target, str | os.PathLike):
+        return zarr.open_array(store=target, path=name, mode="r+")
+    key = (os.fspath(target), name)
+    try:
+        with open(os.path.join(key[0], name, "zarr.json"), "rb") as f:
+            meta = f.read()
+    except OSError:
+        meta = None  # not there (or not zarr 3): zarr's own open says why
+    with _OPENED_LOCK:
+        hit = _OPENED.get(key)
+    if meta is not None and hit is not None and hit[0] == meta:
+        return hit[1]
+    array = zarr.open_array(store=target, path=name, mode="r+")
+    if meta is not None:
+        with _OPENED_LOCK:
+            _OPENED.pop(key, None)
+            _OPENED[key] = (meta, array)
+            while len(_OPENED) > _OPENED_MAX:  # runs of a long-lived worker: the oldest go
+                del _OPENED[next(iter(_OPENED))]
+    return array
 
 
 def portfolio_coords(book: PortfolioBook) -> dict[str, Any]:
