@@ -5,13 +5,9 @@ real bokeh-sampledata prices."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
-import logging
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +17,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from _contract_cli import main, one_line_error
 
 import admf_dask as ad
 
@@ -41,33 +38,6 @@ def cli(*args: str, cwd: Path = ROOT, cache: Path | None = None) -> subprocess.C
         timeout=600,
         env=env,
     )
-
-
-def main(*args: str) -> subprocess.CompletedProcess:
-    """``admf-dask ARGS`` called in this process (`admf_dask.cli.main`), its stderr captured."""
-    from admf_dask.cli import main as cli_main
-
-    logger = logging.getLogger("admf_dask")
-    saved = (logger.handlers[:], logger.propagate, logger.level, signal.getsignal(signal.SIGTERM))
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            rc = cli_main(list(args))
-    finally:
-        logger.handlers[:], logger.propagate, logger.level = saved[:3]
-        signal.signal(signal.SIGTERM, saved[3])
-    return subprocess.CompletedProcess(list(args), rc, "", err.getvalue())
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr[-3000:]
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def pipeline(out: Path) -> dict:

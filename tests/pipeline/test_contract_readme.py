@@ -7,48 +7,20 @@ session's cluster, the one change: the tour's commands otherwise start a LocalCl
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
 import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _contract_cli import main, one_line_error
 
 import admf_dask as ad
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def main(*args: str) -> subprocess.CompletedProcess:
-    """``admf-dask ARGS`` in this process, stdout and stderr captured."""
-    from admf_dask.cli import main as cli_main
-
-    logger = logging.getLogger("admf_dask")
-    saved = (logger.handlers[:], logger.propagate, logger.level, signal.getsignal(signal.SIGTERM))
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-            rc = cli_main(list(args))
-    finally:
-        logger.handlers[:], logger.propagate, logger.level = saved[:3]
-        signal.signal(signal.SIGTERM, saved[3])
-    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 @contextlib.contextmanager

@@ -1,10 +1,11 @@
 """Bad input, table-driven: every case ends with exit 2 and one ``error:`` line saying where,
 what and how to fix, with no traceback, nothing written, nothing overwritten, nothing executed.
 
-Cases that fail before a cluster starts run the CLI in-process (``admf_dask.cli.main``); replay
-(signal) files fail in the signals stage, after the cluster starts, so they run against the test
-session's cluster by ``--address`` (seconds, not a LocalCluster start each). A few cases run as
-real subprocesses to prove the exit code and the stderr of the installed entry point. Model files
+Cases that fail before a cluster starts run the CLI in-process (``admf_dask.cli.main``); market
+data and replay (signal) files fail in the data or signals stage, after the cluster starts, so
+they run against the test session's cluster by ``--address`` (seconds, not a LocalCluster start
+each). A few cases run as real subprocesses, with the CLI's own LocalCluster, to prove the exit
+code and the stderr of the installed entry point. Model files
 have no CLI path: the registry loader must raise a one-line `ModelFileError`.
 """
 
@@ -40,7 +41,9 @@ class Case:
     build: Callable[[Path], list[str]]  # writes the inputs into a folder, returns the CLI args
     where: str  # must appear in the error line
     what: str  # must appear in the error line (case-insensitive)
-    cluster: bool = False  # fails in the signals stage: run against the session cluster (--address)
+    # fails once the run has a cluster (data, signals stages): against the session cluster
+    # (--address); the CLI's own LocalCluster path is the one of the proc cases
+    cluster: bool = False
     proc: bool = False  # run the real entry point in a subprocess (else ``cli.main`` in-process)
 
 
@@ -305,6 +308,7 @@ CASES = [
         lambda d: run_args(d, with_("data.end", "2010-01-10", with_("data.start", "2010-03-01"))),
         "data.start",
         "after",
+        cluster=True,
     ),
     Case(
         "start-not-a-date",
@@ -317,6 +321,7 @@ CASES = [
         lambda d: run_args(d, with_("data.start", "2031-01-01")),
         "data.start",
         "no bars",
+        cluster=True,
     ),
     Case(
         "vol-target-without-feature",
@@ -342,65 +347,115 @@ CASES = [
         lambda d: run_args(d, base(data={"source": "csv", "path": "nope.csv"})),
         "data.path",
         "nope.csv",
+        cluster=True,
     ),
-    Case("csv-empty", csv_case(raw=""), "prices.csv", "empty"),
+    Case("csv-empty", csv_case(raw=""), "prices.csv", "empty", cluster=True),
     Case(
-        "csv-missing-column", csv_case(lambda df: df.drop(columns="volume")), "prices.csv", "volume"
+        "csv-missing-column",
+        csv_case(lambda df: df.drop(columns="volume")),
+        "prices.csv",
+        "volume",
+        cluster=True,
     ),
-    Case("csv-unknown-column", csv_case(lambda df: df.assign(vwap=1.0)), "prices.csv", "vwap"),
-    Case("csv-text-price", csv_case(set_cell(3, "close", "abc")), "prices.csv row 5", "abc"),
-    Case("csv-high-below-low", csv_case(set_cell(5, "high", 1.0)), "prices.csv row 7", "high"),
+    Case(
+        "csv-unknown-column",
+        csv_case(lambda df: df.assign(vwap=1.0)),
+        "prices.csv",
+        "vwap",
+        cluster=True,
+    ),
+    Case(
+        "csv-text-price",
+        csv_case(set_cell(3, "close", "abc")),
+        "prices.csv row 5",
+        "abc",
+        cluster=True,
+    ),
+    Case(
+        "csv-high-below-low",
+        csv_case(set_cell(5, "high", 1.0)),
+        "prices.csv row 7",
+        "high",
+        cluster=True,
+    ),
     Case(
         "csv-negative-price",
         csv_case(set_cell(8, "open", -3.0)),
         "prices.csv row 10",
         "not positive",
+        cluster=True,
     ),
     Case(
         "csv-negative-volume",
         csv_case(set_cell(9, "volume", -1.0)),
         "prices.csv row 11",
         "negative",
+        cluster=True,
     ),
     Case(
         "csv-bad-date",
         csv_case(set_cell(2, "time", "2020-13-45")),
         "prices.csv row 4",
         "2020-13-45",
+        cluster=True,
     ),
     Case(
         "csv-duplicate-bar",
         csv_case(lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True)),
         "prices.csv rows 6 and 182",
         "duplicate bar",
+        cluster=True,
     ),
-    Case("csv-stray-comma", stray_comma, "prices.csv row 6", "fields"),
-    Case("csv-unknown-symbol", csv_case(data={"symbols": ["A", "ZZZ"]}), "data.symbols", "ZZZ"),
-    Case("csv-symbol-count", csv_case(data={"symbols": 3}), "data.symbols", "only applies"),
+    Case("csv-stray-comma", stray_comma, "prices.csv row 6", "fields", cluster=True),
     Case(
-        "parquet-garbage", parquet_case(raw=b"this is not parquet\n"), "prices.parquet", "Parquet"
+        "csv-unknown-symbol",
+        csv_case(data={"symbols": ["A", "ZZZ"]}),
+        "data.symbols",
+        "ZZZ",
+        cluster=True,
+    ),
+    Case(
+        "csv-symbol-count",
+        csv_case(data={"symbols": 3}),
+        "data.symbols",
+        "only applies",
+        cluster=True,
+    ),
+    Case(
+        "parquet-garbage",
+        parquet_case(raw=b"this is not parquet\n"),
+        "prices.parquet",
+        "Parquet",
+        cluster=True,
     ),
     Case(
         "parquet-missing-open",
         parquet_case(set_cell(2, "open", np.nan)),
         "prices.parquet row 3",
         "open",
+        cluster=True,
     ),
     Case(
         "parquet-numeric-time",
         parquet_case(lambda df: df.assign(time=1.5)),
         "prices.parquet row 1",
         "not dates",
+        cluster=True,
     ),
-    Case("zarr-not-a-store", zarr_case(empty=True), "prices.zarr", "Zarr"),
+    Case("zarr-not-a-store", zarr_case(empty=True), "prices.zarr", "Zarr", cluster=True),
     Case(
         "zarr-missing-variable",
         zarr_case(lambda ds: ds.drop_vars("volume")),
         "prices.zarr",
         "volume",
+        cluster=True,
     ),
     Case(
-        "zarr-partial-bar", zarr_case(zarr_partial_nan), "prices.zarr time=2020-01-10", "symbol=B"
+        "zarr-partial-bar",
+        zarr_case(zarr_partial_nan),
+        "prices.zarr time=2020-01-10",
+        "symbol=B",
+        cluster=True,
     ),
     # --- signal replay files (fail in the signals stage, after the cluster starts)
     Case(
