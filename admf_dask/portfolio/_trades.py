@@ -188,6 +188,22 @@ def range_tables(close):
         L += 1
     hi = np.empty((L, T, S))
     lo = np.empty((L, T, S))
+    fill_range_tables(close, hi, lo)
+    return hi, lo
+
+
+def table_levels(n_bars: int) -> int:
+    """L of `range_tables` for a chunk of ``n_bars`` bars (the bit length, at least 1)."""
+    return max(1, int(n_bars).bit_length())
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fill_range_tables(close, hi, lo):
+    """`range_tables` into given (L, T, S) buffers (``L = table_levels(T)``): fresh 2 x L x T x S
+    tables paid a page fault per 4 KB, ~85% of building them (docs/TRADES.md: a thread's tasks
+    reuse their buffers)."""
+    T, S = close.shape
+    L = hi.shape[0]
     for t in range(T):
         for s in range(S):
             c = close[t, s]
@@ -207,7 +223,6 @@ def range_tables(close):
                 a = lo[k - 1, t, s]
                 b = lo[k - 1, t + h, s]
                 lo[k, t, s] = a if a <= b else b
-    return hi, lo
 
 
 # _range_query, _excursions and _emit are inlined in numba's IR: a call that takes arrays pays an
@@ -293,6 +308,8 @@ def trades_chunk(
     commission,
     close,
     t0,
+    hi,
+    lo,
     out_i,
     out_f,
     side,
@@ -327,6 +344,8 @@ def trades_chunk(
         The chunk's closes (nan: missing).
     t0 : int
         Global bar index of the chunk's first bar.
+    hi, lo : ndarray float64 (L, T, S)
+        Out: buffers for `range_tables` of ``close`` (``L = table_levels(T)``).
     out_i, out_f : ndarray int32 (N_TI, >= n), float64 (N_TFL, >= n)
         Buffers the trades are written to (a fill closes at most one trade); smaller ones are
         replaced by fresh ones.
@@ -349,7 +368,7 @@ def trades_chunk(
     the trades still open cover their bars up to the chunk's last bar.
     """
     T, S = close.shape
-    hi, lo = range_tables(close)
+    fill_range_tables(close, hi, lo)
     nrec = qty.shape[0]
     if out_i.shape[1] < nrec or out_f.shape[1] < nrec:  # a fill closes at most one trade
         out_i = np.empty((N_TI, nrec), dtype=np.int32)
@@ -627,6 +646,7 @@ def step_trades(
     close: np.ndarray,
     t0: int,
     out: tuple[np.ndarray, np.ndarray] | None = None,
+    tables: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TradeTable:
     """Fold one chunk's order records into ``state`` (in place); return the trades they close.
 
@@ -643,6 +663,8 @@ def step_trades(
         Global index of the chunk's first bar.
     out : (ndarray int32 (N_TI, n), ndarray float64 (N_TFL, n)), optional
         Reused buffers for the trades (the table is a view of them); default: fresh ones.
+    tables : (ndarray, ndarray) float64 (table_levels(T), T, S), optional
+        Reused buffers for the chunk's range tables (contents undefined); default: fresh ones.
 
     Returns
     -------
@@ -653,6 +675,10 @@ def step_trades(
     if out is None:
         n = len(qty)
         out = (np.empty((N_TI, n), np.int32), np.empty((N_TFL, n)))
+    close = np.ascontiguousarray(close, f8)
+    if tables is None:
+        shape = (table_levels(close.shape[0]), *close.shape)
+        tables = (np.empty(shape), np.empty(shape))
     ints, floats = trades_chunk(
         np.asarray(portfolio),
         np.asarray(bar),
@@ -660,8 +686,10 @@ def step_trades(
         np.asarray(qty, f8),
         np.asarray(price, f8),
         np.asarray(commission, f8),
-        np.ascontiguousarray(close, f8),
+        close,
         int(t0),
+        tables[0],
+        tables[1],
         out[0],
         out[1],
         *state,

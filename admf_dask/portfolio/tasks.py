@@ -239,12 +239,13 @@ def step_task(
         tt = clock()
         if t_part is not None:
             n_bars = len(spec.times)
-            trades = ledger_step(state.trades, orders, close, c0, n_bars, state.last_close, buffers)
-            groups = trades_row_groups(
-                trades, spec.p0, spec.times, spec.symbols, ROW_GROUP, buffers
-            )
-            for table in groups:
-                t_part.write(table)
+            tables = ledger_step(state.trades, orders, close, c0, n_bars, state.last_close, buffers)
+            for trades in tables:
+                groups = trades_row_groups(
+                    trades, spec.p0, spec.times, spec.symbols, ROW_GROUP, buffers
+                )
+                for table in groups:
+                    t_part.write(table)
         if spec.benchmark is not None:
             update_relative(state.relative, equity, close[:, spec.benchmark])
         stats["kernel"] += tac - tic_k

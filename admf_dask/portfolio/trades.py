@@ -39,6 +39,7 @@ from admf_dask.portfolio._trades import (
     arrow_columns,
     finalize_trades,
     step_trades,
+    table_levels,
 )
 
 #: the columns of trades.parquet, in order
@@ -332,7 +333,7 @@ def ledger_step(
     n_bars: int,
     last_close: np.ndarray,
     buffers: Any = None,
-) -> TradeTable:
+) -> list[TradeTable]:
     """The trades of one task: those its fills close, plus the open ones when it ends the run.
 
     Parameters
@@ -352,13 +353,25 @@ def ledger_step(
     buffers : Scratch, optional
         Reused buffers for the closed trades (`admf_dask.portfolio.batch.Scratch`; the table is
         valid until the thread's next task).
+
+    Returns
+    -------
+    list of TradeTable
+        The closed trades, then (in the run's last task) the open ones: two tables, written one
+        after the other (joining them copied every closed trade of the chunk).
     """
-    out = None
+    out = tables = None
     if buffers is not None:
         n = len(orders)
         out = (
             buffers.get("t_ints", N_TI * n, np.int32).reshape(N_TI, n),
             buffers.get("t_floats", N_TFL * n, np.float64).reshape(N_TFL, n),
+        )
+        shape = (table_levels(close.shape[0]), *close.shape)
+        size = int(np.prod(shape))
+        tables = (
+            buffers.get("t_high", size, np.float64).reshape(shape),
+            buffers.get("t_low", size, np.float64).reshape(shape),
         )
     table = step_trades(
         state,
@@ -371,11 +384,12 @@ def ledger_step(
         close,
         t0,
         out,
+        tables,
     )
     if t0 + close.shape[0] >= n_bars:
         opened, _ = finalize_trades(state, last_close, n_bars - 1)
-        table = TradeTable.concat([table, opened])
-    return table
+        return [table, opened]
+    return [table]
 
 
 def benchmark_index(benchmark: str | None, symbols: Sequence[str]) -> int | None:
@@ -423,10 +437,10 @@ def warm_trades() -> None:
     rec["price"] = 10.0
     close = np.full((3, 1), 10.0)
     state = TradeState.new(1, 1)
-    closed = ledger_step(state, OrderRecords(rec), close, 0, 4, close[-1])
+    (closed,) = ledger_step(state, OrderRecords(rec), close, 0, 4, close[-1])
     times = np.arange(3).astype("datetime64[ns]")
     trades_arrow(closed, 0, times, ["A"])  # the closed trades: slices of buffers ('A' layout)
-    trades_arrow(TradeTable.concat([closed]), 0, times, ["A"])
+    trades_arrow(TradeTable.concat([closed]), 0, times, ["A"])  # open ones: fresh ('C' layout)
     trade_metrics(state)
     acc = init_relative(100.0, 1)
     update_relative(acc, np.ones((3, 1)), close[:, 0])
