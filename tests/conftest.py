@@ -57,6 +57,12 @@ def small_pipeline() -> dict:
 
 
 @pytest.fixture(scope="session")
+def new_small_pipeline():
+    """``new_small_pipeline()``: a fresh copy of `small_pipeline`, for module-scoped fixtures."""
+    return lambda: copy.deepcopy(SMALL)
+
+
+@pytest.fixture(scope="session")
 def client():
     """One small LocalCluster for the whole test session (2 workers: ML-tagged + plain)."""
     from distributed import Client

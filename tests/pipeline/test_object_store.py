@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -15,13 +16,38 @@ import admf_dask as ad
 from admf_dask.errors import ConfigError, DataError, InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_cli import assert_one_line_error, cli, write_pipeline  # noqa: E402
+from _contract_cli import main  # noqa: E402
+from test_cli import assert_one_line_error, write_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def s3():
     with moto_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def s3_run(s3, client, tmp_path_factory, new_small_pipeline):
+    """One small run (report and research on) written locally and to the store: the tests that
+    need a run on the store read it, or a server-side copy of its prefix (seconds per run)."""
+    cfg = new_small_pipeline()
+    cfg["output"]["report"] = True
+    cfg["research"] = {"cscv_blocks": 6}
+    tmp = tmp_path_factory.mktemp("s3_run")
+    ad.run(copy.deepcopy(cfg), client, out=tmp / "local")
+    bucket = s3.bucket()
+    url = f"s3://{bucket}/runs/x"
+    remote = ad.run(_to_s3(copy.deepcopy(cfg), s3), client, out=url)
+    return {"local": tmp / "local", "bucket": bucket, "url": url, "remote": remote}
+
+
+def _copy_run(s3, s3_run, bucket: str, prefix: str) -> str:
+    """The module's run on the store copied to s3://BUCKET/PREFIX (server-side); its URL."""
+    s3.fs().copy(f"{s3_run['bucket']}/runs/x", f"{bucket}/{prefix}", recursive=True)
+    assert _keys(s3, bucket) == sorted(
+        k.replace("runs/x/", f"{prefix}/", 1) for k in _keys(s3, s3_run["bucket"])
+    )
+    return f"s3://{bucket}/{prefix}"
 
 
 def _keys(s3, bucket: str) -> list[str]:
@@ -54,19 +80,15 @@ def _same_run(a, b, signals: bool = True) -> None:
         np.testing.assert_array_equal(a.signals.values, b.signals.values)
 
 
-def test_run_on_s3_equals_the_local_run(s3, client, small_pipeline, tmp_path):
-    small_pipeline["output"]["report"] = True
-    ad.run(small_pipeline, client, out=tmp_path / "local")
-    local = ad.open_run(tmp_path / "local")
-    bucket = s3.bucket()
-    url = f"s3://{bucket}/runs/x"
-    remote = ad.run(_to_s3(small_pipeline, s3), client, out=url)
+def test_run_on_s3_equals_the_local_run(s3, s3_run):
+    local = ad.open_run(s3_run["local"])
+    bucket, url, remote = s3_run["bucket"], s3_run["url"], s3_run["remote"]
     assert str(remote.path) == url
     _same_run(local, remote, signals=False)
     # the same files, and nothing else left in the bucket (no temporary prefix, no probe marker)
     local_files = sorted(
-        "runs/x/" + p.relative_to(tmp_path / "local").as_posix()
-        for p in (tmp_path / "local").rglob("*")
+        "runs/x/" + p.relative_to(s3_run["local"]).as_posix()
+        for p in s3_run["local"].rglob("*")
         if p.is_file()
     )
     assert _keys(s3, bucket) == local_files
@@ -78,11 +100,11 @@ def test_run_on_s3_equals_the_local_run(s3, client, small_pipeline, tmp_path):
     assert saved["secret"] == "***" and saved["endpoint_url"] == s3.endpoint
 
 
-def test_overwrite_rules_on_a_store(s3, client, small_pipeline):
+def test_overwrite_rules_on_a_store(s3, s3_run, client, small_pipeline):
     cfg = _to_s3(small_pipeline, s3)
     bucket = s3.bucket()
-    url = f"s3://{bucket}/runs/x"
-    first = ad.run(cfg, client, out=url)
+    url = _copy_run(s3, s3_run, bucket, "runs/x")  # a previous run at the target
+    first = s3_run["remote"]
     with pytest.raises(ConfigError, match=f"'{url}' already exists"):
         ad.run(cfg, client, out=url)
     cfg["output"]["overwrite"] = True
@@ -119,13 +141,15 @@ def test_missing_bucket_stops_before_computing(s3, client, small_pipeline):
 
 
 def test_cli_errors_are_one_line(s3, tmp_path, small_pipeline):
+    # in-process: these stop before anything starts (the subprocess' exit status and stderr are
+    # the ones of tests/pipeline/test_cli.py and of the cases below that run the entry point)
     cfg = _to_s3(small_pipeline, s3)
     cfg["output"]["path"] = "s3://no-such-bucket/runs/x"
     p = write_pipeline(tmp_path, cfg)
-    assert_one_line_error(cli("run", str(p)), "bucket 'no-such-bucket' does not exist")
-    proc = cli("run", str(p), "--out", "memory://runs/x")
+    assert_one_line_error(main("run", str(p)), "bucket 'no-such-bucket' does not exist")
+    proc = main("run", str(p), "--out", "memory://runs/x")
     assert_one_line_error(proc, "--out", "memory://", "this process's memory only")
-    assert_one_line_error(cli("run", str(p), "--out", "htps://x/y"), "unknown URL scheme")
+    assert_one_line_error(main("run", str(p), "--out", "htps://x/y"), "unknown URL scheme")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["p.yaml"]
 
 
@@ -184,12 +208,12 @@ def test_data_path_urls_read_like_local_files(s3, tmp_path):
         )
 
 
-def test_cli_report_and_research_of_a_run_on_a_store(s3, client, small_pipeline):
-    small_pipeline["research"] = {"cscv_blocks": 6}
+def test_cli_report_and_research_of_a_run_on_a_store(s3, s3_run):
     bucket = s3.bucket()
-    url = f"s3://{bucket}/runs/r"
-    first = ad.run(_to_s3(small_pipeline, s3), client, out=url)
+    url = _copy_run(s3, s3_run, bucket, "runs/r")
+    first = s3_run["remote"]
     fs = s3.fs()
+    fs.rm(f"{bucket}/runs/r/report.html")  # the report command writes it again
     assert json.loads(fs.cat(f"{bucket}/runs/r/research.json"))["pbo"]["combinations"] == 20
     # the CLI takes its credentials and endpoint from the environment
     env = {"AWS_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}
