@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 import yaml
-from _contract_cli import main, one_line_error
+from _cli import main, one_line_error
 
 import admf_dask as ad
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _contract_cli import main, one_line_error
+from _cli import main, one_line_error
 
 import admf_dask as ad
 

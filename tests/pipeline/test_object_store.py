@@ -16,7 +16,7 @@ import admf_dask as ad
 from admf_dask.errors import ConfigError, DataError, InputError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _contract_cli import main  # noqa: E402
+from _cli import main  # noqa: E402
 from test_cli import assert_one_line_error, write_pipeline  # noqa: E402
 
 

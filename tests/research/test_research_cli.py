@@ -13,6 +13,7 @@ import numpy as np
 import research_reference as ref
 import xarray as xr
 import yaml
+from _cli import main, one_line_error
 
 from admf_dask.pipeline.research import research
 from admf_dask.pipeline.rundir import run_folder_problem
@@ -30,14 +31,6 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         timeout=300,
         env=env,
     )
-
-
-def one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def _snapshot(run: Path) -> dict[str, bytes]:
@@ -95,12 +88,13 @@ def test_run_then_research(tmp_path, small_pipeline):
     assert run_folder_problem(run) is None  # still a run folder that overwrite may replace
 
     before = _snapshot(run)
-    one_line_error(cli("research", str(run), "--set", "research.cscv_blocks=7"), "cscv_blocks")
+    # refusals in-process (`main`): the entry point's exit status is the one of the calls above
+    one_line_error(main("research", str(run), "--set", "research.cscv_blocks=7"), "cscv_blocks")
     one_line_error(
-        cli("research", str(run), "--set", "research.walk_forward={train: 300, test: 5}"),
+        main("research", str(run), "--set", "research.walk_forward={train: 300, test: 5}"),
         "research.walk_forward.train",
     )
-    one_line_error(cli("research", str(run), "--set", "data.bars=10"), "only research.*")
+    one_line_error(main("research", str(run), "--set", "data.bars=10"), "only research.*")
     assert _snapshot(run) == before
 
     # a research write killed half-way leaves its temporary store: the next one clears it
@@ -111,8 +105,8 @@ def test_run_then_research(tmp_path, small_pipeline):
 
 
 def test_research_refuses_what_is_not_a_run(tmp_path):
-    one_line_error(cli("research", str(tmp_path)), "not a run folder")
-    one_line_error(cli("research", str(tmp_path / "missing")), "no such folder")
+    one_line_error(main("research", str(tmp_path)), "not a run folder")
+    one_line_error(main("research", str(tmp_path / "missing")), "no such folder")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -121,10 +115,10 @@ def test_bad_research_settings_stop_the_run_before_anything_is_written(tmp_path,
     pipe.write_text(yaml.safe_dump(small_pipeline))
     run = tmp_path / "run"
     one_line_error(
-        cli("run", str(pipe), "--out", str(run), "--set", "research.cscv_blocks=5"), "even"
+        main("run", str(pipe), "--out", str(run), "--set", "research.cscv_blocks=5"), "even"
     )
     one_line_error(
-        cli(
+        main(
             "run",
             str(pipe),
             "--out",

@@ -1,4 +1,4 @@
-"""The contract tests' in-process CLI: ``admf-dask ARGS`` through `admf_dask.cli.main`, and the
+"""In-process CLI for tests: ``admf-dask ARGS`` through `admf_dask.cli.main`, and the
 one-line error check (README "Errors": exit 2, one ``error: ...`` line on stderr)."""
 
 from __future__ import annotations
