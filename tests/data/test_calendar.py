@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -289,9 +288,15 @@ def test_minute_bar_pipeline_annualizes_with_252_times_390(tmp_path, client):
 
 
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "admf_dask.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    """``admf-dask ARGS`` in-process (tests/_cli.py), from folder `cwd`."""
+    from _cli import main
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return main(*args)
+    finally:
+        os.chdir(old)
 
 
 def _one_line(proc: subprocess.CompletedProcess) -> str:
@@ -301,7 +306,9 @@ def _one_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def test_cli_bad_session_and_mixed_frequencies_exit_2_with_one_line_and_write_nothing(tmp_path):
+def test_cli_bad_session_and_mixed_frequencies_exit_2_with_one_line_and_write_nothing(
+    tmp_path, client
+):
     import yaml
 
     t = pd.DatetimeIndex(_minutes(390 * 2))
@@ -319,7 +326,8 @@ def test_cli_bad_session_and_mixed_frequencies_exit_2_with_one_line_and_write_no
         "output": {"path": "out", "report": False},
     }
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
-    line = _one_line(_cli("run", "p.yaml", cwd=tmp_path))
+    addr = ("--address", client.scheduler.address)  # the session's cluster, not one started
+    line = _one_line(_cli("run", "p.yaml", *addr, cwd=tmp_path))
     assert "mixed.csv time 2010-01-05T09:35:00: mixed bar frequencies" in line
     assert not (tmp_path / "out").exists()
     line = _one_line(_cli("validate", "p.yaml", "--set", "data.session=9h30", cwd=tmp_path))
