@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
+from _cli import main
 
 BASE = {
     "name": "xs",
@@ -27,20 +24,14 @@ BASE = {
 }
 
 
-def _run(tmp_path: Path, cfg: dict) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(tmp_path: Path, cfg: dict, client) -> tuple[subprocess.CompletedProcess, Path]:
+    """``admf-dask run`` in-process (tests/_cli.py) on the session's cluster (``--address``: a
+    universe table is read once the run has a cluster); the entry point's own exit status and
+    stderr, with its own cluster, are checked in tests/reliability/test_rel_bad_input.py."""
     p = tmp_path / "p.yaml"
     p.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "runs" / "xs"
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", "run", str(p), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env=env,
-    )
-    return proc, out
+    return main("run", str(p), "--out", str(out), "--address", client.scheduler.address), out
 
 
 def _bad(**edits):
@@ -70,8 +61,8 @@ CASES = [
 
 
 @pytest.mark.parametrize(("cfg", "where", "words"), CASES)
-def test_bad_input_exits_2_and_writes_nothing(tmp_path, cfg, where, words):
-    proc, out = _run(tmp_path, cfg)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, client, cfg, where, words):
+    proc, out = _run(tmp_path, cfg, client)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -79,19 +70,19 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, cfg, where, words):
     assert not out.exists()
 
 
-def test_bad_universe_table_exits_2(tmp_path):
+def test_bad_universe_table_exits_2(tmp_path, client):
     (tmp_path / "u.csv").write_text("symbol,start,end\nS000,2010-05-01,2010-01-01\n")
-    proc, out = _run(tmp_path, _bad(data__universe="u.csv"))
+    proc, out = _run(tmp_path, _bad(data__universe="u.csv"), client)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "data.universe" in proc.stderr and "is after end" in proc.stderr
     assert not out.exists()
 
 
-def test_run_with_a_universe_warns_about_unknown_symbols(tmp_path):
+def test_run_with_a_universe_warns_about_unknown_symbols(tmp_path, client):
     rows = ["symbol,start,end", "S000,2010-01-04,", "S001,2010-02-01,2010-04-01"]
     rows += [f"S00{i},2010-01-04," for i in range(2, 8)] + ["GHOST,2010-01-04,"]
     (tmp_path / "u.csv").write_text("\n".join(rows) + "\n")
-    proc, out = _run(tmp_path, _bad(data__universe="u.csv"))
+    proc, out = _run(tmp_path, _bad(data__universe="u.csv"), client)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "GHOST" in proc.stdout + proc.stderr
     assert (out / "run.json").exists()
