@@ -187,10 +187,7 @@ def test_date_format_and_columns_only_for_files():
 
 
 def test_validate_refuses_an_ambiguous_file(tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from _cli import main
 
     _write(tmp_path, ["01/03/2000", "02/03/2000", "03/03/2000"])
     pipeline = tmp_path / "p.yaml"
@@ -199,27 +196,13 @@ def test_validate_refuses_an_ambiguous_file(tmp_path):
         "features: {f: {kind: sma, window: 2}, s: {kind: sma, window: 3}}\n"
         "strategies: {t: {kind: ma_crossover, fast: f, slow: s}}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", "validate", str(pipeline)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-        timeout=300,
-        env=dict(os.environ, PYTHONWARNINGS="ignore"),
-    )
+    proc = main("validate", str(pipeline))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("error: p.csv row 2: dates are ambiguous"), lines[0]
     assert "data.date_format" in lines[0]
-    proc = subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", "validate", str(pipeline)]
-        + ["--set", "data.date_format='%d/%m/%Y'"],  # quoted: % starts YAML directives
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-        timeout=300,
-        env=dict(os.environ, PYTHONWARNINGS="ignore"),
-    )
+    # quoted: % starts YAML directives
+    proc = main("validate", str(pipeline), "--set", "data.date_format='%d/%m/%Y'")
     assert proc.returncode == 0, proc.stderr
     assert "2000-03-01 to 2000-03-03" in proc.stdout

@@ -201,12 +201,9 @@ def test_one_line_errors_pickle():
     assert type(back) is DataError and back.line == e.line and back.fix == "fix it"
 
 
-def test_cli_run_on_a_bad_zarr_store_is_one_line_exit_2(tmp_path, small_pipeline):
-    import os
-    import subprocess
-    import sys
-
+def test_cli_run_on_a_bad_zarr_store_is_one_line_exit_2(tmp_path, small_pipeline, client):
     import yaml
+    from _cli import main
 
     plain = _market(120)
     plain["open"][100, 2] = -1.0
@@ -214,13 +211,9 @@ def test_cli_run_on_a_bad_zarr_store_is_one_line_exit_2(tmp_path, small_pipeline
     small_pipeline["data"] = {"source": "zarr", "path": "bad.zarr", "chunks": {"time": 50}}
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(small_pipeline))
     out = tmp_path / "runs" / "bad"
-    proc = subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", "run", str(tmp_path / "p.yaml"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, PYTHONWARNINGS="ignore"),
-    )
+    # in-process, on the session's cluster (the store is read once the run has a cluster)
+    addr = ("--address", client.scheduler.address)
+    proc = main("run", str(tmp_path / "p.yaml"), "--out", str(out), *addr)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
