@@ -214,26 +214,18 @@ def test_orders_written_row_group_by_row_group(market, book, tmp_path, monkeypat
         pd.testing.assert_frame_equal(b.read().to_pandas(), a.read().to_pandas())
 
 
-def test_distributed_client_same_numbers(market, book, expected, tmp_path):
+def test_distributed_client_same_numbers(market, book, expected, tmp_path, client):
     import distributed
 
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    # a client of its own on the session's cluster (2 worker processes), the default client
+    with distributed.Client(client.cluster) as own:
         data, signals, features = _chunk(market, 37)
-        data, signals, features = client.persist([data, signals, features])
+        data, signals, features = own.persist([data, signals, features])
         res = run_portfolios(
-            data, signals, features, book, tmp_path / "f", client=client, batch_size=3
+            data, signals, features, book, tmp_path / "f", client=own, batch_size=3
         )
         # no client given: the default client runs it
-        with distributed.get_task_stream(client) as ts:
+        with distributed.get_task_stream(own) as ts:
             res2 = run_portfolios(data, signals, features, book, tmp_path / "f2")
     for r in (res, res2):
         np.testing.assert_array_equal(r.equity.values, expected[0])
