@@ -80,11 +80,14 @@ _PART = re.compile(r"part-b(\d+)-c(\d+)\.parquet$")
 # are not worth a dictionary, and large write batches and pages cut the per-page overhead: with
 # these the ledger costs about half of pyarrow's defaults to encode (benchmarks/portfolio_scaling.py).
 PARQUET_OPTIONS: dict[str, Any] = {
-    # lz4 on every column: pnl, cost and return are noise to it on random flips (-10% write CPU
-    # uncompressed there), but a grid's portfolios often trade alike, and uncompressed they were
-    # 24 of 25 B/trade at 10,000 portfolios of benchmarks/portfolio_scaling.py, 1 GB of writes
-    # that stalled the tasks (2.1 B/trade with lz4, the same write CPU within noise)
-    "compression": "lz4",
+    # pnl, cost and return are noise to lz4 on random flips (same bytes, -10% write CPU
+    # uncompressed); prices, excursions and the integer columns repeat and pack. lz4 on all of
+    # them cuts portfolio_scaling.py's 10,000-portfolio trades 1,033 -> 120 MB (a grid's
+    # portfolios trade alike) but cost ~+2 task CPU-s of ~20 there, twice in a row: not kept
+    "compression": {
+        **dict.fromkeys(TRADE_COLUMNS, "lz4"),
+        **dict.fromkeys(("pnl", "cost", "return"), "none"),
+    },
     "use_dictionary": ["symbol"],
     "write_statistics": ["portfolio"],
     "write_batch_size": 1 << 16,
