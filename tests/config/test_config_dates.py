@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import main
 
 from admf_dask.config import config_hash, load_pipeline
 from admf_dask.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 PIPELINE = """\
 name: dated
@@ -40,14 +37,8 @@ def _pipeline(tmp_path: Path, name: str = "p.yaml", **dates: str) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "admf_dask.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        env=dict(os.environ, PYTHONWARNINGS="ignore"),
-    )
+    """``admf-dask ARGS`` in-process (tests/_cli.py)."""
+    return main(*args)
 
 
 def test_unquoted_dates_load_as_iso_text_with_a_stable_hash(tmp_path):
