@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_cli import assert_one_line_error, cli, write_pipeline
+from _cli import main
+from test_cli import assert_one_line_error, write_pipeline
 
 import admf_dask as ad
 from admf_dask.errors import ConfigError
@@ -41,19 +42,20 @@ def _pipeline(out) -> dict:
     }
 
 
-def test_replay_only_pipeline_through_the_cli(tmp_path):
+def test_replay_only_pipeline_through_the_cli(tmp_path, client):
+    # the CLI in-process (tests/_cli.py), the run on the session's cluster
     df = _signal_file(tmp_path)
     path = write_pipeline(tmp_path, _pipeline(tmp_path / "runs" / "r"))
-    proc = cli("validate", str(path))
+    proc = main("validate", str(path))
     assert proc.returncode == 0 and "is valid" in proc.stdout, proc.stderr
-    proc = cli("run", str(path))
+    proc = main("run", str(path), "--address", client.scheduler.address)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     run_dir = tmp_path / "runs" / "r"
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["portfolios"]["n"] == 2 and manifest["portfolios"]["n_orders"] > 0
     (run_dir / "report.html").unlink()
-    proc = cli("report", str(run_dir))
+    proc = main("report", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run_dir / "report.html").stat().st_size > 0
     res = ad.open_run(run_dir)
@@ -79,7 +81,7 @@ def test_vol_target_without_features_is_a_config_error(tmp_path):
     cfg = _pipeline(tmp_path / "runs" / "vt")
     cfg["portfolios"]["sizing"] = "vol_target"
     path = write_pipeline(tmp_path, cfg)
-    assert_one_line_error(cli("validate", str(path)), "portfolios.vol_feature", "vol_target")
+    assert_one_line_error(main("validate", str(path)), "portfolios.vol_feature", "vol_target")
     with pytest.raises(ConfigError, match="vol_target needs a volatility feature"):
         ad.load_pipeline(path)
     assert not (tmp_path / "runs").exists()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_cli import assert_one_line_error, cli, write_pipeline
+from _cli import main
+from test_cli import assert_one_line_error, write_pipeline
 
 import admf_dask as ad
 from admf_dask.errors import ConfigError, DataError, InputError
@@ -88,12 +89,13 @@ def test_ml_train_window_longer_than_the_data(tmp_path, client):
         _run(tmp_path, cfg, client, strict=True)
 
 
-def test_strict_cli_exits_2_with_one_line(tmp_path):
+def test_strict_cli_exits_2_with_one_line(tmp_path, client):
     trend = {"trend": {"kind": "ma_crossover", "fast": "sma_5", "slow": "sma_500"}}
     cfg = _cfg(tmp_path, FEATURES, trend)
     cfg["cluster"]["ml_workers"] = 0
     path = write_pipeline(tmp_path, cfg)
-    proc = cli("run", str(path), "--strict")
+    # in-process (tests/_cli.py), on the session's cluster
+    proc = main("run", str(path), "--strict", "--address", client.scheduler.address)
     assert_one_line_error(
         proc, "strategies.trend: strategy 'trend' has no non-zero signal: feature sma_500"
     )
