@@ -13,6 +13,7 @@ from admf_dask.errors import ConfigError
 from admf_dask.pipeline import rundir
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cli import main  # noqa: E402
 from test_cli import assert_one_line_error, cli, write_pipeline  # noqa: E402
 
 
@@ -33,7 +34,8 @@ def important(tmp_path: Path) -> Path:
 def test_cli_overwrite_refuses_a_folder_that_is_no_run(tmp_path, small_pipeline, important):
     p = write_pipeline(tmp_path, small_pipeline)
     before = _tree(important)
-    proc = cli("run", str(p), "--out", str(important), "--set", "output.overwrite=true")
+    # in-process (tests/_cli.py): refused before anything starts
+    proc = main("run", str(p), "--out", str(important), "--set", "output.overwrite=true")
     line = assert_one_line_error(proc, "--out", "not a run folder", "no run.json")
     assert str(important) in line
     assert _tree(important) == before
