@@ -273,7 +273,6 @@ def run(
     # run's temporary prefix on the store (docs/ARCHITECTURE.md, "Object stores")
     direct = remote is not None and direct_writes(remote)
     work = rundir.remote_dir(remote, run_id) if direct else tmp
-    signals_out: _Background | None = None
     try:
         # as_current: any dask compute inside the stages goes to this client (the persisted
         # collections live on its workers), without making it the process-wide default
@@ -311,10 +310,6 @@ def run(
             check_signals(signals, data, features, ctx)  # strategies that never signal
             for w in ctx.warnings:
                 reporter.warn(w)
-            if cfg.output.save_signals:
-                # final now: written while the portfolio and research stages run (this thread
-                # mostly waits on the workers there), joined in the write stage
-                signals_out = _Background(_write_signals, signals, work, client)
             with reporter.stage("portfolio") as note, timer("portfolio"):
                 ppy = periods_per_year(cfg.portfolios.periods_per_year, data.attrs)  # TIME.md
                 book = expand_grid(
@@ -351,8 +346,8 @@ def run(
                 with reporter.stage("research") as note, timer("research"):
                     note(research_step(tmp, cfg.research, results=work / "results.zarr"))
             with reporter.stage("write") as note, timer("write"):
-                if signals_out is not None:
-                    signals_out.result()
+                if cfg.output.save_signals:
+                    _public_signals(signals).to_zarr(zarr_target(work / "signals.zarr"), mode="w")
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
                     "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
@@ -406,8 +401,6 @@ def run(
         if remote is None:
             tmp = None
     finally:
-        if signals_out is not None:
-            signals_out.join()  # nothing writes into the folder once it is discarded
         rundir.discard(tmp)
         if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
             rundir.discard_remote(work)
@@ -434,40 +427,6 @@ def _public_config(cfg: PipelineConfig) -> dict[str, Any]:
         if isinstance(spec, dict) and spec.get("storage_options"):
             spec["storage_options"] = redact(spec["storage_options"])
     return dumped
-
-
-class _Background(threading.Thread):
-    """``fn(*args)`` on a thread of its own; `result` waits for it and raises what it raised.
-
-    The thread inherits the caller's signal mask (`interrupt.start_shielded`): a signal reaches
-    the main thread, which closes the cluster, so a write in flight fails and ends.
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        super().__init__(name="admf-dask-background", daemon=True)
-        self._call = (fn, args)
-        self._error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        fn, args = self._call
-        try:
-            fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by `result` in the run's thread
-            self._error = exc
-
-    def result(self) -> None:
-        self.join()
-        if self._error is not None:
-            raise self._error
-
-
-def _write_signals(signals: Any, work: Path | Loc, client: Any) -> None:
-    """signals.zarr of the run: the workers write the chunks they hold (``as_current`` is
-    per thread: this one's dask computes go to the run's client too). The warning filters are
-    the run thread's `_quiet_zarr` (process-wide; ``catch_warnings`` here would race it)."""
-    with client.as_current():
-        _public_signals(signals).to_zarr(zarr_target(work / "signals.zarr"), mode="w")
 
 
 def _public_signals(signals: Any) -> Any:
