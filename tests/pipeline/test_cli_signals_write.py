@@ -1,6 +1,5 @@
-"""signals.zarr is written while the portfolio stage runs (`admf_dask.pipeline.runner`): a failed
-write still fails the run with its own error, and leaves neither the run folder nor its
-temporary folder behind."""
+"""signals.zarr (`admf_dask.pipeline.runner`): a failed write fails the run with its own error and
+leaves neither the run folder nor its temporary folder behind; the file holds the run's signals."""
 
 from __future__ import annotations
 
