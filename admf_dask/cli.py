@@ -440,14 +440,7 @@ def _command(args: argparse.Namespace) -> int:
             profile=args.profile,
             strict=args.strict,
         )
-        # the run is committed and the summary reads only its files (results.zarr, run.json):
-        # the cluster closes meanwhile, rather than after it
-        closing = threading.Thread(target=_close_session, name="admf-dask-close", daemon=True)
-        closing.start()
-        try:
-            _summary(reporter, result)
-        finally:
-            closing.join()
+        _summary(reporter, result)
         return 0
     except InputError as exc:
         sys.stderr.write(f"error: {exc.line}\n")
@@ -455,13 +448,6 @@ def _command(args: argparse.Namespace) -> int:
     except ClusterFault as exc:  # the cluster failed a valid run (e.g. workers out of memory)
         sys.stderr.write(f"error: {exc.line}\n")
         return exc.exit_code
-
-
-def _close_session() -> None:
-    from admf_dask.cluster import close_session
-
-    with contextlib.suppress(Exception):  # as at the command's end: closing is only cleanup
-        close_session()
 
 
 def _summary(reporter: RichReporter, result) -> None:
