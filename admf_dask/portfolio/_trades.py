@@ -168,40 +168,25 @@ class TradeState(NamedTuple):
         return sum(a.nbytes for a in self)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def range_tables(close):
-    """Sparse tables of the max and min finite close per symbol over bar ranges of a chunk.
-
-    Parameters
-    ----------
-    close : ndarray float64 (T, S)
-
-    Returns
-    -------
-    hi, lo : ndarray float64 (L, T, S)
-        ``hi[k, i, s]`` = max finite close of s over bars ``[i, i + 2**k)`` (-inf: none; rows past
-        ``T - 2**k`` are unused); ``lo`` the same with min (+inf: none). L = bit length of T.
-    """
-    T, S = close.shape
-    L = 1
-    while (1 << L) <= T:
-        L += 1
-    hi = np.empty((L, T, S))
-    lo = np.empty((L, T, S))
-    fill_range_tables(close, hi, lo)
-    return hi, lo
-
-
 def table_levels(n_bars: int) -> int:
-    """L of `range_tables` for a chunk of ``n_bars`` bars (the bit length, at least 1)."""
+    """L of `fill_range_tables` for a chunk of ``n_bars`` bars (the bit length, at least 1)."""
     return max(1, int(n_bars).bit_length())
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def fill_range_tables(close, hi, lo):
-    """`range_tables` into given (L, T, S) buffers (``L = table_levels(T)``): fresh 2 x L x T x S
-    tables paid a page fault per 4 KB, ~85% of building them (docs/TRADES.md: a thread's tasks
-    reuse their buffers)."""
+    """Sparse tables of the max and min finite close per symbol over bar ranges of a chunk.
+
+    Written into given buffers: fresh 2 x L x T x S tables paid a page fault per 4 KB, ~85% of
+    building them (docs/TRADES.md: a thread's tasks reuse their buffers).
+
+    Parameters
+    ----------
+    close : ndarray float64 (T, S)
+    hi, lo : ndarray float64 (L, T, S), ``L = table_levels(T)``
+        Out: ``hi[k, i, s]`` = max finite close of s over bars ``[i, i + 2**k)`` (-inf: none;
+        rows past ``T - 2**k`` are unused); ``lo`` the same with min (+inf: none).
+    """
     T, S = close.shape
     L = hi.shape[0]
     for t in range(T):
@@ -345,7 +330,7 @@ def trades_chunk(
     t0 : int
         Global bar index of the chunk's first bar.
     hi, lo : ndarray float64 (L, T, S)
-        Out: buffers for `range_tables` of ``close`` (``L = table_levels(T)``).
+        Out: buffers for `fill_range_tables` of ``close`` (``L = table_levels(T)``).
     out_i, out_f : ndarray int32 (N_TI, >= n), float64 (N_TFL, >= n)
         Buffers the trades are written to (a fill closes at most one trade); smaller ones are
         replaced by fresh ones.

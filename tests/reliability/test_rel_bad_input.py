@@ -11,6 +11,7 @@ have no CLI path: the registry loader must raise a one-line `ModelFileError`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -198,6 +199,9 @@ def out_under_file(d: Path) -> list[str]:
     return args
 
 
+#: a case that fails once the run has a cluster (data, signals stages): see `Case.cluster`
+OnCluster = functools.partial(Case, cluster=True)
+
 CASES = [
     # --- the pipeline file: syntax, safety, shape
     Case(
@@ -303,12 +307,11 @@ CASES = [
         "features.sma_5.window",
         "0",
     ),
-    Case(
+    OnCluster(
         "start-after-end",
         lambda d: run_args(d, with_("data.end", "2010-01-10", with_("data.start", "2010-03-01"))),
         "data.start",
         "after",
-        cluster=True,
     ),
     Case(
         "start-not-a-date",
@@ -316,12 +319,11 @@ CASES = [
         "data.start",
         "yesterday",
     ),
-    Case(
+    OnCluster(
         "window-without-bars",
         lambda d: run_args(d, with_("data.start", "2031-01-01")),
         "data.start",
         "no bars",
-        cluster=True,
     ),
     Case(
         "vol-target-without-feature",
@@ -342,170 +344,147 @@ CASES = [
         "lots",
     ),
     # --- market data files
-    Case(
+    OnCluster(
         "csv-not-found",
         lambda d: run_args(d, base(data={"source": "csv", "path": "nope.csv"})),
         "data.path",
         "nope.csv",
-        cluster=True,
     ),
-    Case("csv-empty", csv_case(raw=""), "prices.csv", "empty", cluster=True),
-    Case(
+    OnCluster("csv-empty", csv_case(raw=""), "prices.csv", "empty"),
+    OnCluster(
         "csv-missing-column",
         csv_case(lambda df: df.drop(columns="volume")),
         "prices.csv",
         "volume",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-unknown-column",
         csv_case(lambda df: df.assign(vwap=1.0)),
         "prices.csv",
         "vwap",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-text-price",
         csv_case(set_cell(3, "close", "abc")),
         "prices.csv row 5",
         "abc",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-high-below-low",
         csv_case(set_cell(5, "high", 1.0)),
         "prices.csv row 7",
         "high",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-negative-price",
         csv_case(set_cell(8, "open", -3.0)),
         "prices.csv row 10",
         "not positive",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-negative-volume",
         csv_case(set_cell(9, "volume", -1.0)),
         "prices.csv row 11",
         "negative",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-bad-date",
         csv_case(set_cell(2, "time", "2020-13-45")),
         "prices.csv row 4",
         "2020-13-45",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-duplicate-bar",
         csv_case(lambda df: pd.concat([df, df.iloc[[4]]], ignore_index=True)),
         "prices.csv rows 6 and 182",
         "duplicate bar",
-        cluster=True,
     ),
-    Case("csv-stray-comma", stray_comma, "prices.csv row 6", "fields", cluster=True),
-    Case(
+    OnCluster("csv-stray-comma", stray_comma, "prices.csv row 6", "fields"),
+    OnCluster(
         "csv-unknown-symbol",
         csv_case(data={"symbols": ["A", "ZZZ"]}),
         "data.symbols",
         "ZZZ",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "csv-symbol-count",
         csv_case(data={"symbols": 3}),
         "data.symbols",
         "only applies",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "parquet-garbage",
         parquet_case(raw=b"this is not parquet\n"),
         "prices.parquet",
         "Parquet",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "parquet-missing-open",
         parquet_case(set_cell(2, "open", np.nan)),
         "prices.parquet row 3",
         "open",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "parquet-numeric-time",
         parquet_case(lambda df: df.assign(time=1.5)),
         "prices.parquet row 1",
         "not dates",
-        cluster=True,
     ),
-    Case("zarr-not-a-store", zarr_case(empty=True), "prices.zarr", "Zarr", cluster=True),
-    Case(
+    OnCluster("zarr-not-a-store", zarr_case(empty=True), "prices.zarr", "Zarr"),
+    OnCluster(
         "zarr-missing-variable",
         zarr_case(lambda ds: ds.drop_vars("volume")),
         "prices.zarr",
         "volume",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "zarr-partial-bar",
         zarr_case(zarr_partial_nan),
         "prices.zarr time=2020-01-10",
         "symbol=B",
-        cluster=True,
     ),
     # --- signal replay files (fail in the signals stage, after the cluster starts)
-    Case(
+    OnCluster(
         "signal-out-of-range",
         signal_case(f"time,symbol,signal\n{SIG_T0},S000,0.5\n{SIG_T1},S001,2.5\n"),
         "sig.csv row 2",
         "outside [-1, 1]",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "signal-not-a-number",
         signal_case(f"time,symbol,signal\n{SIG_T0},S000,buy\n"),
         "sig.csv row 1",
         "buy",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "signal-duplicate",
         signal_case(f"time,symbol,signal\n{SIG_T0},S001,1\n{SIG_T1},S001,1\n{SIG_T0},S001,-1\n"),
         "sig.csv rows 1 and 3",
         "two signals",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "signal-missing-column",
         signal_case(f"time,symbol,weight\n{SIG_T0},S000,1\n"),
         "sig.csv",
         "'signal' column",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "signal-bad-time",
         signal_case(f"time,symbol,signal\n{SIG_T0},S000,1\nsoon,S000,1\n"),
         "sig.csv row 2",
         "soon",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "signal-file-missing",
         signal_case(missing=True),
         "strategies.mine.path",
         "not found",
-        cluster=True,
     ),
-    Case(
+    OnCluster(
         "signal-parquet-garbage",
         signal_case(name="sig.parquet", raw=b"PAR1 nonsense"),
         "sig.parquet",
         "cannot read",
-        cluster=True,
     ),
     # --- command-line arguments
     Case(
