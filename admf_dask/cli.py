@@ -209,10 +209,12 @@ def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
     def target() -> None:
         try:
             if early:
-                outcome["rc"] = _precheck(args)  # bad input: rejected before anything starts
+                # the workers' server first of all: its imports are the start of a run's
+                # critical path; bad input then stops it before it forked any worker
+                _start_workers_server(args)
+                outcome["rc"] = _precheck(args)  # bad input: rejected before anything else
                 if outcome["rc"] is not None:
                     return
-                _start_workers_server(args)
                 _import_arrays(args)
             _setup_logging()
             outcome["rc"] = _command(args)
@@ -243,9 +245,10 @@ def _run_in_thread(args: argparse.Namespace, early: bool = False) -> int:
 
 def _precheck(args: argparse.Namespace) -> int | None:
     """The pipeline file, its ``--set`` overrides and the arguments of ``run`` / ``validate``,
-    checked before the workers' server starts or the arrays are imported: bad input prints its
-    one ``error:`` line (exit 2) with nothing started. None when they pass (the command then
-    checks the stages' specs too, `admf_dask.config.load_pipeline`)."""
+    checked before the arrays are imported or a cluster starts: bad input prints its one
+    ``error:`` line (exit 2), and the workers' server, which had no worker to fork yet, is
+    stopped with the session. None when they pass (the command then checks the stages' specs
+    too, `admf_dask.config.load_pipeline`)."""
     if args.command not in ("run", "validate"):
         return None
     try:
