@@ -428,7 +428,12 @@ GRID_KEYS: tuple[str, ...] = ("strategy", *PARAM_KEYS)
 class PortfoliosConfig(PortfolioParams):
     capital: float = Field(1_000_000.0, gt=0, description="starting cash of every portfolio")
     batch_size: int = Field(
-        500, ge=1, description="portfolios per batch (one chain of tasks per batch)"
+        500,
+        ge=1,
+        description=(
+            "portfolios per batch at most (one chain of tasks per batch; a smaller grid is split "
+            "so that every worker thread runs a batch)"
+        ),
     )
     strategy: Any = Field(
         None,

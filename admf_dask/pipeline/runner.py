@@ -560,7 +560,8 @@ def _no_orders(n_portfolios: int, strict: bool, reporter, warnings: list[str]) -
 
 
 def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, warnings) -> int:
-    """Batch size that fits the workers (shrunk with a warning), or a ConfigError."""
+    """Batch size that fits the workers (shrunk with a warning) and gives every worker thread a
+    batch, or a ConfigError."""
     from admf_dask.pipeline.memory import plan_memory
 
     workers = cluster_info.get("workers", [])
@@ -583,7 +584,10 @@ def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, wa
         )
         warnings.append(text)
         reporter.warn(text)
-    return plan.batch_size
+    # a grid smaller than batch_size x threads: split so that every worker thread runs a batch
+    # (one batch would leave all but one of them idle through the stage)
+    threads = sum(max(1, int(w.get("nthreads") or 1)) for w in workers) or 1
+    return min(plan.batch_size, max(1, -(-book.n_portfolios // threads)))
 
 
 @contextlib.contextmanager

@@ -61,8 +61,16 @@ KEEP_BYTES = 256 << 20
 
 
 def _cat(blocks: list[np.ndarray], axis: int = 0) -> np.ndarray:
+    """The blocks as one writeable C-contiguous float64 array.
+
+    Writeable: a block that came from another worker is read-only, and numba compiles, caches
+    and loads a kernel specialization of its own for read-only arrays (a worker's first task
+    loaded it: tens of milliseconds; a cold cache compiled it: seconds). A copy of a market
+    block costs microseconds.
+    """
     if len(blocks) == 1:
-        return np.ascontiguousarray(blocks[0], dtype=np.float64)
+        a = np.ascontiguousarray(blocks[0], dtype=np.float64)
+        return a if a.flags.writeable else a.copy()
     return np.ascontiguousarray(np.concatenate(blocks, axis=axis), dtype=np.float64)
 
 

@@ -185,15 +185,21 @@ def research_stage(
     found = (path / "equity" / "zarr.json").exists() if remote else (path / "equity").is_dir()
     if not found:
         raise InputError(str(path), "holds no equity", "run the pipeline again to write it")
+    import zarr
+
     path = zarr_target(path, read_only=True) if remote else path
-    meta = open_zarr(path)  # far dates (past 2262) in seconds: docs/TIME.md
-    T, P = meta["equity"].shape
+    # shape, chunks and attributes from the metadata alone (an xarray open of the whole store
+    # decodes every coordinate); the times come with the equity below
+    group = zarr.open_group(store=path, mode="r")
+    meta = group["equity"]
+    T, P = meta.shape
     check_research(cfg, T)
-    capital = float(meta.attrs.get("capital", 1.0) if capital is None else capital)
+    attrs = group.attrs
+    capital = float(attrs.get("capital", 1.0) if capital is None else capital)
     if periods_per_year is None:
-        periods_per_year = meta.attrs.get("periods_per_year", 252.0)
+        periods_per_year = attrs.get("periods_per_year", 252.0)
     ppy = float(periods_per_year)
-    stored = meta["equity"].encoding.get("chunks", (T, P))[1]
+    stored = meta.chunks[1]
     pc = int(chunk) if chunk else portfolio_chunk(T, P, stored)
     with warnings.catch_warnings():  # coordinates stored in other chunks than equity: harmless
         warnings.filterwarnings("ignore", message="The specified chunks separate")
