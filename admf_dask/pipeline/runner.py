@@ -228,7 +228,7 @@ def run(
     from admf_dask.portfolio.grid import duplicate_note
     from admf_dask.portfolio.trades import benchmark_index
     from admf_dask.strategies import StrategyContext, signal_stage
-    from admf_dask.strategies.diagnose import check_signals
+    from admf_dask.strategies.diagnose import check_signals, nonzero_counts
 
     t_data = time.perf_counter()
     try:
@@ -307,9 +307,18 @@ def run(
             origin = _signal_origin(signals, sig_cache, run_id, dest, ctx, disk_origin)
             if disk is not None:
                 ctx.warnings.extend(disk.warnings)
-            check_signals(signals, data, features, ctx)  # strategies that never signal
+            # strategies that never signal: counted on the cluster while the portfolio stage is
+            # prepared, checked before its tasks are submitted (with --strict: the run stops)
+            counts = nonzero_counts(signals, client)
             for w in ctx.warnings:
                 reporter.warn(w)
+
+            def check() -> None:
+                before = len(ctx.warnings)
+                check_signals(signals, data, features, ctx, counts)
+                for w in ctx.warnings[before:]:
+                    reporter.warn(w)
+
             with reporter.stage("portfolio") as note, timer("portfolio"):
                 ppy = periods_per_year(cfg.portfolios.periods_per_year, data.attrs)  # TIME.md
                 book = expand_grid(
@@ -338,6 +347,7 @@ def run(
                     benchmark=cfg.portfolios.benchmark,
                     batch_size=batch_size,
                     on_submit=_tracked(getattr(reporter, "track", None)),
+                    before_submit=check,
                 )
                 note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
             if result.n_orders == 0 and book.n_portfolios:

@@ -244,6 +244,7 @@ def run_portfolios(
     benchmark: str | None = None,
     batch_size: int | None = None,
     on_submit: Callable[[list[Any]], None] | None = None,
+    before_submit: Callable[[], None] | None = None,
 ) -> PortfolioResult:
     """Run every portfolio of ``book`` over the data; write results.zarr and orders.parquet.
 
@@ -276,6 +277,11 @@ def run_portfolios(
     batch_size : int, optional
         Portfolios per batch (one chain of tasks each). Default: ``book.batch_size``, lowered
         so that there are at least as many batches as threads.
+    on_submit : callable, optional
+        Called with the futures of the batch chains once they are submitted (a progress display).
+    before_submit : callable, optional
+        Called once the store is made and the graph built, before any task is submitted: a check
+        that may raise (the run then stops with nothing computed).
 
     Returns
     -------
@@ -373,6 +379,8 @@ def run_portfolios(
         )
     timings["prepare"] = time.perf_counter() - t_start
 
+    if before_submit is not None:
+        before_submit()
     tic = time.perf_counter()
     warm(client)
     timings["warm"] = time.perf_counter() - tic

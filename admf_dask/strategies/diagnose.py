@@ -11,13 +11,14 @@ replay file's rows that match no bar, or the ML folds that never trained.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import is_dask_collection
 
 from admf_dask.errors import ConfigError, DataError
 from admf_dask.kinds import STRATEGIES, StrategyContext
@@ -29,13 +30,21 @@ from admf_dask.strategies.stage import _feature_refs
 _WINDOW_PARAMS = ("window", "slow", "fast", "signal", "period")
 
 
-def nonzero_counts(signals: xr.DataArray) -> dict[str, int]:
-    """Per strategy, the number of (bar, symbol) cells whose signal is not 0 (one compute)."""
-    counts = (signals != 0).sum(("time", "symbol"))
-    (values,) = dask.compute(counts.data)
-    return {
-        str(s): int(v) for s, v in zip(signals["strategy"].values, np.asarray(values), strict=True)
-    }
+def nonzero_counts(signals: xr.DataArray, client: Any = None) -> Callable[[], dict[str, int]]:
+    """Per strategy, the number of (bar, symbol) cells whose signal is not 0.
+
+    With a `client` the reduction is submitted now and the returned function waits for it (the
+    run prepares its portfolio stage meanwhile); without one the function computes it.
+    """
+    counts = (signals != 0).sum(("time", "symbol")).data
+    names = [str(s) for s in signals["strategy"].values]
+    future = client.compute(counts) if client is not None and is_dask_collection(counts) else None
+
+    def result() -> dict[str, int]:
+        values = future.result() if future is not None else dask.compute(counts)[0]
+        return {s: int(v) for s, v in zip(names, np.asarray(values), strict=True)}
+
+    return result
 
 
 def _variables_read(spec: Mapping[str, Any], features: xr.Dataset) -> list[str]:
@@ -122,7 +131,11 @@ def _replay_reason(name: str, spec: Mapping[str, Any], data: xr.Dataset, ctx: An
 
 
 def check_signals(
-    signals: xr.DataArray, data: xr.Dataset, features: xr.Dataset, ctx: StrategyContext
+    signals: xr.DataArray,
+    data: xr.Dataset,
+    features: xr.Dataset,
+    ctx: StrategyContext,
+    counts: Callable[[], dict[str, int]] | None = None,
 ) -> dict[str, int]:
     """Warn about every strategy without a non-zero signal; with ``ctx.strict``, fail instead.
 
@@ -134,6 +147,8 @@ def check_signals(
         The market data and the features the signals were computed from.
     ctx : StrategyContext
         Receives the warnings (``ctx.warnings``); ``ctx.strict`` turns them into errors.
+    counts : callable, optional
+        `nonzero_counts` of `signals`, submitted earlier (default: computed here).
 
     Returns
     -------
@@ -145,7 +160,7 @@ def check_signals(
     ConfigError, DataError
         With ``ctx.strict``, for the first strategy that never signals (one line).
     """
-    counts = nonzero_counts(signals)
+    counts = (counts or nonzero_counts(signals))()
     specs = json.loads(signals.attrs.get("strategy_specs", "{}"))
     n_bars = int(data.sizes["time"])
     for name, count in counts.items():
