@@ -192,3 +192,27 @@ def test_importing_a_kernel_module_loads_neither_pydantic_nor_distributed():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_workers_modules_load_no_pydantic():
+    """What the workers' server preloads and what a cache-hit run's tasks import (data, cached
+    features and signals, the portfolio chain, the research stage) leaves pydantic out: it is a
+    tenth of a second of every run's start (docs/ARCHITECTURE.md)."""
+    from admf_dask.cluster._server import FORKSERVER_PRELOAD
+
+    task_modules = (
+        "admf_dask.data.lazy",
+        "admf_dask.cache.arrays",
+        "admf_dask.portfolio.tasks",
+        "admf_dask.research.stage",
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for m in {[*FORKSERVER_PRELOAD, *task_modules]!r}:\n"
+        "    importlib.import_module(m)\n"
+        "print('pydantic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

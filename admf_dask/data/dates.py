@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from admf_dask.config.models import check_format
 from admf_dask.dasktools.zarrtime import open_zarr
 from admf_dask.data.validate import NS_MAX as _NS_MAX
 from admf_dask.data.validate import NS_MIN as _NS_MIN
@@ -380,7 +379,6 @@ __all__ = [
     "ParsedDates",
     "as_time",
     "bound_on_axis",
-    "check_format",
     "describe",
     "open_zarr",
     "parse_dates",

@@ -12,18 +12,17 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from admf_dask.config.models import (
-    ExecutionConfig,
-    PortfolioParams,
-    PortfoliosConfig,
-)
-from admf_dask.data.calendar import periods_per_year as resolve_periods_per_year
 from admf_dask.errors import ConfigError, did_you_mean
 from admf_dask.portfolio import _kernels as K
+
+if TYPE_CHECKING:
+    # the configs are imported where a grid is expanded: the engine's tasks import this module
+    # without pydantic (a tenth of a second of every worker's start, docs/ARCHITECTURE.md)
+    from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
 
 FLOAT_PARAMS: tuple[str, ...] = (
     "position_weight",
@@ -337,6 +336,9 @@ def expand_grid(
         Unknown strategy name, vol_target sizing without (or with an unknown) vol_feature, no
         strategies at all.
     """
+    from admf_dask.config.models import PortfolioParams
+    from admf_dask.data.calendar import periods_per_year as resolve_periods_per_year
+
     names = [str(s) for s in strategy_names]
     if not names:
         raise ConfigError("strategies", "no strategies to trade", "define at least one strategy")
@@ -607,6 +609,8 @@ def run_groups(
     Returns None when the config cannot be expanded again (an older or hand-edited run.json) or
     does not give ``n_portfolios`` portfolios: then every portfolio counts as distinct.
     """
+    from admf_dask.config.models import ExecutionConfig, PortfoliosConfig
+
     cfg = manifest.get("config") or {}
     try:
         book = expand_grid(

@@ -15,7 +15,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,10 @@ from admf_dask.dasktools.fs import Loc, zarr_target
 from admf_dask.dasktools.zarrtime import open_zarr
 from admf_dask.errors import InputError
 from admf_dask.research import _kernels as _k
-from admf_dask.research.config import ResearchConfig, check_research
+
+if TYPE_CHECKING:
+    # pydantic stays out of the workers, which import this module for the stage's tasks
+    from admf_dask.research.config import ResearchConfig
 
 #: bytes of equity one chunk task reads (all bars × its portfolios)
 CHUNK_BYTES = 64 * 2**20
@@ -193,6 +196,8 @@ def research_stage(
     group = zarr.open_group(store=path, mode="r")
     meta = group["equity"]
     T, P = meta.shape
+    from admf_dask.research.config import check_research
+
     check_research(cfg, T)
     attrs = group.attrs
     capital = float(attrs.get("capital", 1.0) if capital is None else capital)
