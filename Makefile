@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	# torch pinned first: the CPU wheel on disk, never a CUDA download
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e .
+	# the engine's kernels compiled once now, into numba's cache: the first run loads them
+	# instead of compiling them in every worker (about 30 s)
+	$(BIN)/python -c "from admf_dask.cluster.plugin import warm_worker; warm_worker()"
 	touch $@
 
 # the tests execute the notebooks too: the dev extra plus the notebooks install line
