@@ -352,12 +352,26 @@ def run(
                 note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
             if result.n_orders == 0 and book.n_portfolios:
                 _no_orders(book.n_portfolios, strict, reporter, ctx.warnings)
-            if do_research and cfg.research.is_on(book.n_portfolios):
-                with reporter.stage("research") as note, timer("research"):
-                    note(research_step(tmp, cfg.research, results=work / "results.zarr"))
+            # signals.zarr is written by the workers while the research stage runs (it reads
+            # only results.zarr); waited for before anything else is written
+            writing = (
+                _write_signals(signals, work / "signals.zarr", client)
+                if cfg.output.save_signals
+                else None
+            )
+            try:
+                if do_research and cfg.research.is_on(book.n_portfolios):
+                    with reporter.stage("research") as note, timer("research"):
+                        note(research_step(tmp, cfg.research, results=work / "results.zarr"))
+            except BaseException:
+                # no task may still write into the folder the failed run removes
+                if writing is not None:
+                    with contextlib.suppress(BaseException):
+                        writing.result()
+                raise
             with reporter.stage("write") as note, timer("write"):
-                if cfg.output.save_signals:
-                    _public_signals(signals).to_zarr(zarr_target(work / "signals.zarr"), mode="w")
+                if writing is not None:
+                    writing.result()
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
                     "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
@@ -437,6 +451,13 @@ def _public_config(cfg: PipelineConfig) -> dict[str, Any]:
         if isinstance(spec, dict) and spec.get("storage_options"):
             spec["storage_options"] = redact(spec["storage_options"])
     return dumped
+
+
+def _write_signals(signals: Any, path: Path | Loc, client: Any) -> Any:
+    """Start writing signals.zarr (its metadata now, its chunks by the workers holding them);
+    the returned future's ``result`` waits for the write and raises its error."""
+    delayed = _public_signals(signals).to_zarr(zarr_target(path), mode="w", compute=False)
+    return client.compute(delayed)
 
 
 def _public_signals(signals: Any) -> Any:
