@@ -7,28 +7,22 @@ and `dates` (one date format per text column) -> `sources` (readers) -> `load` (
 Dataset, dask chunks; `lazy`: values generated or read inside the tasks).
 """
 
-import importlib
-from typing import Any
+from admf_dask._lazy import lazy_getattr
 
 # imported on first use: the workers' data tasks import `admf_dask.data.lazy` through this
 # package, and `load` brings the pipeline configs (pydantic) that they never use
-_WHERE = {
-    "FIELDS": "_synthetic",
-    "symbol_names": "_synthetic",
-    "synthetic_ohlcv": "_synthetic",
-    "as_data_config": "load",
-    "fingerprint": "load",
-    "finish_fingerprint": "load",
-    "load_market_data": "load",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "FIELDS": "admf_dask.data._synthetic",
+        "symbol_names": "admf_dask.data._synthetic",
+        "synthetic_ohlcv": "admf_dask.data._synthetic",
+        "as_data_config": "admf_dask.data.load",
+        "fingerprint": "admf_dask.data.load",
+        "finish_fingerprint": "admf_dask.data.load",
+        "load_market_data": "admf_dask.data.load",
+    },
+)
 
 
 __all__ = [
