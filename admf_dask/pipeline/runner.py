@@ -594,6 +594,7 @@ def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, wa
     """Batch size that fits the workers (shrunk with a warning) and gives every worker thread a
     batch, or a ConfigError."""
     from admf_dask.pipeline.memory import plan_memory
+    from admf_dask.portfolio.engine import split_for_threads
 
     workers = cluster_info.get("workers", [])
     plan = plan_memory(
@@ -615,10 +616,8 @@ def _guard_memory(cfg, data, features, signals, book, cluster_info, reporter, wa
         )
         warnings.append(text)
         reporter.warn(text)
-    # a grid smaller than batch_size x threads: split so that every worker thread runs a batch
-    # (one batch would leave all but one of them idle through the stage)
-    threads = sum(max(1, int(w.get("nthreads") or 1)) for w in workers) or 1
-    return min(plan.batch_size, max(1, -(-book.n_portfolios // threads)))
+    threads = sum(max(1, int(w.get("nthreads") or 1)) for w in workers)
+    return split_for_threads(plan.batch_size, book.n_portfolios, threads)
 
 
 @contextlib.contextmanager

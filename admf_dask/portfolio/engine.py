@@ -211,6 +211,12 @@ def _default_client():
         return None
 
 
+def split_for_threads(batch_size: int, n_portfolios: int, n_threads: int) -> int:
+    """`batch_size`, lowered so that a grid smaller than ``batch_size`` x `n_threads` gives
+    every thread a batch (one batch would leave the others idle through the stage)."""
+    return min(int(batch_size), max(1, math.ceil(n_portfolios / max(1, n_threads))))
+
+
 def _n_threads(client) -> int:
     if client is not None:
         return max(1, sum(client.nthreads().values()))
@@ -303,7 +309,7 @@ def run_portfolios(
         out.mkdir(parents=True, exist_ok=True)  # after the checks: bad input writes nothing
     N, S = book.n_portfolios, len(symbols)
     if batch_size is None:
-        bs = min(book.batch_size, max(1, math.ceil(N / _n_threads(client))))
+        bs = split_for_threads(book.batch_size, N, _n_threads(client))
     else:
         bs = int(batch_size)
     batches = book.batches(bs)

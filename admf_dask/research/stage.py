@@ -181,6 +181,9 @@ def research_stage(
     ResearchResult
     """
     import dask
+    import zarr
+
+    from admf_dask.research.config import check_research  # pydantic: not at import (workers)
 
     # a Loc: results.zarr under the temporary prefix of a run to a store (read by the tasks)
     remote = isinstance(results_path, Loc) and not results_path.is_local
@@ -188,16 +191,12 @@ def research_stage(
     found = (path / "equity" / "zarr.json").exists() if remote else (path / "equity").is_dir()
     if not found:
         raise InputError(str(path), "holds no equity", "run the pipeline again to write it")
-    import zarr
-
     path = zarr_target(path, read_only=True) if remote else path
     # shape, chunks and attributes from the metadata alone (an xarray open of the whole store
     # decodes every coordinate); the times come with the equity below
     group = zarr.open_group(store=path, mode="r")
     meta = group["equity"]
     T, P = meta.shape
-    from admf_dask.research.config import check_research
-
     check_research(cfg, T)
     attrs = group.attrs
     capital = float(attrs.get("capital", 1.0) if capital is None else capital)
