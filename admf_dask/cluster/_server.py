@@ -77,12 +77,37 @@ def import_dask_array() -> None:
         return
     for name in _BEFORE_ARRAYS:
         importlib.import_module(name)
-    sys.modules["scipy"] = None  # type: ignore[assignment]  # `import scipy` -> ImportError
+    _import_hiding("dask.array", "scipy")
+
+
+def import_numba_arrays() -> None:
+    """Import numba's NumPy array implementations without the ``scipy.linalg`` they look for.
+
+    numba loads ``numba.np.arraymath`` with the first kernel it compiles or loads from its
+    cache, and that module imports ``scipy.linalg`` (a third of a CPU-second, on the critical
+    path of a run's start in the workers' server) only to decide whether the inner products of
+    ``np.cov`` / ``np.correlate`` may call BLAS. The engine's kernels use none of them (and no
+    ``np.dot`` / ``np.linalg``, which look for BLAS again when compiled): without scipy those
+    functions use a plain loop. Called by the workers' server only
+    (`admf_dask.cluster._server_warm`); a process that already imported either is left as it is.
+    """
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    import numba  # noqa: F401 - first: its own check imports the (light) scipy package
+
+    _import_hiding("numba.np.arraymath", "scipy.linalg")
+
+
+def _import_hiding(name: str, hidden: str) -> None:
+    """Import `name` with ``import <hidden>`` failing; `hidden` is importable again afterwards."""
+    import importlib
+
+    sys.modules[hidden] = None  # type: ignore[assignment]  # `import hidden` -> ImportError
     try:
-        importlib.import_module("dask.array")
+        importlib.import_module(name)
     finally:
-        if "scipy" in sys.modules and sys.modules["scipy"] is None:
-            del sys.modules["scipy"]
+        if hidden in sys.modules and sys.modules[hidden] is None:
+            del sys.modules[hidden]
 
 
 def _exit_now(pid: int) -> None:

@@ -16,9 +16,11 @@ from admf_dask.cluster._server import in_forkserver_start
 def _warm() -> None:
     try:
         from admf_dask.cluster import kernel_cache_cold
+        from admf_dask.cluster._server import import_numba_arrays
         from admf_dask.cluster.plugin import warm_worker
 
         if not kernel_cache_cold():
+            import_numba_arrays()
             warm_worker()
     except Exception:  # noqa: BLE001, S110 - an optimization: the workers warm themselves
         pass
