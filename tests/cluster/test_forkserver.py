@@ -82,3 +82,46 @@ def test_a_server_started_before_dask_sets_the_nannys_environment_before_numpy(t
     assert out.returncode == 0, out.stderr[-2000:]
     # this process and the workers (forked from the server, which set it before numpy)
     assert out.stdout.split() == ["1", "1", "True"], out.stdout + out.stderr[-2000:]
+
+
+NO_LINALG = textwrap.dedent(
+    """
+    import sys
+
+    from admf_dask.cluster import kernel_cache_cold, start_forkserver, stop_forkserver
+
+    def worker_state():
+        from admf_dask.portfolio import _kernels as K
+        from admf_dask.portfolio.tasks import warm_kernels
+
+        loaded = bool(K.step_chunk.signatures)  # the server loaded the kernels before the fork
+        warm_kernels()  # the kernels run
+        hidden = "scipy.linalg" not in sys.modules
+        import scipy.linalg  # noqa: F401 - and scipy is importable again
+
+        return loaded, hidden
+
+    if __name__ == "__main__":
+        assert not kernel_cache_cold(), "run `make dev` first: it fills numba's cache"
+        start_forkserver()
+        from distributed import Client, LocalCluster
+
+        kw = dict(n_workers=1, threads_per_worker=1, dashboard_address=None, host="127.0.0.1")
+        with LocalCluster(**kw) as cluster, Client(cluster) as client:
+            (there,) = client.run(worker_state).values()
+        stop_forkserver()
+        print(*there)
+    """
+)
+
+
+def test_the_server_loads_the_kernels_without_scipy_linalg(tmp_path):
+    # numba's array registry imports scipy.linalg only to look for BLAS (a third of a second of
+    # the server's start): the server hides it, and the kernels load and run without it
+    script = tmp_path / "nolinalg.py"
+    script.write_text(NO_LINALG)
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr[-2000:]
