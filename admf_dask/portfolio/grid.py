@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from admf_dask.errors import ConfigError, did_you_mean
-from admf_dask.portfolio import _kernels as K
+from admf_dask.portfolio import enums as K  # the layouts only: no numba in the client
 
 if TYPE_CHECKING:
     # the configs are imported where a grid is expanded: the engine's tasks import this module
