@@ -83,6 +83,29 @@ def open_array(store: str | Loc, name: str):
     return array
 
 
+def write_regions(
+    store: str | Loc, writes: list[tuple[str, tuple[slice, ...], np.ndarray]]
+) -> None:
+    """Region writes ``(name, selection, values)`` into several arrays of results.zarr at once.
+
+    Each write of a zarr array is a trip through zarr's event loop (a few milliseconds, most
+    of a small region's cost); issued together, the writes run concurrently in one trip (a
+    batch's twenty metric arrays: a tenth of a second less per batch in a fresh worker).
+    """
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    arrays = [open_array(store, name) for name, _, _ in writes]
+
+    async def write_all() -> None:
+        await asyncio.gather(
+            *(a.async_array.setitem(sel, v) for a, (_, sel, v) in zip(arrays, writes, strict=True))
+        )
+
+    sync(write_all())
+
+
 def portfolio_coords(book: PortfolioBook) -> dict[str, Any]:
     coords: dict[str, Any] = {"portfolio": np.arange(book.n_portfolios, dtype=np.int64)}
     for key in book.grid_keys:

@@ -21,7 +21,7 @@ from admf_dask.metrics.relative import finalize_relative, init_relative, update_
 from admf_dask.portfolio import _kernels as K
 from admf_dask.portfolio._trades import TradeState, TradeTable, trade_metrics
 from admf_dask.portfolio.batch import BatchState, OrderRecords, scratch, step
-from admf_dask.portfolio.store import open_array
+from admf_dask.portfolio.store import write_regions
 from admf_dask.portfolio.trades import PARQUET_OPTIONS as TRADES_OPTIONS
 from admf_dask.portfolio.trades import (
     ledger_step,
@@ -239,8 +239,8 @@ def step_task(
         if record:
             buffers.orders_per_step = stats["orders_per_step"]
         tac = clock()
-        open_array(spec.store, "equity")[c0 : state.n_bars, spec.p0 : spec.p1] = equity
-        open_array(spec.store, "cash")[c0 : state.n_bars, spec.p0 : spec.p1] = cash
+        region = (slice(c0, state.n_bars), slice(spec.p0, spec.p1))
+        write_regions(spec.store, [("equity", region, equity), ("cash", region, cash)])
         toc = clock()
         if o_part is not None:
             _write_orders(o_part, orders, spec, t0, times, buffers)
@@ -289,9 +289,9 @@ def finish_task(carried: tuple[BatchState, dict[str, float]], spec: BatchSpec) -
         metrics.update(trade_metrics(state.trades))
     if state.relative is not None:
         metrics.update(finalize_relative(state.relative, spec.periods_per_year))
-    for name in metrics:
-        open_array(spec.store, name)[spec.p0 : spec.p1] = metrics[name]
-    open_array(spec.store, "positions")[spec.p0 : spec.p1, :] = state.q
+    rows = (slice(spec.p0, spec.p1),)
+    writes = [(name, rows, np.asarray(metrics[name])) for name in metrics]
+    write_regions(spec.store, [*writes, ("positions", (*rows, slice(None)), state.q)])
     # the chain is done: its buffers go back (between chains, and after the stage, a worker holds
     # no ledger memory; the next chain refills them once, its later tasks reuse them)
     scratch().clear()
