@@ -454,7 +454,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _summary(reporter: RichReporter, result) -> None:
-    m = result.metrics
+    m = result._closing_metrics()  # the run's own metrics: results.zarr is not read back
     n = len(m)
     c = reporter.console
     c.print(f"[bold]{n}[/] portfolios → [cyan]{result.path}[/]")

@@ -39,6 +39,9 @@ class RunResult:
     signals: Any = None
     _orders: Any = field(default=None, repr=False)
     _local_copy: Any = field(default=None, repr=False)
+    #: the metrics the run computed (`admf_dask.portfolio.PortfolioResult.metrics`), set by
+    #: ``ad.run``: the CLI's closing table reads them instead of results.zarr
+    _run_metrics: Any = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -57,19 +60,15 @@ class RunResult:
     @property
     def metrics(self):
         """`pandas.DataFrame` of metrics, one row per portfolio, grid parameters as columns."""
-        import numpy as np
+        return _metrics_frame(self.results)
 
-        ds = self.results
-        cols = [v for v in ds.data_vars if ds[v].dims == ("portfolio",)]
-        # one compute of all the columns (to_dataframe would compute each variable on its own)
-        df = ds[cols].compute().to_dataframe() if cols else ds.portfolio.to_dataframe()
-        for c in df.columns:
-            if df[c].dtype == object:
-                df[c] = df[c].astype(str)
-        # profit_factor is inf for a portfolio without a losing trade (docs/TRADES.md): kept
-        cols = [c for c in df.columns if c != "profit_factor"]
-        df[cols] = df[cols].replace([np.inf, -np.inf], np.nan)
-        return df
+    def _closing_metrics(self):
+        """The portfolio stage's metrics as `metrics` gives them, from the run's memory when
+        this result comes from ``ad.run`` (the CLI's closing table: a read of results.zarr
+        less), else `metrics`. Without the research stage's columns (``psr``, ``dsr``)."""
+        if self._run_metrics is None:
+            return self.metrics
+        return _metrics_frame(self._run_metrics)
 
     @property
     def research(self) -> dict[str, Any] | None:
@@ -224,6 +223,22 @@ def through_client(obj: Any, client: Any, name: str) -> Any:
     return out.assign_coords(coords)
 
 
+def _metrics_frame(ds: Any):
+    """`RunResult.metrics` of a Dataset of (portfolio,) metrics with the grid coordinates."""
+    import numpy as np
+
+    cols = [v for v in ds.data_vars if ds[v].dims == ("portfolio",)]
+    # one compute of all the columns (to_dataframe would compute each variable on its own)
+    df = ds[cols].compute().to_dataframe() if cols else ds.portfolio.to_dataframe()
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].astype(str)
+    # profit_factor is inf for a portfolio without a losing trade (docs/TRADES.md): kept
+    cols = [c for c in df.columns if c != "profit_factor"]
+    df[cols] = df[cols].replace([np.inf, -np.inf], np.nan)
+    return df
+
+
 def open_run(path: str | Path | Loc, storage_options: dict[str, Any] | None = None) -> RunResult:
     """Open a run folder written by `admf_dask.run` / ``admf-dask run``.
 
@@ -250,15 +265,22 @@ def open_run(path: str | Path | Loc, storage_options: dict[str, Any] | None = No
         from admf_dask.dasktools.fs import resolve
 
         return _open_remote(resolve(path, storage_options, where=str(path)), xr)
-    p = Path(local_path(path)).expanduser()  # file:// included
+    return open_local_run(Path(local_path(path)).expanduser())  # file:// included
+
+
+def open_local_run(p: Path, signals: bool = True) -> RunResult:
+    """`open_run` of a local run folder; `signals` false: signals.zarr is not opened (``ad.run``
+    hands its own signals over instead)."""
+    import xarray as xr
+
     if not (p / "run.json").is_file():
         raise InputError(str(p), "not a run folder (no run.json)", "pass the folder a run wrote")
     manifest = read_manifest(p / "run.json")
     results = open_zarr(p / "results.zarr") if (p / "results.zarr").exists() else xr.Dataset()
-    signals = None
-    if (p / "signals.zarr").exists():
-        signals = open_zarr(p / "signals.zarr")["signals"]
-    return RunResult(path=p, manifest=manifest, results=results, signals=signals)
+    array = None
+    if signals and (p / "signals.zarr").exists():
+        array = open_zarr(p / "signals.zarr")["signals"]
+    return RunResult(path=p, manifest=manifest, results=results, signals=array)
 
 
 def _open_remote(loc: Loc, xr: Any) -> RunResult:

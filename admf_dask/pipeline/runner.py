@@ -23,7 +23,7 @@ from admf_dask.dasktools.fs import resolve as resolve_loc
 from admf_dask.data.calendar import bar_label
 from admf_dask.pipeline import faults, interrupt, rundir
 from admf_dask.pipeline.manifest import versions, write_manifest
-from admf_dask.pipeline.results import RunResult, open_run, through_client
+from admf_dask.pipeline.results import RunResult, open_local_run, open_run, through_client
 
 log = logging.getLogger("admf_dask")
 
@@ -428,7 +428,9 @@ def run(
         rundir.discard(tmp)
         if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
             rundir.discard_remote(work)
-    res = open_run(target if remote is None else remote)
+    res = open_run(remote) if remote is not None else open_local_run(target, signals=False)
+    if result is not None:
+        res._run_metrics = result.metrics  # the CLI's closing table, without a read back
     # the caller's client: dask collections, persisted on its cluster (``client.compute``,
     # ``persist``, chunks); the run's own session client, which the caller does not hold: read
     # through it (a plain dask compute would go to another scheduler: "Missing dependency")

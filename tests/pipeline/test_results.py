@@ -83,3 +83,17 @@ def test_features_and_signals_read_through_the_runs_client(tmp_path, small_pipel
     pd.testing.assert_frame_equal(res.metrics, got["metrics"])
     pd.testing.assert_frame_equal(res.orders, got["orders"])
     pd.testing.assert_frame_equal(res.trades(), got["trades"])
+
+
+def test_the_closing_table_reads_the_metrics_the_run_computed(tmp_path, small_pipeline, client):
+    # the CLI's closing table takes the run's own metrics (no read back of results.zarr): they
+    # must be what res.metrics reads, column for column (the research columns excepted)
+    res = ad.run(small_pipeline, client=client, out=tmp_path / "run")
+    read = res.metrics
+    mine = res._closing_metrics()
+    assert {"psr", "dsr"} <= set(read.columns) - set(mine.columns)
+    pd.testing.assert_frame_equal(mine, read[list(mine.columns)])
+    # an opened run has no such copy: the same frame, read
+    opened = ad.open_run(tmp_path / "run")
+    pd.testing.assert_frame_equal(opened._closing_metrics(), read)
+    assert opened.signals is not None and res.signals is not None
