@@ -27,15 +27,25 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_stop_forkserver_does_not_wait_for_another_clusters_workers(tmp_path):
-    script = tmp_path / "fs.py"
-    script.write_text(SCRIPT)
-    # a stop that waited for cluster a's worker would never return (a closes only after it)
+def _run_script(tmp_path, text: str, env: dict | None = None) -> list[str]:
+    """Run `text` as a script in a fresh interpreter; the words it printed (it must exit 0)."""
+    script = tmp_path / "script.py"
+    script.write_text(text)
     out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["3", "7", "closed"], out.stdout + out.stderr[-2000:]
+    return out.stdout.split()
+
+
+def test_stop_forkserver_does_not_wait_for_another_clusters_workers(tmp_path):
+    # a stop that waited for cluster a's worker would never return (a closes only after it)
+    assert _run_script(tmp_path, SCRIPT) == ["3", "7", "closed"]
 
 
 EARLY = textwrap.dedent(
@@ -68,20 +78,9 @@ EARLY = textwrap.dedent(
 
 
 def test_a_server_started_before_dask_sets_the_nannys_environment_before_numpy(tmp_path):
-    script = tmp_path / "early.py"
-    script.write_text(EARLY)
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    out = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
     # this process and the workers (forked from the server, which set it before numpy)
-    assert out.stdout.split() == ["1", "1", "True"], out.stdout + out.stderr[-2000:]
+    assert _run_script(tmp_path, EARLY, env) == ["1", "1", "True"]
 
 
 NO_LINALG = textwrap.dedent(
@@ -118,10 +117,4 @@ NO_LINALG = textwrap.dedent(
 def test_the_server_loads_the_kernels_without_scipy_linalg(tmp_path):
     # numba's array registry imports scipy.linalg only to look for BLAS (a third of a second of
     # the server's start): the server hides it, and the kernels load and run without it
-    script = tmp_path / "nolinalg.py"
-    script.write_text(NO_LINALG)
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=180, check=False
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr[-2000:]
+    assert _run_script(tmp_path, NO_LINALG) == ["True", "True"]
