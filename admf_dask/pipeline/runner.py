@@ -429,8 +429,7 @@ def run(
         if isinstance(work, Loc):  # a failure: the prefix the workers wrote into goes too
             rundir.discard_remote(work)
     res = open_run(remote) if remote is not None else open_local_run(target, signals=False)
-    if result is not None:
-        res._run_metrics = result.metrics  # the CLI's closing table, without a read back
+    res._run_metrics = result.metrics  # the CLI's closing table, without a read back
     # the caller's client: dask collections, persisted on its cluster (``client.compute``,
     # ``persist``, chunks); the run's own session client, which the caller does not hold: read
     # through it (a plain dask compute would go to another scheduler: "Missing dependency")

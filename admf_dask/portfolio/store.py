@@ -88,9 +88,10 @@ def write_regions(
 ) -> None:
     """Region writes ``(name, selection, values)`` into several arrays of results.zarr at once.
 
-    Each write of a zarr array is a trip through zarr's event loop (a few milliseconds, most
+    Each write of a zarr array is a trip through zarr's event loop (a millisecond or two, most
     of a small region's cost); issued together, the writes run concurrently in one trip (a
-    batch's twenty metric arrays: a tenth of a second less per batch in a fresh worker).
+    batch's twenty metric arrays: 35-43 -> 24 ms; the store's task time at 10,000 portfolios
+    -20%, docs/BENCHMARKS.md).
     """
     import asyncio
 
@@ -130,8 +131,8 @@ def metrics_dataset(book: PortfolioBook, parts: list[dict[str, np.ndarray]], run
 
 
 #: bytes of equity + cash + positions below which `create_store` builds them as arrays of their
-#: fill value rather than as dask placeholders (a small grid's run pays a tenth of a second for
-#: the placeholders' graph; a large grid's metadata costs that whatever the size)
+#: fill value rather than as dask placeholders (their store graph, built and thrown away, was
+#: ~40 ms of a 32-portfolio store's ~170; above the size, allocating the arrays costs more)
 _SMALL_STORE = 8 << 20
 
 
