@@ -139,10 +139,14 @@ class RichReporter:
             transient=True,
         ) as prog:
             task = prog.add_task("batches", total=len(futures))
+            from distributed import wait
+
             done = 0
             while done < len(futures):
                 interrupt.check()
-                time.sleep(0.1)
+                pending = [f for f in futures if not f.done()]
+                with contextlib.suppress(TimeoutError):  # wakes as a batch finishes
+                    wait(pending, timeout=0.1, return_when="FIRST_COMPLETED")
                 done = sum(f.done() for f in futures)
                 prog.update(task, completed=done)
 
@@ -190,8 +194,21 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
         if rc != 130:
             _RELAY.close()
+        _remove_mp_temp_dir()
         os._exit(rc)
     return rc
+
+
+def _remove_mp_temp_dir() -> None:
+    """Remove multiprocessing's temporary folder of this process (``pymp-*``, where the workers'
+    forkserver had its socket): its own finalizer runs in the interpreter's teardown, which the
+    console script's `os._exit` skips (every run left an empty folder in the temp dir)."""
+    process = sys.modules.get("multiprocessing.process")
+    temp = process.current_process()._config.get("tempdir") if process is not None else None
+    if temp:
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 #: the console script's stderr relay (`interrupt.StderrRelay`); None when called from Python

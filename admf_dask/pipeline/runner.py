@@ -256,10 +256,7 @@ def run(
     if kernel_cache_cold() and hasattr(reporter, "note"):
         reporter.note("compiling kernels, first run only (about 30 s)")
     if starting is not None:
-        # every run opens Zarr stores here (the disk cache, results.zarr at the end): imported
-        # while the workers start rather than after (a fifth of a second)
-        import zarr  # noqa: F401
-
+        _warm_client()
         client = starting.result()
         # before the workers read anything (this thread read only what the client reads)
         _check_reach(client, cfg, out, where, base_dir, run_id)
@@ -288,6 +285,9 @@ def run(
                 finish_fingerprint(data, client)  # per-chunk digests, where the chunks live
                 note(f"{data.sizes['symbol']} symbols × {data.sizes['time']} bars")
             timer.timings["data"] = round(timer.timings["data"] + t_data, 4)
+            # the workers idle while this thread finds the features and signals and prepares the
+            # portfolio stage: they load the research kernels meanwhile (held until research)
+            warming = _warm_research(client, run_id) if do_research else []
             with reporter.stage("features") as note, timer("features"):
                 features, feat_cache = feature_stage(data, cfg.features, client=client, disk=disk)
                 note(f"{len(features.data_vars)} variables, cache {feat_cache}")
@@ -319,59 +319,63 @@ def run(
                 for w in ctx.warnings[before:]:
                     reporter.warn(w)
 
-            with reporter.stage("portfolio") as note, timer("portfolio"):
-                ppy = periods_per_year(cfg.portfolios.periods_per_year, data.attrs)  # TIME.md
-                book = expand_grid(
-                    cfg.portfolios.model_copy(update={"periods_per_year": ppy}),
-                    cfg.execution,
-                    list(signals.strategy.values),
-                    data.sizes["symbol"],
-                )
-                dup = duplicate_note(book, cfg.portfolios.grid)
-                if dup:
-                    ctx.warnings.append(dup)
-                    reporter.warn(dup)
-                batch_size = _guard_memory(
-                    cfg, data, features, signals, book, cluster_info, reporter, ctx.warnings
-                )
-                result = run_portfolios(
-                    data,
-                    signals,
-                    features,
-                    book,
-                    work,
-                    client=client,
-                    run_id=run_id,
-                    write_orders=cfg.output.orders,
-                    write_trades=cfg.output.trades,
-                    benchmark=cfg.portfolios.benchmark,
-                    batch_size=batch_size,
-                    on_submit=_tracked(getattr(reporter, "track", None)),
-                    before_submit=check,
-                )
-                note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
-            if result.n_orders == 0 and book.n_portfolios:
-                _no_orders(book.n_portfolios, strict, reporter, ctx.warnings)
-            # signals.zarr is written by the workers while the research stage runs (it reads
-            # only results.zarr); waited for before anything else is written
-            writing = (
-                _write_signals(signals, work / "signals.zarr", client)
-                if cfg.output.save_signals
-                else None
-            )
+            # signals.zarr is written by the workers while the portfolio tasks and then the
+            # research stage run (neither reads it): its graph is built as the portfolio tasks
+            # start, while this thread would only wait; waited for before anything else is written
+            writing: list[Any] = []
+
+            def start_writing() -> None:
+                if cfg.output.save_signals and not writing:
+                    writing.append(_write_signals(signals, work / "signals.zarr", client))
+
             try:
+                with reporter.stage("portfolio") as note, timer("portfolio"):
+                    ppy = periods_per_year(cfg.portfolios.periods_per_year, data.attrs)  # TIME.md
+                    book = expand_grid(
+                        cfg.portfolios.model_copy(update={"periods_per_year": ppy}),
+                        cfg.execution,
+                        list(signals.strategy.values),
+                        data.sizes["symbol"],
+                    )
+                    dup = duplicate_note(book, cfg.portfolios.grid)
+                    if dup:
+                        ctx.warnings.append(dup)
+                        reporter.warn(dup)
+                    batch_size = _guard_memory(
+                        cfg, data, features, signals, book, cluster_info, reporter, ctx.warnings
+                    )
+                    result = run_portfolios(
+                        data,
+                        signals,
+                        features,
+                        book,
+                        work,
+                        client=client,
+                        run_id=run_id,
+                        write_orders=cfg.output.orders,
+                        write_trades=cfg.output.trades,
+                        benchmark=cfg.portfolios.benchmark,
+                        batch_size=batch_size,
+                        on_submit=_tracked(getattr(reporter, "track", None), start_writing),
+                        before_submit=check,
+                    )
+                    note(f"{book.n_portfolios} portfolios, {result.n_orders} orders")
+                if result.n_orders == 0 and book.n_portfolios:
+                    _no_orders(book.n_portfolios, strict, reporter, ctx.warnings)
+                start_writing()  # a run whose portfolio stage submitted nothing
                 if do_research and cfg.research.is_on(book.n_portfolios):
                     with reporter.stage("research") as note, timer("research"):
                         note(research_step(tmp, cfg.research, results=work / "results.zarr"))
+                del warming
             except BaseException:
                 # no task may still write into the folder the failed run removes
-                if writing is not None:
+                for w in writing:
                     with contextlib.suppress(BaseException):
-                        writing.result()
+                        w.result()
                 raise
             with reporter.stage("write") as note, timer("write"):
-                if writing is not None:
-                    writing.result()
+                for w in writing:
+                    w.result()
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
                     "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
@@ -438,6 +442,41 @@ def run(
         signals = through_client(signals, client, "signals")
     res.features, res.signals = features, signals
     return res
+
+
+def _warm_client() -> None:
+    """What this process would otherwise do after the workers are up, done while they start
+    (this thread only waits for them then): import zarr (every run opens Zarr stores: a fifth
+    of a second) and let xarray scan its entry points (chunk managers and backends, once per
+    process, at the first dask-backed Dataset it builds or opens)."""
+    import zarr  # noqa: F401
+
+    with contextlib.suppress(Exception):  # an optimization: xarray scans them later otherwise
+        from xarray.backends import list_engines
+        from xarray.namedarray.parallelcompat import list_chunkmanagers
+
+        list_engines()
+        list_chunkmanagers()
+
+
+def _warm_research(client: Any, run_id: str) -> list[Any]:
+    """A low-priority task on each worker loading the research kernels
+    (`admf_dask.research.stage.warm_research`); its futures, to hold until the stage runs (a
+    future let go before its task ran cancels it)."""
+    from admf_dask.research.stage import warm_research
+
+    workers = list(client.scheduler_info().get("workers", {}))
+    return [
+        client.submit(
+            warm_research,
+            key=f"research-warm-{run_id}-{i}",
+            workers=[w],
+            allow_other_workers=False,
+            pure=False,
+            priority=-100,
+        )
+        for i, w in enumerate(workers)
+    ]
 
 
 def _public_config(cfg: PipelineConfig) -> dict[str, Any]:
@@ -566,11 +605,16 @@ def _cache_detail(disk, feat_cache: str, sig_cache: str) -> dict[str, Any]:
     return {**src, "dir": str(disk.root), "hits": dict(disk.hits), "written": dict(disk.written)}
 
 
-def _tracked(track: Callable[[list[Any]], None] | None) -> Callable[[list[Any]], None]:
-    """The engine's `on_submit`: show progress, then wait on the batch futures in a loop that
-    notices an interrupt (a blocking gather would not)."""
+def _tracked(
+    track: Callable[[list[Any]], None] | None, first: Callable[[], None] | None = None
+) -> Callable[[list[Any]], None]:
+    """The engine's `on_submit`: call `first` (work for this thread while the tasks run), show
+    progress, then wait on the batch futures in a loop that notices an interrupt (a blocking
+    gather would not)."""
 
     def on_submit(futures: list[Any]) -> None:
+        if first is not None:
+            first()
         if track is not None:
             track(futures)
         interrupt.wait(futures)

@@ -74,6 +74,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (_dumps(_clean(obj)) + "\n").encode())
 
 
+_NUMBERS = {int, float, type(None)}
+
+
 def _dumps(obj: Any) -> str:
     """Indented JSON whose lists of numbers are each written on one line.
 
@@ -88,7 +91,7 @@ def _dumps(obj: Any) -> str:
         if isinstance(o, dict):
             return {k: mark(v) for k, v in o.items()}
         if isinstance(o, list):
-            if o and all(v is None or type(v) in (int, float) for v in o):
+            if o and set(map(type, o)) <= _NUMBERS:  # C loops: the lists are long
                 lists.append(json.dumps(o))
                 return f"{tag}:{len(lists) - 1}"
             return [mark(v) for v in o]

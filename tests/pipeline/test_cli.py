@@ -14,8 +14,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+def cli(
+    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "admf_dask.cli", *args],
         capture_output=True,
@@ -91,8 +93,12 @@ def test_report_on_non_run_folder(tmp_path):
 def test_run_writes_complete_folder(tmp_path, small_pipeline):
     p = write_pipeline(tmp_path, small_pipeline)
     out = tmp_path / "out"
-    proc = cli("run", str(p), "--out", str(out), "--set", "portfolios.grid.stop_loss=[null]")
+    temp = tmp_path / "temp"  # the process's temp dir: multiprocessing's folder is removed
+    temp.mkdir()
+    args = ("run", str(p), "--out", str(out), "--set", "portfolios.grid.stop_loss=[null]")
+    proc = cli(*args, env={"TMPDIR": str(temp)})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not list(temp.glob("pymp-*")), list(temp.iterdir())
     assert "dashboard: http://127.0.0.1:" in proc.stdout
     assert "…" not in proc.stdout  # the closing table fits the 80 columns of a pipe
     manifest = json.loads((out / "run.json").read_text())

@@ -252,3 +252,43 @@ def test_cscv_property_any_grid_with_ties(
     want = ref.cscv(eq, 100.0, blocks)
     assert got["selected"] == want["selected"]
     np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-12, atol=1e-12)
+
+
+WARM_SCRIPT = """
+import sys
+import dask
+sys.path[:0] = [{tests!r}, {root!r}]
+import numpy as np
+import research_reference as ref
+from admf_dask.research import _kernels as K
+from admf_dask.research.config import ResearchConfig
+from admf_dask.research.stage import research_stage, warm_research
+
+warm_research()
+kernels = [v for v in vars(K).values() if hasattr(v, "signatures")]
+loaded = {{k.__name__: len(k.signatures) for k in kernels}}
+store = ref.write_results({store!r}, ref.noise_equity(np.random.default_rng(0), 90, 7))
+cfg = ResearchConfig(cscv_blocks=4, walk_forward={{"train": 30, "test": 20}})
+with dask.config.set(scheduler="synchronous"):
+    research_stage(store, cfg, chunk=4)
+after = {{k.__name__: len(k.signatures) for k in kernels}}
+print(sorted(k for k in after if after[k] != loaded[k]))
+"""
+
+
+def test_warm_research_loads_the_kernels_the_tasks_call(tmp_path):
+    # a fresh process: what warm_research loaded is all the stage's tasks call (a kernel
+    # specialized for other argument types would be loaded again by the first research task)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    script = WARM_SCRIPT.format(
+        tests=str(here), root=str(here.parent), store=str(tmp_path / "r.zarr")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", proc.stdout
