@@ -158,6 +158,7 @@ def _start_local_cluster(cfg: ClusterConfig | None, plan: ClusterPlan | None):
     from admf_dask.config.models import ClusterConfig
 
     cfg = cfg or ClusterConfig()
+    _main_without_pseudo_file()
     if plan is None:
         cores, memory = _cores_memory()
         plan = plan_cluster(cfg, cores, memory)
@@ -204,6 +205,26 @@ def _start_local_cluster(cfg: ClusterConfig | None, plan: ClusterPlan | None):
     return cluster, client
 
 
+def _main_without_pseudo_file() -> None:
+    """Make a script read from standard input (``python - <<EOF``) able to start workers.
+
+    Its ``__main__.__file__`` is ``'<stdin>'``, and multiprocessing (spawn, and the forkserver
+    the workers are forked from) runs the main module's file again in every process it starts:
+    there is no such file, so no worker started ("Nanny failed to start"). Without the pseudo
+    file name they start as they do under ``python -c`` (functions of the script still reach
+    the workers: cloudpickle sends them by value). A real file, a module run with ``-m`` or an
+    interactive session is left alone.
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    pseudo = isinstance(path, str) and path.startswith("<") and path.endswith(">")
+    if pseudo and getattr(main, "__spec__", None) is None and not os.path.exists(path):
+        with contextlib.suppress(AttributeError):
+            del main.__file__
+
+
 def start_forkserver(cfg: ClusterConfig | None = None) -> None:
     """Start this process's workers by forking a server that has imported their modules.
 
@@ -238,6 +259,7 @@ def _start_forkserver(warm: bool) -> None:
 
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
         return
+    _main_without_pseudo_file()  # the server runs the main module's file too
     running = _forkserver_pid() is not None
     if running and _FORKSERVER_WARM is not None and _FORKSERVER_WARM != warm:
         stop_forkserver()  # started by us in the other mode
