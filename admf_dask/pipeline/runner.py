@@ -322,11 +322,12 @@ def run(
             # signals.zarr is written by the workers while the portfolio tasks and then the
             # research stage run (neither reads it): its graph is built as the portfolio tasks
             # start, while this thread would only wait; waited for before anything else is written
-            writing: list[Any] = []
+            writing = None
 
             def start_writing() -> None:
-                if cfg.output.save_signals and not writing:
-                    writing.append(_write_signals(signals, work / "signals.zarr", client))
+                nonlocal writing
+                if cfg.output.save_signals and writing is None:
+                    writing = _write_signals(signals, work / "signals.zarr", client)
 
             try:
                 with reporter.stage("portfolio") as note, timer("portfolio"):
@@ -369,13 +370,13 @@ def run(
                 del warming
             except BaseException:
                 # no task may still write into the folder the failed run removes
-                for w in writing:
+                if writing is not None:
                     with contextlib.suppress(BaseException):
-                        w.result()
+                        writing.result()
                 raise
             with reporter.stage("write") as note, timer("write"):
-                for w in writing:
-                    w.result()
+                if writing is not None:
+                    writing.result()
                 timer.timings["total"] = round(time.perf_counter() - t_start, 4)
                 manifest = {
                     "tool": rundir.TOOL,  # with run_id and outputs: what overwrite may replace
